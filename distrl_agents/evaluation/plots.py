@@ -1,0 +1,132 @@
+"""Report figures: learning curves, aggregate interval estimates, performance profiles.
+
+Uses matplotlib's object-oriented API with the Agg canvas (``matplotlib.figure.Figure``), so it
+never touches pyplot's global backend state and works on headless machines. Every plot is written
+as PNG and SVG next to each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from distrl_agents.evaluation.aggregates import METRIC_NAMES
+
+# One curve per agent: (x [T], mean [T], low [T], high [T]).
+Curve = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Interval = tuple[float, float, float]
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _colors(labels: Sequence[str]) -> dict[str, str]:
+    palette = [f"C{i}" for i in range(10)]
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=120 if ext == "png" else None)
+        paths.append(path)
+    return paths
+
+
+def plot_learning_curves(
+    curves: Mapping[str, Mapping[str, Curve]],
+    ylabels: Mapping[str, str],
+    stem: Path,
+) -> list[Path]:
+    """One panel per game; per agent the mean over seeds against frames with a band.
+
+    ``curves[agent][game] = (frames, mean, low, high)``; ``ylabels[game]`` names the y axis
+    (``"HNS"`` or ``"raw score"``).
+    """
+    games = sorted({g for per_game in curves.values() for g in per_game})
+    agents = list(curves)
+    colors = _colors(agents)
+    ncols = min(4, max(1, len(games)))
+    nrows = max(1, math.ceil(len(games) / ncols))
+    fig = _figure(3.6 * ncols, 2.8 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).reshape(-1)
+    for ax, game in zip(axes, games):
+        for agent in agents:
+            if game not in curves[agent]:
+                continue
+            x, m, lo, hi = curves[agent][game]
+            ax.plot(x, m, color=colors[agent], label=agent, marker="." if len(x) < 3 else None)
+            ax.fill_between(x, lo, hi, color=colors[agent], alpha=0.2, linewidth=0)
+        ax.set_title(game)
+        ax.set_xlabel("frames")
+        ax.set_ylabel(ylabels.get(game, "score"))
+        ax.grid(alpha=0.3)
+    for ax in axes[len(games) :]:
+        ax.set_visible(False)
+    if agents and games:
+        axes[0].legend(fontsize="small")
+    fig.suptitle("Learning curves (mean over seeds; band = min..max over seeds)")
+    return _save(fig, stem)
+
+
+def plot_interval_estimates(
+    intervals: Mapping[str, Mapping[str, Interval]],
+    stem: Path,
+    confidence: float = 0.95,
+) -> list[Path]:
+    """One row per metric, one horizontal interval (with the point estimate) per agent."""
+    agents = list(intervals)
+    metrics = [m for m in METRIC_NAMES if any(m in intervals[a] for a in agents)]
+    colors = _colors(agents)
+    fig = _figure(6.0, 0.6 + (0.35 * len(agents) + 0.6) * max(1, len(metrics)))
+    axes = np.atleast_1d(fig.subplots(max(1, len(metrics)), 1, squeeze=False)).reshape(-1)
+    for ax, metric in zip(axes, metrics):
+        for row, agent in enumerate(agents):
+            if metric not in intervals[agent]:
+                continue
+            point, low, high = intervals[agent][metric]
+            ax.plot([low, high], [row, row], color=colors[agent], linewidth=6, alpha=0.5)
+            ax.plot([point], [row], color=colors[agent], marker="|", markersize=14, mew=2)
+        ax.set_yticks(range(len(agents)), agents)
+        ax.set_ylim(len(agents) - 0.3, -0.7)  # first agent on top
+        ax.set_title(METRIC_NAMES[metric], fontsize="medium", loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel(
+        f"human-normalized score ({round(100 * confidence)}% stratified-bootstrap CI)"
+    )
+    return _save(fig, stem)
+
+
+def plot_performance_profiles(
+    taus: np.ndarray,
+    profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    stem: Path,
+) -> list[Path]:
+    """Fraction of runs x games with HNS > tau, per agent, with its bootstrap band."""
+    agents = list(profiles)
+    colors = _colors(agents)
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    for agent in agents:
+        p, lo, hi = profiles[agent]
+        ax.plot(taus, p, color=colors[agent], label=agent)
+        ax.fill_between(taus, lo, hi, color=colors[agent], alpha=0.2, linewidth=0)
+    ax.set_xlabel(r"human-normalized score $\tau$")
+    ax.set_ylabel(r"fraction of runs with score $> \tau$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    if agents:
+        ax.legend(fontsize="small")
+    ax.set_title("Performance profiles (score distributions)")
+    return _save(fig, stem)
+
+
+__all__ = ["plot_interval_estimates", "plot_learning_curves", "plot_performance_profiles"]
