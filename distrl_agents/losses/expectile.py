@@ -1,0 +1,305 @@
+"""Expectile math: the asymmetric squared loss, exact expectiles and sample imputation.
+
+The tau-expectile ``e_tau`` of a distribution ``X`` (Newey & Powell 1987) minimises the
+asymmetric squared loss ``E[|tau - 1{X < e}| (X - e)^2]``; equivalently it is the root of the
+first-order condition (FOC)
+
+    tau * E[(X - e)_+] = (1 - tau) * E[(e - X)_+],                                   (FOC)
+
+which is strictly increasing in ``e`` for ``tau`` in (0, 1), so the root is unique. ``tau = 0.5``
+is the mean. Expectile distributional RL (EDRL / ER-DQN, Rowland et al. 2019, "Statistics and
+Samples in Distributional Reinforcement Learning") learns K expectiles per action with this loss
+and builds the Bellman target by *imputation*: find samples whose expectiles are the predicted
+ones, push them through ``r + gamma z`` and regress on them. Dabney et al. 2020 (Nature, Methods,
+"distributional decoding") use the same imputation to decode a reward distribution from dopamine
+cells' reversal points (expectile values) and asymmetries (expectile levels).
+
+Shapes: ``B`` batch, ``K`` expectile levels, ``M`` samples / target atoms, ``N`` atoms.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["expectile_foc_residual", "expectile_loss", "expectiles", "impute_samples"]
+
+
+def _levels(taus: Tensor, batch: int, k: int, device: torch.device) -> Tensor:
+    """Broadcast expectile levels ``[K]`` or ``[B, K]`` to ``[B, K]`` fp32."""
+    taus = torch.as_tensor(taus, device=device).float()
+    if taus.dim() == 1:
+        taus = taus.unsqueeze(0).expand(batch, -1)
+    if taus.shape != (batch, k):
+        raise ValueError(
+            f"taus must be [K] or [B, K] with B={batch}, K={k}; got {tuple(taus.shape)}"
+        )
+    return taus
+
+
+def expectile_loss(pred: Tensor, target: Tensor, taus: Tensor) -> Tensor:
+    """Per-sample expectile regression loss, ``[B]`` fp32.
+
+    ``loss_b = sum_k mean_j |tau_k - 1{u_bkj < 0}| * u_bkj^2`` with ``u_bkj = target_bj - pred_bk``:
+    the asymmetric squared (expectile regression) loss of ER-DQN (Rowland et al. 2019, EDRL; Newey &
+    Powell 1987). Its minimiser over ``pred_bk`` is the ``tau_k``-expectile of the target samples.
+
+    Args:
+        pred: ``[B, K]`` predicted expectiles (gradients flow through this).
+        target: ``[B, M]`` target samples (treated as data; detach them yourself if needed).
+        taus: ``[K]`` or ``[B, K]`` expectile levels in [0, 1].
+    """
+    if pred.dim() != 2 or target.dim() != 2 or pred.shape[0] != target.shape[0]:
+        raise ValueError(
+            f"pred must be [B, K] and target [B, M]; got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    batch, k = pred.shape
+    tau_BK1 = _levels(taus, batch, k, pred.device).unsqueeze(-1)
+    u_BKM = target.float().unsqueeze(1) - pred.float().unsqueeze(2)  # u = target - pred
+    # Asymmetric weight |tau - 1{u < 0}| (Rowland et al. 2019, expectile regression loss).
+    weight_BKM = torch.abs(tau_BK1 - (u_BKM.detach() < 0).float())
+    return (weight_BKM * u_BKM.pow(2)).mean(-1).sum(-1)
+
+
+def expectile_foc_residual(
+    values: Tensor, samples: Tensor, taus: Tensor, weights: Tensor | None = None
+) -> Tensor:
+    """FOC residual ``r_k = E_w[|tau_k - 1{z < e_k}| (z - e_k)]``, ``[B, K]``.
+
+    ``r_k = tau_k E[(z - e_k)_+] - (1 - tau_k) E[(e_k - z)_+]`` (FOC above); zero iff ``e_k`` is the
+    ``tau_k``-expectile of the weighted samples. It is the objective the imputation of Rowland et
+    al. 2019 (EDRL) and Dabney et al. 2020 (Methods) drives to zero.
+
+    Args:
+        values: ``[B, K]`` candidate expectile values ``e``.
+        samples: ``[B, M]`` samples ``z``.
+        taus: ``[K]`` or ``[B, K]``.
+        weights: ``[B, M]`` probabilities (uniform ``1/M`` when ``None``).
+    """
+    batch, k = values.shape
+    tau_BK1 = _levels(taus, batch, k, values.device).to(values.dtype).unsqueeze(-1)
+    d_BKM = samples.unsqueeze(1) - values.unsqueeze(2)  # z_j - e_k
+    w_BKM = torch.where(d_BKM < 0, 1.0 - tau_BK1, tau_BK1)
+    if weights is None:
+        return (w_BKM * d_BKM).mean(-1)
+    return (w_BKM * d_BKM * weights.to(values.dtype).unsqueeze(1)).sum(-1)
+
+
+def expectiles(samples: Tensor, weights: Tensor | None, taus: Tensor) -> Tensor:
+    """Exact expectiles of discrete distributions, ``[..., K]`` (batched, no iteration).
+
+    The FOC ``f(e) = (1 - tau) E[(e - X)_+] - tau E[(X - e)_+]`` is piecewise linear in ``e`` with
+    breakpoints at the atoms. With atoms sorted, ``F_i = sum_{j<=i} p_j``, ``S_i = sum_{j<=i} p_j x_j``
+    and mean ``m``, on the segment after ``i`` atoms ``f(e) = e [(1-tau) F_i + tau (1-F_i)]
+    - (1-tau) S_i - tau (m - S_i)``, so the root is
+
+        e = [(1 - tau) S_i + tau (m - S_i)] / [(1 - tau) F_i + tau (1 - F_i)],
+
+    where ``i`` is the number of atoms at which ``f < 0``. ``tau = 0`` / ``1`` give the smallest /
+    largest atom of positive weight. Computed in float64; returned in the samples' float dtype.
+
+    Args:
+        samples: ``[..., N]`` atom locations.
+        weights: ``[..., N]`` probabilities summing to one (``None``: uniform).
+        taus: ``[K]`` or ``[..., K]`` levels in [0, 1].
+    """
+    samples = torch.as_tensor(samples)
+    out_dtype = samples.dtype if samples.is_floating_point() else torch.float32
+    x = samples.double()
+    if weights is None:
+        p = torch.full_like(x, 1.0 / x.shape[-1])
+    else:
+        p = torch.as_tensor(weights, device=x.device).double().expand_as(x)
+    taus = torch.as_tensor(taus, device=x.device).double()
+    if ((taus < 0) | (taus > 1)).any():
+        raise ValueError("expectile levels taus must lie in [0, 1]")
+    if (p < 0).any():
+        raise ValueError("weights must be non-negative")
+    p = p / p.sum(-1, keepdim=True)
+    tau = taus.expand(*x.shape[:-1], taus.shape[-1])  # [..., K]
+
+    x_sorted, order = torch.sort(x, dim=-1)
+    p_sorted = torch.gather(p, -1, order)
+    cdf = torch.cumsum(p_sorted, -1)  # F_i, [..., N]
+    partial = torch.cumsum(p_sorted * x_sorted, -1)  # S_i
+    mean = partial[..., -1:]  # m
+
+    # f at every atom, [..., K, N] (FOC evaluated at e = x_i).
+    t = tau.unsqueeze(-1)
+    xi, fi, si, m = (
+        x_sorted.unsqueeze(-2),
+        cdf.unsqueeze(-2),
+        partial.unsqueeze(-2),
+        mean.unsqueeze(-2),
+    )
+    f_at_atoms = (1 - t) * (xi * fi - si) - t * ((m - si) - xi * (1 - fi))
+    count = (f_at_atoms < 0).sum(-1, keepdim=True)  # i = atoms strictly left of the root
+
+    zeros = torch.zeros_like(cdf[..., :1])
+    f_left = torch.cat([zeros, cdf], -1).unsqueeze(-2).expand(*tau.shape, -1)
+    s_left = torch.cat([zeros, partial], -1).unsqueeze(-2).expand(*tau.shape, -1)
+    fl = torch.gather(f_left, -1, count).squeeze(-1)
+    sl = torch.gather(s_left, -1, count).squeeze(-1)
+    num = (1 - tau) * sl + tau * (mean - sl)
+    den = (1 - tau) * fl + tau * (1 - fl)
+    e = num / den.clamp_min(1e-300)
+
+    positive = p_sorted > 0
+    big = torch.finfo(torch.float64).max
+    lo = torch.where(positive, x_sorted, big).amin(-1, keepdim=True)
+    hi = torch.where(positive, x_sorted, -big).amax(-1, keepdim=True)
+    e = torch.minimum(torch.maximum(e, lo), hi)
+    e = torch.where(tau <= 0, lo.expand_as(e), e)
+    e = torch.where(tau >= 1, hi.expand_as(e), e)
+    return e.to(out_dtype)
+
+
+def impute_samples(
+    expectile_values: Tensor,
+    taus: Tensor,
+    num_samples: int | None = None,
+    *,
+    max_iters: int = 300,
+    smoothing: float = 0.3,
+    smoothing_decay: float = 0.5,
+    decay_every: int = 8,
+    tol: float = 1e-14,
+    bounds: tuple[float, float] | None = None,
+    return_residual: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Samples whose expectiles at ``taus`` are ``expectile_values`` (batched, on their device).
+
+    Imputation strategy of EDRL (Rowland et al. 2019) and the distributional decoding of Dabney et
+    al. 2020 (Methods): minimise over ``z_1..z_M`` (equal weights)
+
+        L(z) = sum_k r_k(z)^2,   r_k(z) = mean_j |tau_k - 1{z_j < e_k}| (z_j - e_k)
+             = mean_j [(2 tau_k - 1) (z_j - e_k)_+ + (1 - tau_k) (z_j - e_k)]
+
+    (``r_k`` is the FOC residual, zero iff ``e_k`` is the ``tau_k``-expectile of the samples).
+
+    ``r`` is piecewise linear in ``z`` and ``L`` has kinks where a sample crosses an expectile (every
+    sample starts on one), which trap plain (Gauss-)Newton steps. So we solve a smoothed problem with
+    ``(d)_+`` replaced by ``s softplus(d / s)`` and shrink ``s`` by ``smoothing_decay`` every
+    ``decay_every`` iterations down to the exact problem (``s = 0`` once below ``1e-7``), each stage
+    a batched Levenberg-Marquardt (damped Gauss-Newton) iteration with Jacobian
+    ``J_kj = [(1 - tau_k) + (2 tau_k - 1) sigmoid((z_j - e_k) / s)] / M``, one damping per row, steps
+    accepted only when they lower ``L``. Start: the expectile values themselves (``M = K``), or
+    their linear interpolation at levels ``(j + 1/2) / M`` otherwise. Runs in float64 on the
+    input's device, values normalised by their range (the FOC is affine-equivariant).
+
+    Args:
+        expectile_values: ``[B, K]`` or ``[K]`` expectiles.
+        taus: ``[K]`` or ``[B, K]`` levels in (0, 1).
+        num_samples: ``M`` (default ``K``).
+        max_iters: LM iterations in all (each one batched ``M x M`` solve).
+        smoothing: initial smoothing width ``s`` in units of the expectiles' range (0: exact only).
+        smoothing_decay: factor applied to ``s`` every ``decay_every`` iterations.
+        decay_every: iterations per smoothing stage.
+        tol: a row stops once its exact ``L`` (normalised units) is below this.
+        bounds: optional ``(low, high)`` box the samples are projected onto (e.g. the reward range).
+        return_residual: also return ``[B]`` final ``max_k |r_k|`` in the input's units. The
+            expectile error is at most ``|r_k| / min(tau_k, 1 - tau_k)``.
+
+    Returns:
+        ``[B, M]`` (or ``[M]``) samples sorted ascending, in the input's float dtype.
+    """
+    e_in = torch.as_tensor(expectile_values)
+    squeeze = e_in.dim() == 1
+    e = e_in.unsqueeze(0) if squeeze else e_in
+    if e.dim() != 2:
+        raise ValueError(f"expectile_values must be [K] or [B, K]; got {tuple(e_in.shape)}")
+    out_dtype = e.dtype if e.is_floating_point() else torch.float32
+    batch, k = e.shape
+    m = k if num_samples is None else int(num_samples)
+    if m < 1:
+        raise ValueError(f"num_samples must be >= 1; got {num_samples}")
+    tau = _levels(taus, batch, k, e.device).double()
+    if ((tau <= 0) | (tau >= 1)).any():
+        raise ValueError("imputation needs expectile levels strictly inside (0, 1)")
+    e = e.detach().double()
+    dev = e.device
+
+    # Normalise: z = centre + scale * y.
+    centre = e.mean(-1, keepdim=True)
+    scale = (e.max(-1, keepdim=True).values - e.min(-1, keepdim=True).values).clamp_min(1e-8)
+    en = (e - centre) / scale
+    lo = hi = None
+    if bounds is not None:
+        lo, hi = (bounds[0] - centre) / scale, (bounds[1] - centre) / scale
+
+    def project(y_: Tensor) -> Tensor:
+        return y_ if lo is None else torch.minimum(torch.maximum(y_, lo), hi)
+
+    # Initialisation at the expectile values themselves (sorted by level).
+    tau_sorted, order = torch.sort(tau, -1)
+    e_by_tau = torch.gather(en, -1, order)
+    if m == k:
+        y = e_by_tau.clone()
+    else:
+        grid = ((torch.arange(m, device=dev, dtype=torch.float64) + 0.5) / m).expand(batch, m)
+        y = _interp(grid, tau_sorted, e_by_tau)
+    y = project(y)
+
+    t_BK1 = tau.unsqueeze(-1)
+
+    def residual(y_: Tensor, s: float) -> tuple[Tensor, Tensor, Tensor]:
+        d = y_.unsqueeze(1) - en.unsqueeze(2)  # z_j - e_k, [B, K, M]
+        if s > 0:
+            d_plus, slope = s * F.softplus(d / s), torch.sigmoid(d / s)
+        else:
+            d_plus, slope = d.clamp_min(0.0), (d >= 0).double()
+        # r_k = mean_j (2 tau - 1) (d)_+ + (1 - tau) d   (FOC residual, smoothed when s > 0)
+        r_ = ((2 * t_BK1 - 1) * d_plus + (1 - t_BK1) * d).mean(-1)
+        jac_ = ((1 - t_BK1) + (2 * t_BK1 - 1) * slope) / m
+        return r_, jac_, (r_ * r_).sum(-1)
+
+    eye = torch.eye(m, dtype=torch.float64, device=dev)
+    s = float(smoothing) if smoothing > 0 else 0.0
+    r, jac, loss = residual(y, s)
+    lam = torch.full((batch,), 1e-3, dtype=torch.float64, device=dev)
+    for it in range(max_iters):
+        active = loss > (tol if s == 0 else 0.0)
+        if not bool(active.any()):
+            if s == 0:
+                break
+        else:
+            jt = jac.transpose(1, 2)
+            hess = jt @ jac  # Gauss-Newton J^T J, [B, M, M]
+            grad = (jt @ r.unsqueeze(-1)).squeeze(-1)  # J^T r
+            damp = lam[:, None, None] * (
+                torch.diag_embed(torch.diagonal(hess, 0, 1, 2)) + 1e-9 * eye
+            )
+            step = torch.linalg.solve(hess + damp, -grad.unsqueeze(-1)).squeeze(-1)
+            y_new = project(y + step)
+            r_new, jac_new, loss_new = residual(y_new, s)
+            accept = (loss_new < loss) & active
+            y = torch.where(accept[:, None], y_new, y)
+            r = torch.where(accept[:, None], r_new, r)
+            jac = torch.where(accept[:, None, None], jac_new, jac)
+            loss = torch.where(accept, loss_new, loss)
+            lam = torch.where(accept, (lam * 0.3).clamp_min(1e-12), (lam * 10.0).clamp_max(1e12))
+        if s > 0 and (it + 1) % decay_every == 0:
+            s = s * smoothing_decay if s * smoothing_decay > 1e-7 else 0.0
+            r, jac, loss = residual(y, s)
+            lam.fill_(1e-3)
+    r, _, _ = residual(y, 0.0)
+
+    z = (centre + scale * torch.sort(y, -1).values).to(out_dtype)
+    if squeeze:
+        z = z.squeeze(0)
+    if return_residual:
+        res = (r.abs().amax(-1) * scale.squeeze(-1)).to(out_dtype)
+        return z, (res.squeeze(0) if squeeze else res)
+    return z
+
+
+def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
+    """Batched linear interpolation ``[B, M]`` of ``fp`` at ``x`` (``xp`` sorted), flat outside."""
+    if xp.shape[-1] == 1:
+        return fp.expand_as(x).clone()
+    idx = torch.searchsorted(xp.contiguous(), x.contiguous()).clamp(1, xp.shape[-1] - 1)
+    x0, x1 = torch.gather(xp, -1, idx - 1), torch.gather(xp, -1, idx)
+    f0, f1 = torch.gather(fp, -1, idx - 1), torch.gather(fp, -1, idx)
+    w = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0, 1)
+    return f0 + w * (f1 - f0)

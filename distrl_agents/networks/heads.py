@@ -1,0 +1,289 @@
+"""Heads: torso features ``[B, F]`` -> one ``ReturnDistribution`` per action.
+
+Every head casts its outputs to fp32 (softmax and quantile values are never left in bf16), so
+losses downstream are computed in fp32 even when the torso runs under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from distrl_agents.distribution import ReturnDistribution
+from distrl_agents.networks.layers import ActionStream
+
+
+class ExpectedValueHead(nn.Module):
+    """DQN head: one expected value per action, as a distribution with ``N = 1``, probs 1."""
+
+    def __init__(
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        hidden: int = 512,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_std: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.stream = ActionStream(in_features, num_actions, 1, hidden, dueling, noisy, noisy_std)
+
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
+        values = self.stream(features).float()  # [B, A, 1]
+        return ReturnDistribution(values=values, probs=torch.ones_like(values), taus=None)
+
+
+class CategoricalHead(nn.Module):
+    """C51 head (Bellemare et al. 2017, Sec. 4): softmax over a fixed support of ``K`` atoms.
+
+    ``z_i = v_min + i * (v_max - v_min) / (K - 1)``, ``p_i(x, a) = softmax(theta_i(x, a))``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        num_atoms: int = 51,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+        hidden: int = 512,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_std: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if num_atoms < 2:
+            raise ValueError(f"num_atoms must be >= 2, got {num_atoms}")
+        if not v_min < v_max:
+            raise ValueError(f"v_min must be < v_max, got v_min={v_min}, v_max={v_max}")
+        self.num_atoms = num_atoms
+        self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms))  # [K]
+        self.stream = ActionStream(
+            in_features, num_actions, num_atoms, hidden, dueling, noisy, noisy_std
+        )
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Unnormalised log-probabilities ``[B, A, K]`` in fp32."""
+        return self.stream(features).float()
+
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
+        logits = self.logits(features)  # [B, A, K]
+        probs = torch.softmax(logits, dim=-1)  # fp32
+        values = self.support.float().expand_as(probs)
+        return ReturnDistribution(values=values, probs=probs, taus=None)
+
+
+def quantile_midpoints(num_quantiles: int, device: torch.device | str | None = None) -> Tensor:
+    """``tau_hat_i = (2i + 1) / (2N)``, i = 0..N-1 (Dabney et al. 2018 QR-DQN, Lemma 2). ``[N]``."""
+    i = torch.arange(num_quantiles, dtype=torch.float32, device=device)
+    return (2.0 * i + 1.0) / (2.0 * num_quantiles)
+
+
+class QuantileHead(nn.Module):
+    """QR-DQN head (Dabney et al. 2018a): ``N`` quantile values at the fixed midpoints."""
+
+    def __init__(
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        num_quantiles: int = 200,
+        hidden: int = 512,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_std: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if num_quantiles < 1:
+            raise ValueError(f"num_quantiles must be >= 1, got {num_quantiles}")
+        self.num_quantiles = num_quantiles
+        self.register_buffer("taus", quantile_midpoints(num_quantiles))  # [N]
+        self.stream = ActionStream(
+            in_features, num_actions, num_quantiles, hidden, dueling, noisy, noisy_std
+        )
+
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
+        values = self.stream(features).float()  # [B, A, N]
+        probs = torch.full_like(values, 1.0 / self.num_quantiles)
+        taus = self.taus.expand(values.shape[0], -1)  # [B, N]
+        return ReturnDistribution(values=values, probs=probs, taus=taus)
+
+
+class CosineEmbedding(nn.Module):
+    """IQN quantile embedding (Dabney et al. 2018b, Eq. 4):
+    ``phi_j(tau) = ReLU(sum_i cos(pi * i * tau) w_ij + b_j)``.
+
+    We use ``i = 1..n`` as Dopamine (``tf.range(1, n + 1)`` in ``ImplicitQuantileNetwork``) and
+    DQN Zoo do; the paper writes ``i = 0..n-1``, where ``i = 0`` is a constant feature that only
+    duplicates the bias.
+    """
+
+    def __init__(self, embedding_dim: int, out_features: int) -> None:
+        super().__init__()
+        self.embedding_dim = embedding_dim
+        self.register_buffer(
+            "pi_i", math.pi * torch.arange(1, embedding_dim + 1, dtype=torch.float32)
+        )  # [n]
+        self.linear = nn.Linear(embedding_dim, out_features)
+
+    def cosines(self, taus: Tensor) -> Tensor:
+        """``cos(pi * i * tau)``: taus ``[B, N]`` -> ``[B, N, n]`` in fp32."""
+        return torch.cos(taus.float().unsqueeze(-1) * self.pi_i)
+
+    def forward(self, taus: Tensor) -> Tensor:
+        return torch.relu(self.linear(self.cosines(taus)))  # [B, N, F]
+
+
+class ImplicitQuantileHead(nn.Module):
+    """IQN head (Dabney et al. 2018b, Sec. 3): ``Z_tau(x, a) = f(psi(x) ⊙ phi(tau))_a``.
+
+    ``forward`` samples ``num_quantiles`` taus ~ U[0, 1] per state unless ``taus`` are given;
+    ``num_quantiles`` defaults to the head's acting sample count ``K``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        num_quantiles: int = 32,
+        embedding_dim: int = 64,
+        hidden: int = 512,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_std: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if num_quantiles < 1:
+            raise ValueError(f"num_quantiles must be >= 1, got {num_quantiles}")
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        self.num_quantiles = num_quantiles
+        self.embedding = CosineEmbedding(embedding_dim, in_features)
+        self.stream = ActionStream(in_features, num_actions, 1, hidden, dueling, noisy, noisy_std)
+
+    def sample_taus(
+        self,
+        batch_size: int,
+        num_quantiles: int,
+        device: torch.device,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Taus ~ U[0, 1], ``[B, N]`` (Dabney et al. 2018b, Sec. 3.1)."""
+        return torch.rand(batch_size, num_quantiles, device=device, generator=generator)
+
+    def quantile_values(self, features: Tensor, taus: Tensor) -> Tensor:
+        """Quantile values ``[B, A, N]`` (fp32) at taus ``[B, N]``."""
+        phi = self.embedding(taus)  # [B, N, F]
+        merged = features.unsqueeze(1) * phi  # psi(x) ⊙ phi(tau), Dabney et al. 2018b Sec. 3.1
+        out = self.stream(merged)  # [B, N, A, 1]
+        return out.squeeze(-1).transpose(1, 2).float()  # [B, A, N]
+
+    def forward(
+        self,
+        features: Tensor,
+        *,
+        taus: Tensor | None = None,
+        num_quantiles: int | None = None,
+        generator: torch.Generator | None = None,
+        **_: object,
+    ) -> ReturnDistribution:
+        if taus is None:
+            n = self.num_quantiles if num_quantiles is None else num_quantiles
+            taus = self.sample_taus(features.shape[0], n, features.device, generator)
+        elif taus.dim() == 1:
+            taus = taus.unsqueeze(0).expand(features.shape[0], -1)
+        values = self.quantile_values(features, taus)
+        probs = torch.full_like(values, 1.0 / values.shape[-1])
+        return ReturnDistribution(values=values, probs=probs, taus=taus.float())
+
+
+@dataclass(frozen=True)
+class Fractions:
+    """FQF proposed fractions for a batch.
+
+    Attributes:
+        taus: ``[B, N+1]`` ordered fractions ``0 = tau_0 < ... < tau_N = 1``.
+        tau_hats: ``[B, N]`` midpoints ``(tau_i + tau_{i+1}) / 2``.
+        entropy: ``[B]`` entropy of the proposal's softmax (a diagnostic and optional bonus).
+    """
+
+    taus: Tensor
+    tau_hats: Tensor
+    entropy: Tensor
+
+
+class FractionProposal(nn.Module):
+    """FQF fraction-proposal network (Yang et al. 2019, Sec. 3.2): one linear layer + softmax;
+    ``tau_i = sum_{k<i} q_k`` (cumulative softmax), so the fractions are ordered by construction.
+    """
+
+    def __init__(self, in_features: int, num_fractions: int) -> None:
+        super().__init__()
+        self.num_fractions = num_fractions
+        self.linear = nn.Linear(in_features, num_fractions)
+        # Small initial weights: the first proposal is close to uniform fractions (as in the
+        # authors' code, which initialises this layer with a small-gain Xavier init).
+        nn.init.xavier_uniform_(self.linear.weight, gain=0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, features: Tensor) -> Fractions:
+        log_q = F.log_softmax(self.linear(features).float(), dim=-1)  # [B, N], fp32
+        q = log_q.exp()
+        entropy = -(q * log_q).sum(-1)  # [B]
+        # Cumulative softmax; clamp and pin tau_N = 1 exactly (fp32 cumsum may end at 1 +- 1e-7).
+        cum = torch.cumsum(q, dim=-1)[:, :-1].clamp(max=1.0)  # [B, N-1]: tau_1 .. tau_{N-1}
+        zeros, ones = torch.zeros_like(cum[:, :1]), torch.ones_like(cum[:, :1])
+        taus = torch.cat([zeros, cum, ones], dim=-1)  # [B, N+1], Yang et al. 2019 Sec. 3.2
+        tau_hats = 0.5 * (taus[:, :-1] + taus[:, 1:])  # Yang et al. 2019, Sec. 3.1
+        return Fractions(taus=taus, tau_hats=tau_hats, entropy=entropy)
+
+
+class FQFHead(ImplicitQuantileHead):
+    """FQF head (Yang et al. 2019): a fraction proposal plus IQN's quantile value network.
+
+    The distribution is the staircase with value ``F^-1(tau_hat_i)`` on ``[tau_i, tau_{i+1})``:
+    values at the midpoints, probs ``tau_{i+1} - tau_i``. The proposal reads detached features
+    (as in the authors' code): its loss never trains the torso.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        num_fractions: int = 32,
+        embedding_dim: int = 64,
+        hidden: int = 512,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_std: float = 0.5,
+    ) -> None:
+        if num_fractions < 2:
+            raise ValueError(f"num_fractions must be >= 2, got {num_fractions}")
+        super().__init__(
+            in_features,
+            num_actions,
+            num_quantiles=num_fractions,
+            embedding_dim=embedding_dim,
+            hidden=hidden,
+            dueling=dueling,
+            noisy=noisy,
+            noisy_std=noisy_std,
+        )
+        self.fraction_proposal = FractionProposal(in_features, num_fractions)
+
+    def propose(self, features: Tensor) -> Fractions:
+        return self.fraction_proposal(features.detach())
+
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:  # type: ignore[override]
+        fr = self.propose(features)
+        values = self.quantile_values(features, fr.tau_hats.detach())  # [B, A, N]
+        probs = (fr.taus[:, 1:] - fr.taus[:, :-1]).unsqueeze(1).expand_as(values)
+        return ReturnDistribution(values=values, probs=probs, taus=fr.tau_hats)

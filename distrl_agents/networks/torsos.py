@@ -1,0 +1,109 @@
+"""Torsos: observation -> feature vector ``[B, F]``. Frames stay uint8 until here (DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def _to_float(obs: Tensor) -> Tensor:
+    """uint8 frames -> float in [0, 1] on the device; float inputs pass through unchanged."""
+    if obs.dtype == torch.uint8:
+        return obs.float() / 255.0
+    return obs.float()
+
+
+class NatureCNN(nn.Module):
+    """Nature DQN convolutional torso (Mnih et al. 2015, Methods "Model architecture").
+
+    ``[B, S, 84, 84]`` uint8 -> conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> ``[B, 3136]``.
+    The 512-unit fully connected layer belongs to the head (its ``hidden`` width).
+    """
+
+    def __init__(self, obs_shape: Sequence[int]) -> None:
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ValueError(
+                f"torso 'nature' needs image observations [S, H, W]; got obs_shape={tuple(obs_shape)}"
+            )
+        channels = obs_shape[0]
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            self.output_dim = int(self.net(torch.zeros(1, *obs_shape)).shape[-1])
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(_to_float(obs))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv0(torch.relu(x))
+        out = self.conv1(torch.relu(out))
+        return x + out
+
+
+class ImpalaCNN(nn.Module):
+    """IMPALA ResNet torso (Espeholt et al. 2018, Fig. 3 right, "large" network).
+
+    Per stage: conv 3x3 -> max-pool 3x3/2 -> two residual blocks; then ReLU, flatten. The
+    paper's LSTM and its own fully connected layer are not used (the head's ``hidden`` layer
+    plays that role).
+    """
+
+    def __init__(self, obs_shape: Sequence[int], channels: Sequence[int] = (16, 32, 32)) -> None:
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ValueError(
+                f"torso 'impala' needs image observations [S, H, W]; got obs_shape={tuple(obs_shape)}"
+            )
+        layers: list[nn.Module] = []
+        in_ch = obs_shape[0]
+        for out_ch in channels:
+            layers += [
+                nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1),
+                nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+                _ResidualBlock(out_ch),
+                _ResidualBlock(out_ch),
+            ]
+            in_ch = out_ch
+        layers += [nn.ReLU(), nn.Flatten()]
+        self.net = nn.Sequential(*layers)
+        with torch.no_grad():
+            self.output_dim = int(self.net(torch.zeros(1, *obs_shape)).shape[-1])
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(_to_float(obs))
+
+
+class MLPTorso(nn.Module):
+    """Fully connected torso for vector observations (tiny test tasks): flatten -> [Linear, ReLU]*."""
+
+    def __init__(self, obs_shape: Sequence[int], sizes: Sequence[int] = (64, 64)) -> None:
+        super().__init__()
+        in_dim = 1
+        for d in obs_shape:
+            in_dim *= int(d)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for size in sizes:
+            layers += [nn.Linear(in_dim, int(size)), nn.ReLU()]
+            in_dim = int(size)
+        self.net = nn.Sequential(*layers)
+        self.output_dim = in_dim
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(_to_float(obs))
