@@ -684,7 +684,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
         return f"{x:,.0f}"
     if abs(x) >= 100:
         return f"{x:.1f}"
-    return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:.2f}"
+    return f"{x:.2f}" if abs(x) >= 10 else f"{x:.{digits}f}"
 
 
 def _per_game_csv(report: Report) -> str:

@@ -1,0 +1,213 @@
+"""Aggregate metrics (Agarwal et al. 2021 / rliable definitions), bootstrap CIs, profiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from distrl_agents.evaluation.aggregates import (
+    METRICS,
+    aggregate_metrics,
+    aggregate_metrics_with_ci,
+    bootstrap_distribution,
+    iqm,
+    mean,
+    median,
+    optimality_gap,
+    performance_profile,
+    stratified_bootstrap_ci,
+)
+
+# [runs=2, games=4]; sorted flat scores: 0 1 2 3 4 5 10 100.
+HAND = np.array([[0.0, 1.0, 2.0, 10.0], [3.0, 4.0, 5.0, 100.0]])
+
+
+def naive_iqm(scores: np.ndarray) -> float:
+    """Sort and slice: drop floor(n/4) scores from each end (what trim_mean(.., 0.25) does)."""
+    flat = np.sort(np.asarray(scores, dtype=float).reshape(-1))
+    k = int(0.25 * flat.size)
+    return float(flat[k : flat.size - k].mean())
+
+
+def fractional_iqm(scores: np.ndarray) -> float:
+    """Mean of the middle 50% of the empirical distribution, boundary scores weighted by the
+    fraction of their 1/n mass that lies inside [25%, 75%]."""
+    flat = np.sort(np.asarray(scores, dtype=float).reshape(-1))
+    n = flat.size
+    lo_edges, hi_edges = np.arange(n) / n, np.arange(1, n + 1) / n
+    weights = np.clip(np.minimum(hi_edges, 0.75) - np.maximum(lo_edges, 0.25), 0.0, None)
+    return float((weights * flat).sum() / weights.sum())
+
+
+# ------------------------------------------------------------------------------ point metrics
+
+
+def test_hand_case() -> None:
+    assert iqm(HAND) == pytest.approx((2 + 3 + 4 + 5) / 4)
+    assert mean(HAND) == pytest.approx(125 / 8)
+    # per-game means 1.5 2.5 3.5 55 -> median 3.0
+    assert median(HAND) == pytest.approx(3.0)
+    assert optimality_gap(HAND) == pytest.approx(1 / 8)  # only the 0 falls short of 1, by 1
+    assert optimality_gap(HAND, gamma=4.0) == pytest.approx((4 + 3 + 2 + 0 + 1) / 8)
+
+
+def test_median_is_over_per_game_means_not_all_scores() -> None:
+    scores = np.array([[0.0, 1.0, 2.0], [6.0, 1.0, 2.0]])
+    assert median(scores) == pytest.approx(2.0)  # per-game means 3, 1, 2
+    assert float(np.median(scores)) == pytest.approx(1.5)  # the pooled median differs
+
+
+def test_mean_equals_flattened_mean() -> None:
+    scores = np.random.default_rng(1).normal(size=(7, 13))
+    assert mean(scores) == pytest.approx(scores.mean())
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (2, 2), (3, 5), (5, 57), (4, 26), (10, 7)])
+def test_iqm_against_naive(shape: tuple[int, int]) -> None:
+    scores = np.random.default_rng(shape[0] * 100 + shape[1]).standard_cauchy(size=shape)
+    assert iqm(scores) == pytest.approx(naive_iqm(scores), rel=1e-12, abs=1e-12)
+    assert iqm(scores) == pytest.approx(stats.trim_mean(scores.reshape(-1), 0.25))
+    if scores.size % 4 == 0:
+        # With n divisible by 4 trim_mean cuts exactly the outer quarters.
+        assert iqm(scores) == pytest.approx(fractional_iqm(scores), rel=1e-12, abs=1e-12)
+
+
+def test_iqm_is_robust_to_outliers() -> None:
+    scores = np.ones((4, 10))
+    scores[0, 0] = 1e9
+    assert iqm(scores) == pytest.approx(1.0)
+    assert mean(scores) > 1e6
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_metrics_are_batched_over_leading_dims(name: str) -> None:
+    fn = METRICS[name]
+    batch = np.random.default_rng(2).normal(size=(6, 3, 5, 4))
+    out = np.asarray(fn(batch))
+    assert out.shape == (6, 3)
+    expected = np.array([[fn(batch[i, j]) for j in range(3)] for i in range(6)])
+    np.testing.assert_allclose(out, expected)
+
+
+def test_aggregate_metrics_array_and_dict() -> None:
+    agg = aggregate_metrics(HAND)
+    assert list(agg) == ["median", "iqm", "mean", "optimality_gap"]
+    assert agg["iqm"] == pytest.approx(3.5)
+    both = aggregate_metrics({"a": HAND, "b": HAND + 1})
+    assert both["b"]["mean"] == pytest.approx(agg["mean"] + 1)
+
+
+@pytest.mark.parametrize("bad", [np.array([1.0, 2.0]), np.zeros((0, 3)), np.array([[1.0, np.nan]])])
+def test_bad_inputs_raise(bad: np.ndarray) -> None:
+    with pytest.raises(ValueError):
+        iqm(bad)
+
+
+# ------------------------------------------------------------------------------ bootstrap
+
+
+def test_bootstrap_interval_contains_point_and_is_seeded() -> None:
+    scores = np.random.default_rng(3).normal(1.0, 0.5, size=(5, 20))
+    for name, fn in METRICS.items():
+        point, low, high = stratified_bootstrap_ci(scores, fn, reps=1000, seed=0)
+        assert point == pytest.approx(float(fn(scores)))
+        assert low <= point <= high, name
+        assert low < high, name
+    assert stratified_bootstrap_ci(scores, iqm, reps=300, seed=7) == stratified_bootstrap_ci(
+        scores, iqm, reps=300, seed=7
+    )
+    assert stratified_bootstrap_ci(scores, iqm, reps=300, seed=7) != stratified_bootstrap_ci(
+        scores, iqm, reps=300, seed=8
+    )
+
+
+def test_bootstrap_interval_shrinks_with_more_runs() -> None:
+    rng = np.random.default_rng(4)
+    game_means = rng.uniform(0, 2, size=10)
+    few = game_means + rng.normal(0, 1, size=(3, 10))
+    many = game_means + rng.normal(0, 1, size=(60, 10))
+    for fn in (iqm, mean):
+        _, lo_f, hi_f = stratified_bootstrap_ci(few, fn, reps=1000, seed=0)
+        _, lo_m, hi_m = stratified_bootstrap_ci(many, fn, reps=1000, seed=0)
+        assert hi_m - lo_m < 0.5 * (hi_f - lo_f)
+
+
+def test_bootstrap_is_stratified_by_game() -> None:
+    # Every run of game g scored g: resampling runs within a game can never change any score,
+    # so every resample equals the data (a pooled bootstrap would mix games).
+    scores = np.tile(np.arange(6, dtype=float), (4, 1))
+    boot = bootstrap_distribution(scores, mean, reps=500, seed=0)
+    np.testing.assert_allclose(boot, scores.mean())
+    point, low, high = stratified_bootstrap_ci(scores, median, reps=500)
+    assert point == low == high == pytest.approx(2.5)
+
+
+def test_single_run_gives_degenerate_interval() -> None:
+    scores = np.array([[0.1, 0.5, 2.0]])
+    point, low, high = stratified_bootstrap_ci(scores, iqm, reps=200)
+    assert point == pytest.approx(low) and point == pytest.approx(high)
+
+
+def test_non_batched_metric_falls_back_to_per_resample_calls() -> None:
+    scores = np.random.default_rng(5).normal(size=(4, 6))
+
+    def scalar_only_mean(x: np.ndarray) -> float:
+        return float(np.mean(x))  # collapses any leading dims: not batch-aware
+
+    a = bootstrap_distribution(scores, scalar_only_mean, reps=300, seed=1)
+    b = bootstrap_distribution(scores, mean, reps=300, seed=1)
+    np.testing.assert_allclose(a, b)
+
+
+def test_bootstrap_distribution_matches_naive_loop() -> None:
+    scores = np.random.default_rng(6).normal(size=(5, 3))
+    reps = 50
+    rng = np.random.default_rng(9)
+    naive = []
+    for _ in range(reps):
+        idx = rng.integers(0, 5, size=(5, 3))
+        resampled = np.stack([scores[idx[:, g], g] for g in range(3)], axis=1)
+        naive.append(iqm(resampled))
+    np.testing.assert_allclose(bootstrap_distribution(scores, iqm, reps=reps, seed=9), naive)
+
+
+def test_dict_of_agents() -> None:
+    rng = np.random.default_rng(7)
+    scores = {"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(5, 4))}
+    cis = stratified_bootstrap_ci(scores, iqm, reps=200)
+    assert set(cis) == {"a", "b"} and all(len(v) == 3 for v in cis.values())
+    full = aggregate_metrics_with_ci(scores, reps=200)
+    assert set(full["a"]) == set(METRICS)
+    assert full["a"]["iqm"] == pytest.approx(cis["a"])
+
+
+def test_bad_confidence_raises() -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        stratified_bootstrap_ci(HAND, iqm, confidence=95)
+
+
+# ------------------------------------------------------------------------------ profiles
+
+
+def test_performance_profile_hand_case() -> None:
+    scores = np.array([[0.0, 1.0], [2.0, 3.0]])
+    taus = [-1.0, 0.0, 0.5, 1.0, 2.5, 3.0]
+    profile, low, high = performance_profile(scores, taus, reps=500, seed=0)
+    np.testing.assert_allclose(profile, [1.0, 0.75, 0.75, 0.5, 0.25, 0.0])
+    assert np.all(low <= profile + 1e-12) and np.all(profile <= high + 1e-12)
+    # Below every score / above every score nothing can vary.
+    assert low[0] == high[0] == 1.0 and low[-1] == high[-1] == 0.0
+    p0, l0, h0 = performance_profile(scores, taus, reps=0)
+    np.testing.assert_allclose(p0, profile)
+    np.testing.assert_allclose(l0, profile)
+    np.testing.assert_allclose(h0, profile)
+
+
+def test_performance_profile_dict_and_monotone() -> None:
+    rng = np.random.default_rng(8)
+    taus = np.linspace(-3, 3, 31)
+    out = performance_profile({"x": rng.normal(size=(5, 10))}, taus, reps=100)
+    profile, low, high = out["x"]
+    assert profile.shape == low.shape == high.shape == (31,)
+    assert np.all(np.diff(profile) <= 0)
