@@ -1,0 +1,293 @@
+"""distrl-report over synthetic run directories; the result file writer and reader."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distrl_agents.envs.games import ATARI55, ATARI57, ATARI100K
+from distrl_agents.evaluation.normalization import human_normalized_score
+from distrl_agents.evaluation.report import (
+    FINAL_FILE,
+    RESULTS_FILE,
+    ReportError,
+    append_result,
+    benchmark_coverage,
+    build_report,
+    find_run_dirs,
+    load_run,
+    published_per_game,
+    report_main,
+    write_final_result,
+)
+
+GAMES = {"breakout": 20.0, "pong": -5.0, "ms_pacman": 1500.0}
+AGENTS = {"c51": 1.0, "qrdqn": 1.5}
+FRAMES = (100_000, 200_000, 400_000)
+
+
+def final_score(agent: str, game: str, seed: int) -> float:
+    """The synthetic final mean return of a run: mean over seeds 0, 1 is base * mult + 0.5."""
+    return GAMES[game] * AGENTS[agent] + seed
+
+
+def record(agent: str, game: str, seed: int, frames: int, score: float, **kw) -> dict:
+    returns = [score - 1.0, score, score + 1.0]
+    return {
+        "agent": agent,
+        "game": game,
+        "seed": seed,
+        "protocol": "machado",
+        "agent_step": frames // 4,
+        "frames": frames,
+        "episode_returns": returns,
+        "mean_return": float(np.mean(returns)),
+        "hns": human_normalized_score(game, score),
+        "source": "train",
+        **kw,
+    }
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """2 agents x 3 games x 2 seeds. c51 as a Hydra multirun sweep dir (numbered subdirs),
+    qrdqn nested one level deeper; three evaluation lines per run, the last one the final."""
+    root = tmp_path / "results"
+    i = 0
+    for agent in AGENTS:
+        for game in GAMES:
+            for seed in (0, 1):
+                run = (
+                    root / "sweep" / str(i) if agent == "c51" else root / agent / game / f"s{seed}"
+                )
+                i += 1
+                for k, frames in enumerate(FRAMES):
+                    score = final_score(agent, game, seed) * (k + 1) / len(FRAMES)
+                    append_result(run / RESULTS_FILE, record(agent, game, seed, frames, score))
+    (root / "sweep" / ".hydra").mkdir(parents=True)  # sweep metadata: not a run
+    return root
+
+
+def run_report(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = report_main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def test_report_files_tables_and_coverage(results: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    rc, stdout, _ = run_report(
+        capsys, str(results), "--out", str(out), "--reps", "200", "--no-plots"
+    )
+    assert rc == 0
+    for name in ("report.md", "per_game.csv", "aggregates.csv", "aggregates.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.png"))
+
+    # Benchmark coverage: 3 Atari-100k games of 400k-frame runs -> nearest Atari-100k, 23 missing.
+    assert "custom: 3 games" in stdout
+    assert "23 of its 26 games missing" in stdout
+    assert "alien" in stdout and "up_n_down" in stdout
+    assert (out / "report.md").read_text() in stdout
+
+    rows = read_csv(out / "per_game.csv")
+    assert len(rows) == 6
+    for row in rows:
+        agent, game = row["agent"], row["game"]
+        expected = np.mean([final_score(agent, game, s) for s in (0, 1)])
+        assert float(row["raw_mean"]) == pytest.approx(expected)
+        assert float(row["hns_mean"]) == pytest.approx(human_normalized_score(game, expected))
+        assert row["n_seeds"] == "2" and row["seeds"] == "0 1"
+
+    agg = json.loads((out / "aggregates.json").read_text())
+    assert set(agg["agents"]) == {"c51", "qrdqn"}
+    assert agg["benchmark"]["compared_with"] == "atari100k"
+    assert len(agg["benchmark"]["missing"]) == 23
+    c51 = agg["agents"]["c51"]
+    assert c51["games"] == sorted(GAMES) and c51["runs_per_game"] == 2
+    hns = [
+        [human_normalized_score(g, final_score("c51", g, s)) for g in sorted(GAMES)] for s in (0, 1)
+    ]
+    assert c51["metrics"]["mean"]["point"] == pytest.approx(np.mean(hns))
+    for m in c51["metrics"].values():
+        assert m["low"] <= m["point"] + 1e-12 and m["point"] <= m["high"] + 1e-12
+    agg_rows = read_csv(out / "aggregates.csv")
+    assert {r["metric"] for r in agg_rows} == {"median", "iqm", "mean", "optimality_gap"}
+    assert len(agg_rows) == 8
+
+
+def test_default_out_dir_and_plots(results: Path, capsys) -> None:
+    rc, _, _ = run_report(capsys, str(results), "--reps", "50")
+    assert rc == 0
+    out = results / "report"
+    for stem in ("learning_curves", "aggregate_intervals", "performance_profiles"):
+        for ext in ("png", "svg"):
+            assert (out / f"{stem}.{ext}").stat().st_size > 1000
+    # A second report over the same dirs does not pick its own output up as runs.
+    rc2, stdout2, _ = run_report(capsys, str(results), "--reps", "50", "--no-plots")
+    assert rc2 == 0 and "12 run directories" in stdout2
+
+
+def test_eval_final_overrides_last_line(results: Path, tmp_path: Path) -> None:
+    run = next(d for d in find_run_dirs([results]) if load_run(d).agent == "qrdqn")
+    r = load_run(run)
+    final = record(r.agent, r.game, r.seed, 400_000, 1234.0, source="distrl-eval")
+    write_final_result(run / FINAL_FILE, final)
+    again = load_run(run)
+    assert again.final_score == pytest.approx(1234.0)
+    assert len(again.curve) == 3  # the learning curve still comes from evaluations.jsonl
+    report = build_report([results], out=tmp_path / "o", reps=20, plots=False)
+    stats = report.per_game["qrdqn"][r.game]
+    other = final_score("qrdqn", r.game, 1 - r.seed)
+    assert stats.raw_mean == pytest.approx((1234.0 + other) / 2)
+    assert "1 with eval_final.json" in report.markdown
+
+
+def test_run_dir_with_only_eval_final(tmp_path: Path) -> None:
+    write_final_result(
+        tmp_path / "r" / FINAL_FILE,
+        record("iqn", "breakout", 3, 10_000_000, 50.0, source="distrl-eval"),
+    )
+    report = build_report([tmp_path], reps=20, plots=False)
+    assert report.per_game["iqn"]["breakout"].raw == [50.0]
+    # 10M frames: not an Atari-100k run, so the nearest benchmark is Atari-55.
+    assert report.coverage.nearest == "atari55"
+
+
+def test_compare_with_published(results: Path, tmp_path: Path, capsys) -> None:
+    rc, stdout, _ = run_report(
+        capsys, str(results), "--out", str(tmp_path / "o"), "--reps", "50", "--no-plots",
+        "--compare", "DER,spr,C51",
+    )  # fmt: skip
+    assert rc == 0
+    assert "DER (published)" in stdout and "SPR (published)" in stdout
+    rows = [r for r in read_csv(tmp_path / "o" / "per_game.csv") if r["agent"] == "DER (published)"]
+    der = published_per_game("DER")
+    assert der["breakout"] == pytest.approx(1.9)  # atari100k_published.csv
+    assert {r["game"] for r in rows} == set(GAMES)
+    for r in rows:
+        assert float(r["raw_mean"]) == pytest.approx(der[r["game"]])
+        assert r["n_seeds"] == "1" and r["source"] == "published"
+    # C51 has no per-game Atari-100k scores, only published 200M-frame aggregates.
+    assert "Published aggregates" in stdout and "| C51 |" in stdout
+
+
+def test_explicit_benchmark_restricts_aggregates(tmp_path: Path) -> None:
+    for game in ("breakout", "defender"):
+        append_result(tmp_path / game / RESULTS_FILE, record("c51", game, 0, 1_000_000, 100.0))
+    report = build_report([tmp_path], benchmark="atari100k", reps=20, plots=False)
+    assert report.coverage.extra == ("defender",)
+    assert report.aggregate_games["c51"] == ["breakout"]
+    assert "defender" in report.per_game["c51"]
+    assert any("left out of the aggregates: defender" in n for n in report.notes)
+
+
+def test_unequal_seed_counts_are_noted(results: Path, tmp_path: Path) -> None:
+    append_result(
+        results / "extra" / RESULTS_FILE,
+        record("c51", "pong", 7, 400_000, final_score("c51", "pong", 7)),
+    )
+    report = build_report([results], out=tmp_path / "o", reps=20, plots=False)
+    assert report.per_game["c51"]["pong"].n == 3
+    assert report.aggregate_runs["c51"] == 2
+    assert any("unequal seed counts" in n for n in report.notes)
+
+
+def test_game_without_reference_scores(tmp_path: Path) -> None:
+    rec = record("c51", "breakout", 0, 400_000, 10.0)
+    rec.update(game="catch", hns=None)
+    append_result(tmp_path / "a" / RESULTS_FILE, rec)
+    append_result(tmp_path / "b" / RESULTS_FILE, record("c51", "breakout", 0, 400_000, 10.0))
+    report = build_report([tmp_path], reps=20, plots=True)
+    assert report.per_game["c51"]["catch"].hns is None
+    assert report.aggregate_games["c51"] == ["breakout"]
+    assert any("no human/random reference scores" in n for n in report.notes)
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_no_results_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    rc, _, err = run_report(capsys, str(tmp_path / "empty"))
+    assert rc == 2
+    assert "no results found" in err and RESULTS_FILE in err and FINAL_FILE in err
+
+
+def test_missing_dir_error(tmp_path: Path, capsys) -> None:
+    rc, _, err = run_report(capsys, str(tmp_path / "nope"))
+    assert rc == 2 and "not a directory" in err
+
+
+def test_unknown_benchmark_error(results: Path, capsys) -> None:
+    rc, _, err = run_report(capsys, str(results), "--benchmark", "atari58")
+    assert rc == 2
+    assert "unknown benchmark 'atari58'" in err and "atari100k" in err
+
+
+def test_unknown_compare_error(results: Path, capsys) -> None:
+    rc, _, err = run_report(capsys, str(results), "--compare", "DER,Agent99")
+    assert rc == 2 and "Agent99" in err and "SimPLe" in err
+
+
+def test_corrupt_line_error_and_truncated_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "run" / RESULTS_FILE
+    append_result(path, record("c51", "pong", 0, 100_000, 1.0))
+    append_result(path, record("c51", "pong", 0, 200_000, 2.0))
+    with path.open("a") as f:
+        f.write('{"agent": "c51", "ga')  # killed mid-write
+    with pytest.warns(UserWarning, match="truncated last line"):
+        run = load_run(path.parent)
+    assert run.final_score == pytest.approx(2.0)
+    path.write_text('{"agent": \n' + path.read_text())
+    with pytest.raises(ReportError, match=r"evaluations.jsonl:1: not valid JSON"):
+        load_run(path.parent)
+
+
+def test_record_validation(tmp_path: Path) -> None:
+    rec = record("c51", "pong", 0, 100_000, 1.0)
+    del rec["frames"]
+    with pytest.raises(ValueError, match="frames"):
+        append_result(tmp_path / RESULTS_FILE, rec)
+    rec = record("c51", "pong", np.int64(0), 100_000, 1.0)
+    rec["episode_returns"] = np.array([1.0, 2.0], dtype=np.float32)
+    rec["mean_return"] = np.float32(1.5)
+    append_result(tmp_path / "ok" / RESULTS_FILE, rec)
+    assert load_run(tmp_path / "ok").final_score == pytest.approx(1.5)
+    other = record("iqn", "pong", 0, 100_000, 1.0)
+    append_result(tmp_path / "ok" / RESULTS_FILE, other)
+    with pytest.raises(ReportError, match="different runs"):
+        load_run(tmp_path / "ok")
+
+
+# ------------------------------------------------------------------------------ coverage
+
+
+def test_benchmark_coverage() -> None:
+    assert benchmark_coverage(ATARI100K).benchmark == "atari100k"
+    assert benchmark_coverage(ATARI55).benchmark == "atari55"
+    full = benchmark_coverage(ATARI57)
+    assert full.benchmark == "atari57" and full.describe().startswith("Atari-57: all 57")
+    c = benchmark_coverage(ATARI57, "atari55")
+    assert c.benchmark is None and c.extra == ("defender", "surround")
+    c = benchmark_coverage([g for g in ATARI57 if g != "zaxxon"], max_frames=200_000_000)
+    assert c.nearest == "atari57" and c.missing == ("zaxxon",)
+    assert "custom: 56 games" in c.describe()
+    c = benchmark_coverage(["pong", "breakout"], max_frames=400_000)
+    assert c.nearest == "atari100k" and len(c.missing) == 24
+    assert benchmark_coverage(["catch"]).nearest is None
+    assert benchmark_coverage(["pong"], "Atari-100k").nearest == "atari100k"
+    with pytest.raises(ReportError, match="unknown benchmark"):
+        benchmark_coverage(["pong"], "atari26")
