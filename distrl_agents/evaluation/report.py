@@ -784,7 +784,7 @@ def _markdown(report: Report, dirs: Sequence[str | os.PathLike[str]], files: lis
             if s is None:
                 row += ["-", "-"]
             else:
-                raw = _fmt(s.raw_mean) + (f" ± {_fmt(s.raw_std)}" if s.n > 1 else "")
+                raw = _fmt(s.raw_mean, 2) + (f" ± {_fmt(s.raw_std, 2)}" if s.n > 1 else "")
                 raw += " (published)" if s.source == "published" else f" (n={s.n})"
                 row += [raw, _fmt(s.hns_mean)]
         rows.append(row)
