@@ -291,3 +291,13 @@ def test_benchmark_coverage() -> None:
     assert benchmark_coverage(["pong"], "Atari-100k").nearest == "atari100k"
     with pytest.raises(ReportError, match="unknown benchmark"):
         benchmark_coverage(["pong"], "atari26")
+
+
+def test_run_without_records_yet_is_skipped(results: Path, tmp_path: Path) -> None:
+    (results / "starting").mkdir()
+    (results / "starting" / RESULTS_FILE).write_text("")
+    with pytest.warns(UserWarning, match="no evaluation records yet"):
+        report = build_report([results], out=tmp_path / "o", reps=20, plots=False)
+    assert len(report.runs) == 12
+    with pytest.raises(ReportError, match="no evaluation record yet"), pytest.warns(UserWarning):
+        build_report([results / "starting"], reps=20, plots=False)

@@ -95,6 +95,10 @@ class ReportError(ValueError):
     """A user-facing problem with the inputs of a report (one clear message, no traceback)."""
 
 
+class EmptyRunError(ReportError):
+    """A run directory whose evaluations.jsonl holds no record yet (a run that just started)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
@@ -243,7 +247,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
     elif curve:
         final = curve[-1]
     if final is None:
-        raise ReportError(f"{run_dir}: {RESULTS_FILE} holds no evaluation records")
+        raise EmptyRunError(f"{run_dir}: {RESULTS_FILE} holds no evaluation records yet")
     ident = (str(final["agent"]), str(final["game"]), int(final["seed"]))
     for rec in curve:
         if (str(rec["agent"]), str(rec["game"]), int(rec["seed"])) != ident:
@@ -273,7 +277,18 @@ def load_runs(dirs: Sequence[str | os.PathLike[str]]) -> list[RunResult]:
             f"directories holding {RESULTS_FILE} (written during training) or {FINAL_FILE} "
             "(written by distrl-eval)"
         )
-    return [load_run(d) for d in run_dirs]
+    runs = []
+    for d in run_dirs:
+        try:
+            runs.append(load_run(d))
+        except EmptyRunError as e:
+            warnings.warn(f"skipping {e}", stacklevel=2)
+    if not runs:
+        raise ReportError(
+            f"no results found under {', '.join(map(str, dirs))}: the run directories found "
+            f"({len(run_dirs)}) hold no evaluation record yet"
+        )
+    return runs
 
 
 # --------------------------------------------------------------------------------------------
@@ -966,6 +981,7 @@ __all__ = [
     "RECORD_FIELDS",
     "RESULTS_FILE",
     "Coverage",
+    "EmptyRunError",
     "Report",
     "ReportError",
     "RunResult",
