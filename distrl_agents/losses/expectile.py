@@ -26,9 +26,11 @@ from torch import Tensor
 __all__ = ["expectile_foc_residual", "expectile_loss", "expectiles", "impute_samples"]
 
 
-def _levels(taus: Tensor, batch: int, k: int, device: torch.device) -> Tensor:
-    """Broadcast expectile levels ``[K]`` or ``[B, K]`` to ``[B, K]`` fp32."""
-    taus = torch.as_tensor(taus, device=device).float()
+def _levels(
+    taus: Tensor, batch: int, k: int, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """Broadcast expectile levels ``[K]`` or ``[B, K]`` to ``[B, K]``."""
+    taus = torch.as_tensor(taus, device=device).to(dtype)
     if taus.dim() == 1:
         taus = taus.unsqueeze(0).expand(batch, -1)
     if taus.shape != (batch, k):
@@ -78,7 +80,7 @@ def expectile_foc_residual(
         weights: ``[B, M]`` probabilities (uniform ``1/M`` when ``None``).
     """
     batch, k = values.shape
-    tau_BK1 = _levels(taus, batch, k, values.device).to(values.dtype).unsqueeze(-1)
+    tau_BK1 = _levels(taus, batch, k, values.device, values.dtype).unsqueeze(-1)
     d_BKM = samples.unsqueeze(1) - values.unsqueeze(2)  # z_j - e_k
     w_BKM = torch.where(d_BKM < 0, 1.0 - tau_BK1, tau_BK1)
     if weights is None:
@@ -161,12 +163,13 @@ def impute_samples(
     num_samples: int | None = None,
     *,
     max_iters: int = 300,
-    smoothing: float = 0.3,
+    smoothing: float = 0.02,
     smoothing_decay: float = 0.5,
     decay_every: int = 8,
-    tol: float = 1e-14,
+    tol: float = 1e-22,
     bounds: tuple[float, float] | None = None,
     return_residual: bool = False,
+    init: str = "expectiles",
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Samples whose expectiles at ``taus`` are ``expectile_values`` (batched, on their device).
 
@@ -184,9 +187,19 @@ def impute_samples(
     ``decay_every`` iterations down to the exact problem (``s = 0`` once below ``1e-7``), each stage
     a batched Levenberg-Marquardt (damped Gauss-Newton) iteration with Jacobian
     ``J_kj = [(1 - tau_k) + (2 tau_k - 1) sigmoid((z_j - e_k) / s)] / M``, one damping per row, steps
-    accepted only when they lower ``L``. Start: the expectile values themselves (``M = K``), or
-    their linear interpolation at levels ``(j + 1/2) / M`` otherwise. Runs in float64 on the
-    input's device, values normalised by their range (the FOC is affine-equivariant).
+    accepted only when they lower ``L``. Runs in float64 on the input's device, values normalised
+    by their range (the FOC is affine-equivariant).
+
+    ``L`` is not convex in ``z``: local Gauss-Newton from the expectile values themselves
+    (``init="expectiles"``, the default and the papers' optimiser start) can stall with samples
+    clumped in the wrong intervals. ``init="grid"`` first solves the *convex* version of the
+    problem: on a fixed grid of ``G = 256`` atoms spanning the expectile range widened by the range
+    on each side (or ``bounds``), the FOC residual is linear in the atom probabilities ``p``, so
+    ``min_p ||A p||^2 + mu ||p||^2`` over the simplex (``A_kg`` the FOC term of atom ``g``, small
+    ``mu`` picks the most spread-out solution) is solved by batched projected accelerated gradient
+    (FISTA); the ``M`` samples start at that distribution's quantiles ``(j + 1/2) / M`` and the
+    Levenberg-Marquardt stages polish them. ``init="best"`` runs both and keeps, per row, the
+    smaller final residual (twice the cost; used for decoding, where the batch is small).
 
     Args:
         expectile_values: ``[B, K]`` or ``[K]`` expectiles.
@@ -200,6 +213,7 @@ def impute_samples(
         bounds: optional ``(low, high)`` box the samples are projected onto (e.g. the reward range).
         return_residual: also return ``[B]`` final ``max_k |r_k|`` in the input's units. The
             expectile error is at most ``|r_k| / min(tau_k, 1 - tau_k)``.
+        init: ``"expectiles"`` (start at the values), ``"grid"`` (convex grid solve) or ``"best"``.
 
     Returns:
         ``[B, M]`` (or ``[M]``) samples sorted ascending, in the input's float dtype.
@@ -214,7 +228,7 @@ def impute_samples(
     m = k if num_samples is None else int(num_samples)
     if m < 1:
         raise ValueError(f"num_samples must be >= 1; got {num_samples}")
-    tau = _levels(taus, batch, k, e.device).double()
+    tau = _levels(taus, batch, k, e.device, torch.float64)
     if ((tau <= 0) | (tau >= 1)).any():
         raise ValueError("imputation needs expectile levels strictly inside (0, 1)")
     e = e.detach().double()
@@ -231,14 +245,29 @@ def impute_samples(
     def project(y_: Tensor) -> Tensor:
         return y_ if lo is None else torch.minimum(torch.maximum(y_, lo), hi)
 
-    # Initialisation at the expectile values themselves (sorted by level).
-    tau_sorted, order = torch.sort(tau, -1)
-    e_by_tau = torch.gather(en, -1, order)
-    if m == k:
-        y = e_by_tau.clone()
+    if init == "best":
+        # Both starts, keep the row-wise better result.
+        kw = dict(max_iters=max_iters, smoothing=smoothing, smoothing_decay=smoothing_decay)
+        kw.update(decay_every=decay_every, tol=tol, bounds=bounds, return_residual=True)
+        za, ra = impute_samples(e_in, taus, m, init="expectiles", **kw)  # type: ignore[arg-type,misc]
+        zb, rb = impute_samples(e_in, taus, m, init="grid", **kw)  # type: ignore[arg-type,misc]
+        better = rb < ra
+        z_best = torch.where(better.unsqueeze(-1), zb, za)
+        r_best = torch.minimum(ra, rb)
+        return (z_best, r_best) if return_residual else z_best
+    if init == "grid":
+        y = _grid_init(en, tau, m, lo, hi)
+    elif init == "expectiles":
+        # The expectile values themselves (sorted by level), interpolated when M != K.
+        tau_sorted, order = torch.sort(tau, -1)
+        e_by_tau = torch.gather(en, -1, order)
+        if m == k:
+            y = e_by_tau.clone()
+        else:
+            grid = ((torch.arange(m, device=dev, dtype=torch.float64) + 0.5) / m).expand(batch, m)
+            y = _interp(grid, tau_sorted, e_by_tau)
     else:
-        grid = ((torch.arange(m, device=dev, dtype=torch.float64) + 0.5) / m).expand(batch, m)
-        y = _interp(grid, tau_sorted, e_by_tau)
+        raise ValueError(f"init must be 'expectiles', 'grid' or 'best'; got {init!r}")
     y = project(y)
 
     t_BK1 = tau.unsqueeze(-1)
@@ -254,7 +283,7 @@ def impute_samples(
         jac_ = ((1 - t_BK1) + (2 * t_BK1 - 1) * slope) / m
         return r_, jac_, (r_ * r_).sum(-1)
 
-    eye = torch.eye(m, dtype=torch.float64, device=dev)
+    eye = torch.eye(min(m, k), dtype=torch.float64, device=dev)
     s = float(smoothing) if smoothing > 0 else 0.0
     r, jac, loss = residual(y, s)
     lam = torch.full((batch,), 1e-3, dtype=torch.float64, device=dev)
@@ -265,12 +294,19 @@ def impute_samples(
                 break
         else:
             jt = jac.transpose(1, 2)
-            hess = jt @ jac  # Gauss-Newton J^T J, [B, M, M]
-            grad = (jt @ r.unsqueeze(-1)).squeeze(-1)  # J^T r
-            damp = lam[:, None, None] * (
-                torch.diag_embed(torch.diagonal(hess, 0, 1, 2)) + 1e-9 * eye
-            )
-            step = torch.linalg.solve(hess + damp, -grad.unsqueeze(-1)).squeeze(-1)
+            if m <= k:
+                hess = jt @ jac  # Gauss-Newton J^T J, [B, M, M], Marquardt-scaled damping
+                grad = jt @ r.unsqueeze(-1)  # J^T r
+                diag = torch.diag_embed(torch.diagonal(hess, 0, 1, 2))
+                lhs = hess + lam[:, None, None] * (diag + 1e-9 * eye)
+                step = -torch.linalg.solve(lhs, grad).squeeze(-1)
+            else:
+                # More samples than statistics: the same Levenberg step in K-space,
+                # (J^T J + c I)^{-1} J^T r = J^T (J J^T + c I)^{-1} r, a [B, K, K] solve.
+                gram = jac @ jt
+                c = lam * torch.diagonal(gram, 0, 1, 2).mean(-1) + 1e-12
+                dual = torch.linalg.solve(gram + c[:, None, None] * eye, r.unsqueeze(-1))
+                step = -(jt @ dual).squeeze(-1)
             y_new = project(y + step)
             r_new, jac_new, loss_new = residual(y_new, s)
             accept = (loss_new < loss) & active
@@ -292,6 +328,52 @@ def impute_samples(
         res = (r.abs().amax(-1) * scale.squeeze(-1)).to(out_dtype)
         return z, (res.squeeze(0) if squeeze else res)
     return z
+
+
+def _grid_init(
+    en: Tensor, tau: Tensor, m: int, lo: Tensor | None, hi: Tensor | None, grid_size: int = 256
+) -> Tensor:
+    """Convex start for imputation: FOC-consistent weights on a fixed grid, then ``M`` quantiles.
+
+    ``r_k(p) = sum_g p_g phi_k(x_g)`` with ``phi_k(x) = |tau_k - 1{x < e_k}| (x - e_k)`` is linear in
+    ``p``; minimise ``||A p||^2 + mu ||p||^2`` over the simplex by FISTA with simplex projection.
+    """
+    batch = en.shape[0]
+    dev = en.device
+    e_lo, e_hi = en.amin(-1, keepdim=True), en.amax(-1, keepdim=True)
+    width = (e_hi - e_lo).clamp_min(1e-8)
+    g_lo = e_lo - width if lo is None else lo.expand_as(e_lo)
+    g_hi = e_hi + width if hi is None else hi.expand_as(e_hi)
+    steps = torch.linspace(0.0, 1.0, grid_size, dtype=torch.float64, device=dev)
+    x_BG = g_lo + (g_hi - g_lo) * steps  # [B, G]
+    d_BKG = x_BG.unsqueeze(1) - en.unsqueeze(2)
+    t = tau.unsqueeze(-1)
+    a_BKG = torch.where(d_BKG < 0, 1 - t, t) * d_BKG  # FOC term of each grid atom
+    mu = 1e-6
+    lip = 2.0 * (torch.linalg.matrix_norm(a_BKG, ord=2) ** 2 + mu)  # [B]
+    p = torch.full((batch, grid_size), 1.0 / grid_size, dtype=torch.float64, device=dev)
+    v, t_k = p.clone(), 1.0
+    for _ in range(300):
+        grad = 2.0 * ((a_BKG.transpose(1, 2) @ (a_BKG @ v.unsqueeze(-1))).squeeze(-1) + mu * v)
+        p_next = _project_simplex(v - grad / lip.unsqueeze(-1))
+        t_next = (1.0 + (1.0 + 4.0 * t_k * t_k) ** 0.5) / 2.0
+        v = p_next + ((t_k - 1.0) / t_next) * (p_next - p)
+        p, t_k = p_next, t_next
+    cdf = torch.cumsum(p, -1)
+    levels = ((torch.arange(m, device=dev, dtype=torch.float64) + 0.5) / m).expand(batch, m)
+    idx = torch.searchsorted(cdf.contiguous(), levels.contiguous()).clamp_max(grid_size - 1)
+    return torch.gather(x_BG, -1, idx)
+
+
+def _project_simplex(v: Tensor) -> Tensor:
+    """Euclidean projection of each row onto the probability simplex (sort-based)."""
+    u = torch.sort(v, -1, descending=True).values
+    css = torch.cumsum(u, -1) - 1.0
+    ind = torch.arange(1, v.shape[-1] + 1, device=v.device, dtype=v.dtype)
+    cond = (u - css / ind) > 0
+    rho = cond.to(v.dtype).cumsum(-1).argmax(-1, keepdim=True)  # last index where cond holds
+    theta = torch.gather(css, -1, rho) / (rho + 1).to(v.dtype)
+    return (v - theta).clamp_min(0.0)
 
 
 def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
