@@ -24,6 +24,11 @@ def categorical_projection(atoms: Tensor, probs: Tensor, support: Tensor) -> Ten
     Returns:
         ``[B, K]`` projected probabilities (fp32).
     """
+    with torch.autocast(atoms.device.type, enabled=False):  # fp32 even inside bf16 autocast
+        return _project(atoms, probs, support)
+
+
+def _project(atoms: Tensor, probs: Tensor, support: Tensor) -> Tensor:
     support = support.float()
     v_min, v_max = support[0], support[-1]
     delta_z = (v_max - v_min) / (support.shape[0] - 1)

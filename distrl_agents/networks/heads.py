@@ -234,7 +234,9 @@ class FractionProposal(nn.Module):
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, features: Tensor) -> Fractions:
-        log_q = F.log_softmax(self.linear(features).float(), dim=-1)  # [B, N], fp32
+        # Always fp32 (also under bf16 autocast): the proposal's logits feed a cumulative softmax.
+        with torch.autocast(features.device.type, enabled=False):
+            log_q = F.log_softmax(self.linear(features.float()), dim=-1)  # [B, N]
         q = log_q.exp()
         entropy = -(q * log_q).sum(-1)  # [B]
         # Cumulative softmax; clamp and pin tau_N = 1 exactly (fp32 cumsum may end at 1 +- 1e-7).

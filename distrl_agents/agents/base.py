@@ -1,0 +1,418 @@
+"""The shared agent: acting, learning bookkeeping, target sync, optimisers, checkpoints.
+
+Template method: ``Agent.learn`` runs one gradient step for every agent; a subclass supplies its
+head (``head_spec``), and its Bellman target + loss (``compute_loss``). Nothing here branches on
+the agent type.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from distrl_agents.distribution import ReturnDistribution
+from distrl_agents.networks import DistributionalNetwork, build_network, network_options
+from distrl_agents.types import Batch, LearnResult
+
+ActionValueFn = Callable[[ReturnDistribution], Tensor]
+
+PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def default_action_value(dist: ReturnDistribution) -> Tensor:
+    """Greedy value of each action: the expected return ``[B, A]``."""
+    return dist.q_values()
+
+
+@dataclass
+class LossOutput:
+    """What ``compute_loss`` returns.
+
+    Attributes:
+        per_sample: ``[B]`` fp32 loss before importance weighting (the new priorities).
+        q_taken: ``[B]`` online expected return of the taken action (for the ``q_mean`` metric).
+        aux_per_sample: ``[B]`` an extra loss for parameters outside the main loss (FQF fractions),
+            importance-weighted like the main loss but not used as priorities; or ``None``.
+        metrics: extra scalar tensors to log (detached).
+    """
+
+    per_sample: Tensor
+    q_taken: Tensor
+    aux_per_sample: Tensor | None = None
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ParamGroup:
+    """Parameters trained by one optimiser: ``kind`` in OPTIMIZERS, with its lr / eps."""
+
+    name: str
+    params: list[nn.Parameter]
+    kind: str
+    lr: float
+    eps: float
+    rmsprop_alpha: float = 0.95
+    rmsprop_centered: bool = False
+
+
+class _MaybeCompiled:
+    """Calls ``torch.compile(module)``; on any compile/runtime failure warns once and runs eager."""
+
+    def __init__(self, module: nn.Module, enabled: bool) -> None:
+        self.module = module
+        self.compiled: Callable[..., Tensor] | None = None
+        if enabled:
+            try:
+                self.compiled = torch.compile(module)  # type: ignore[assignment]
+            except Exception as exc:  # pragma: no cover - depends on the platform
+                warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=3)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(x)
+            except Exception as exc:
+                warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=2)
+                self.compiled = None
+        return self.module(x)
+
+
+def check_hparam(cond: bool, field_name: str, message: str) -> None:
+    if not cond:
+        raise ValueError(f"invalid hparam {field_name!r}: {message}")
+
+
+class Agent(ABC):
+    """Base class of every agent.
+
+    Subclasses set ``name`` and implement ``head_spec`` and ``compute_loss``; they may override
+    ``param_groups`` (extra optimisers) and ``_validate``.
+
+    Args:
+        num_actions: ``A``.
+        obs_shape: one observation, e.g. ``(4, 84, 84)`` uint8 frames or ``(d,)`` vectors.
+        device: torch device string.
+        network: network options for ``build_network`` (torso, hidden, dueling, noisy, ...).
+        action_value_fn: ``ReturnDistribution -> [B, A]`` greedy value used by ``act``
+            (default: expected return; pass a risk measure such as CVaR for risk-sensitive acting).
+        optimizer: ``"adam"`` or ``"rmsprop"``.
+        lr: learning rate.
+        optimizer_eps: Adam / RMSprop epsilon.
+        rmsprop_alpha: RMSprop smoothing constant (TF "decay").
+        rmsprop_centered: centred RMSprop.
+        max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
+        double_dqn: pick the bootstrap action with the online network (van Hasselt et al. 2016).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast for torso and heads; losses stay fp32).
+        compile: wrap the torso forward in ``torch.compile`` (falls back to eager with a warning).
+        channels_last: keep conv activations in channels-last memory format.
+        seed: seeds network initialisation, tau / noise sampling and epsilon-greedy draws.
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(
+        self,
+        *,
+        num_actions: int,
+        obs_shape: Sequence[int],
+        device: str | torch.device = "cpu",
+        network: Mapping[str, Any] | None = None,
+        action_value_fn: ActionValueFn | None = None,
+        optimizer: str = "adam",
+        lr: float = 5e-5,
+        optimizer_eps: float = 0.01 / 32,
+        rmsprop_alpha: float = 0.95,
+        rmsprop_centered: bool = False,
+        max_grad_norm: float | None = None,
+        double_dqn: bool = False,
+        precision: str = "fp32",
+        compile: bool = False,
+        channels_last: bool = False,
+        seed: int = 0,
+        agent_hparams: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_hparam(int(num_actions) >= 1, "num_actions", f"must be >= 1, got {num_actions}")
+        check_hparam(
+            optimizer in OPTIMIZERS,
+            "optimizer",
+            f"must be one of {list(OPTIMIZERS)}, got {optimizer!r}",
+        )
+        check_hparam(float(lr) > 0, "lr", f"must be > 0, got {lr}")
+        check_hparam(float(optimizer_eps) > 0, "optimizer_eps", f"must be > 0, got {optimizer_eps}")
+        check_hparam(
+            0 < float(rmsprop_alpha) < 1, "rmsprop_alpha", f"must be in (0, 1), got {rmsprop_alpha}"
+        )
+        check_hparam(
+            max_grad_norm is None or float(max_grad_norm) > 0,
+            "max_grad_norm",
+            f"must be > 0 or null, got {max_grad_norm}",
+        )
+        check_hparam(
+            precision in PRECISIONS,
+            "precision",
+            f"must be one of {list(PRECISIONS)}, got {precision!r}",
+        )
+        self.num_actions = int(num_actions)
+        self.obs_shape = tuple(int(d) for d in obs_shape)
+        self.device = torch.device(device)
+        self.action_value_fn: ActionValueFn = action_value_fn or default_action_value
+        self.optimizer = optimizer
+        self.lr = float(lr)
+        self.optimizer_eps = float(optimizer_eps)
+        self.rmsprop_alpha = float(rmsprop_alpha)
+        self.rmsprop_centered = bool(rmsprop_centered)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.double_dqn = bool(double_dqn)
+        self.precision = precision
+        self.channels_last = bool(channels_last)
+        self.seed = int(seed)
+        self.network_options = network_options(network)
+        self._validate()
+
+        self.hparams: dict[str, Any] = {
+            "num_actions": self.num_actions,
+            "obs_shape": list(self.obs_shape),
+            "network": {
+                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.network_options.items()
+            },
+            "optimizer": optimizer,
+            "lr": self.lr,
+            "optimizer_eps": self.optimizer_eps,
+            "rmsprop_alpha": self.rmsprop_alpha,
+            "rmsprop_centered": self.rmsprop_centered,
+            "max_grad_norm": self.max_grad_norm,
+            "double_dqn": self.double_dqn,
+            "precision": precision,
+            "compile": bool(compile),
+            "channels_last": self.channels_last,
+            "seed": self.seed,
+            **dict(agent_hparams or {}),
+        }
+
+        head, head_kwargs = self.head_spec()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            online = build_network(
+                self.network_options,
+                obs_shape=self.obs_shape,
+                num_actions=self.num_actions,
+                head=head,
+                **head_kwargs,
+            )
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.online: DistributionalNetwork = online.to(self.device, memory_format=memory_format)
+        self.target: DistributionalNetwork = copy.deepcopy(self.online)
+        self.target.requires_grad_(False)
+        self._online_torso = _MaybeCompiled(self.online.torso, bool(compile))
+        self._target_torso = _MaybeCompiled(self.target.torso, bool(compile))
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.seed)
+        self.rng = np.random.default_rng(self.seed)
+        self._groups = self.param_groups()
+        self.optimizers = [self._make_optimizer(g) for g in self._groups]
+        self.num_updates = 0
+        self.training = True
+        self.noisy = self.online.noisy
+
+    # ----------------------------------------------------------------- subclass hooks
+    @abstractmethod
+    def head_spec(self) -> tuple[str, dict[str, Any]]:
+        """The head name in ``networks.HEADS`` and its keyword arguments."""
+
+    @abstractmethod
+    def compute_loss(self, batch: Batch) -> LossOutput:
+        """Prediction, Bellman target and per-sample loss for one batch (fp32)."""
+
+    def _validate(self) -> None:
+        """Check agent-specific hparams; raise ``ValueError`` naming the field."""
+        return None
+
+    def param_groups(self) -> list[ParamGroup]:
+        """Optimiser groups; by default one optimiser over every online parameter."""
+        return [
+            ParamGroup(
+                "main",
+                list(self.online.parameters()),
+                self.optimizer,
+                self.lr,
+                self.optimizer_eps,
+                self.rmsprop_alpha,
+                self.rmsprop_centered,
+            )
+        ]
+
+    # ----------------------------------------------------------------- helpers for subclasses
+    def autocast(self) -> AbstractContextManager[Any]:
+        """bf16 autocast for torso and heads when ``precision == "bf16"`` (no-op otherwise)."""
+        return torch.autocast(
+            device_type=self.device.type,
+            dtype=torch.bfloat16,
+            enabled=self.precision == "bf16",
+        )
+
+    def features(self, net: DistributionalNetwork, obs: Tensor) -> Tensor:
+        """Torso features of ``obs`` through ``net`` (online or target), possibly compiled."""
+        obs = self.to_device(obs)
+        torso = self._online_torso if net is self.online else self._target_torso
+        with self.autocast():
+            return torso(obs)
+
+    def distribution(
+        self, net: DistributionalNetwork, obs: Tensor, **head_kwargs: Any
+    ) -> ReturnDistribution:
+        """Full forward pass (head's normal settings unless overridden)."""
+        feats = self.features(net, obs)
+        with self.autocast():
+            return net.head(feats, generator=self.generator, **head_kwargs)
+
+    def to_device(self, obs: Tensor) -> Tensor:
+        obs = obs.to(self.device, non_blocking=True)
+        if obs.dtype == torch.float64:
+            obs = obs.float()
+        if self.channels_last and obs.dim() == 4:
+            obs = obs.contiguous(memory_format=torch.channels_last)
+        return obs
+
+    @torch.no_grad()
+    def next_actions(
+        self, next_obs: Tensor, target_dist: ReturnDistribution | None = None, **head_kwargs: Any
+    ) -> Tensor:
+        """Greedy bootstrap action ``a* = argmax_a Q(x', a)`` ``[B]``: from the target network
+        (``target_dist`` if the caller already has it), or from the online network with
+        ``double_dqn`` (van Hasselt et al. 2016, Eq. 4)."""
+        if self.double_dqn:
+            dist = self.distribution(self.online, next_obs, **head_kwargs)
+        elif target_dist is not None:
+            dist = target_dist
+        else:
+            dist = self.distribution(self.target, next_obs, **head_kwargs)
+        return dist.q_values().argmax(dim=-1)
+
+    # ----------------------------------------------------------------- acting
+    @torch.no_grad()
+    def act(self, obs: np.ndarray | Tensor, epsilon: float = 0.0) -> np.ndarray:
+        """Epsilon-greedy actions for a batch of observations ``[N, *obs_shape]`` -> int64 ``[N]``.
+
+        One forward pass for all environments; the greedy value is ``action_value_fn(dist)``.
+        """
+        obs_t = torch.as_tensor(obs)
+        if obs_t.dim() == len(self.obs_shape):
+            obs_t = obs_t.unsqueeze(0)
+        dist = self.distribution(self.online, obs_t)
+        actions = self.action_value_fn(dist).float().argmax(dim=-1).cpu().numpy().astype(np.int64)
+        if epsilon > 0:
+            explore = self.rng.random(actions.shape[0]) < epsilon
+            n = int(explore.sum())
+            if n:
+                actions[explore] = self.rng.integers(0, self.num_actions, size=n)
+        return actions
+
+    # ----------------------------------------------------------------- learning
+    def learn(self, batch: Batch) -> LearnResult:
+        """One gradient step; returns the detached per-sample loss ``[B]`` and scalar metrics."""
+        self.online.train(self.training)
+        if self.noisy:
+            self.online.reset_noise(self.generator)
+            self.target.reset_noise(self.generator)
+        out = self.compute_loss(batch)
+        weights = batch.weights.to(self.device).float()
+        per_sample = out.per_sample.float()
+        loss = (weights * per_sample).mean()  # importance-weighted mean (Schaul et al. 2016)
+        total = loss
+        if out.aux_per_sample is not None:
+            total = total + (weights * out.aux_per_sample.float()).mean()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        total.backward()
+        norms = []
+        for group in self._groups:
+            limit = self.max_grad_norm if self.max_grad_norm is not None else math.inf
+            norms.append(torch.nn.utils.clip_grad_norm_(group.params, limit))
+        for opt in self.optimizers:
+            opt.step()
+        self.num_updates += 1
+        names = ["loss", "q_mean", "grad_norm", *out.metrics]
+        values = torch.stack(
+            [
+                loss.detach(),
+                out.q_taken.detach().float().mean(),
+                norms[0].detach().float(),
+                *(v.detach().float().mean() for v in out.metrics.values()),
+            ]
+        ).tolist()
+        return LearnResult(loss=per_sample.detach(), metrics=dict(zip(names, values)))
+
+    def sync_target(self) -> None:
+        """Copy the online parameters into the target network."""
+        self.target.load_state_dict(self.online.state_dict())
+
+    # ----------------------------------------------------------------- modes
+    def train(self, mode: bool = True) -> Agent:
+        self.training = mode
+        self.online.train(mode)
+        self.target.train(mode)
+        return self
+
+    def eval(self) -> Agent:
+        return self.train(False)
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return self.online.parameters()
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "hparams": copy.deepcopy(self.hparams),
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "num_updates": self.num_updates,
+            "torch_generator": self.generator.get_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "training": self.training,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("name") != self.name:
+            raise ValueError(
+                f"checkpoint is for agent {state.get('name')!r}, not {self.name!r}; "
+                f"build a {state.get('name')!r} agent to load it"
+            )
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise ValueError("checkpoint optimiser count does not match this agent's hparams")
+        for opt, opt_state in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        self.num_updates = int(state["num_updates"])
+        self.generator.set_state(torch.as_tensor(state["torch_generator"], dtype=torch.uint8).cpu())
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.train(bool(state.get("training", True)))
+
+    # ----------------------------------------------------------------- internals
+    @staticmethod
+    def _make_optimizer(group: ParamGroup) -> torch.optim.Optimizer:
+        if group.kind == "adam":
+            return torch.optim.Adam(group.params, lr=group.lr, eps=group.eps)
+        return torch.optim.RMSprop(
+            group.params,
+            lr=group.lr,
+            alpha=group.rmsprop_alpha,
+            eps=group.eps,
+            centered=group.rmsprop_centered,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, hparams={self.hparams!r})"

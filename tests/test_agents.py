@@ -1,0 +1,241 @@
+"""Agent API: registry, acting, one learning step's bookkeeping, target sync, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from distrl_agents.agents import AGENT_NAMES, agent_hparam_names, make_agent
+from distrl_agents.types import Batch, LearnResult
+
+CORE = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
+SMALL = {
+    "dqn": {},
+    "c51": {"num_atoms": 11},
+    "qrdqn": {"num_quantiles": 8},
+    "iqn": {
+        "num_tau_samples": 8,
+        "num_tau_prime_samples": 8,
+        "num_quantile_samples": 4,
+        "embedding_dim": 8,
+    },
+    "fqf": {"num_fractions": 8, "embedding_dim": 8, "fraction_lr": 1e-3},
+}
+MLP = {"torso": "mlp", "mlp_sizes": [16], "hidden": 16}
+A = 3
+_RNG = np.random.default_rng(0)
+
+
+def _batch(obs_shape: tuple[int, ...], batch_size: int = 6, uint8: bool = False) -> Batch:
+    g = torch.Generator().manual_seed(5)
+    if uint8:
+        obs = torch.randint(0, 256, (batch_size, *obs_shape), generator=g, dtype=torch.uint8)
+        next_obs = torch.randint(0, 256, (batch_size, *obs_shape), generator=g, dtype=torch.uint8)
+    else:
+        obs = torch.randn(batch_size, *obs_shape, generator=g)
+        next_obs = torch.randn(batch_size, *obs_shape, generator=g)
+    return Batch(
+        obs=obs,
+        action=torch.randint(0, A, (batch_size,), generator=g),
+        reward=torch.randn(batch_size, generator=g),
+        discount=torch.tensor([0.99, 0.0, 0.9801, 0.99, 0.0, 0.99])[:batch_size],
+        next_obs=next_obs,
+        weights=torch.rand(batch_size, generator=g) + 0.5,
+        indices=torch.arange(batch_size),
+    )
+
+
+def _agent(name: str, **kw):  # type: ignore[no-untyped-def]
+    network = kw.pop("network", MLP)
+    hp = {**SMALL[name], "lr": 1e-3, **kw}
+    return make_agent(name, num_actions=A, obs_shape=(5,), network=network, **hp)
+
+
+def test_registry_names_and_errors() -> None:
+    assert set(CORE) <= set(AGENT_NAMES)
+    with pytest.raises(ValueError, match="valid agents"):
+        make_agent("rainbow", num_actions=2, obs_shape=(3,))
+    with pytest.raises(ValueError, match="num_atom"):
+        make_agent("c51", num_actions=2, obs_shape=(3,), num_atom=51)
+    with pytest.raises(ValueError, match="v_min"):
+        make_agent("c51", num_actions=2, obs_shape=(3,), network=MLP, v_min=5.0, v_max=1.0)
+    with pytest.raises(ValueError, match="precision"):
+        make_agent("dqn", num_actions=2, obs_shape=(3,), network=MLP, precision="fp16")
+    with pytest.raises(ValueError, match="hiden"):
+        make_agent("dqn", num_actions=2, obs_shape=(3,), network={"hiden": 3})
+    assert "fraction_lr" in agent_hparam_names("fqf") and "double_dqn" in agent_hparam_names("fqf")
+    assert "num_actions" not in agent_hparam_names("iqn")
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_act_batch_uint8_frames(name: str) -> None:
+    agent = make_agent(
+        name,
+        num_actions=18,
+        obs_shape=(4, 84, 84),
+        network={"torso": "nature", "hidden": 16},
+        **SMALL[name],
+    )
+    obs = np.random.default_rng(0).integers(0, 256, (5, 4, 84, 84), dtype=np.uint8)
+    obs0 = obs.copy()
+    actions = agent.act(obs)
+    assert actions.shape == (5,) and actions.dtype == np.int64
+    assert ((actions >= 0) & (actions < 18)).all()
+    assert np.array_equal(obs, obs0)
+    explore = agent.act(obs, epsilon=1.0)
+    assert explore.shape == (5,) and explore.dtype == np.int64
+    assert agent.name == name and agent.hparams["num_actions"] == 18
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_action_value_fn_is_used_for_acting(name: str) -> None:
+    def prefer_last(dist):  # type: ignore[no-untyped-def]
+        q = dist.q_values()
+        out = torch.zeros_like(q)
+        out[:, -1] = 1.0
+        return out
+
+    agent = _agent(name)
+    agent.action_value_fn = prefer_last
+    assert (agent.act(_RNG.standard_normal((4, 5)).astype(np.float32)) == A - 1).all()
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_learn_step_bookkeeping(name: str) -> None:
+    agent = _agent(name)
+    batch = _batch((5,))
+    saved = copy.deepcopy(batch)
+    target0 = {k: v.clone() for k, v in agent.target.state_dict().items()}
+    online0 = {k: v.clone() for k, v in agent.online.state_dict().items()}
+    result = agent.learn(batch)
+    assert isinstance(result, LearnResult)
+    assert result.loss.shape == (6,) and result.loss.dtype == torch.float32
+    assert not result.loss.requires_grad and torch.isfinite(result.loss).all()
+    for key in ("loss", "q_mean", "grad_norm"):
+        assert np.isfinite(result.metrics[key])
+    assert result.metrics["grad_norm"] > 0
+    if name == "fqf":
+        assert "fraction_entropy" in result.metrics and "fraction_loss" in result.metrics
+        assert result.metrics["fraction_entropy"] > 0
+    # importance-weighted mean of the per-sample loss
+    expected = float((batch.weights * result.loss).mean())
+    assert result.metrics["loss"] == pytest.approx(expected, rel=1e-5)
+    # inputs not mutated
+    for field in ("obs", "action", "reward", "discount", "next_obs", "weights", "indices"):
+        assert torch.equal(getattr(batch, field), getattr(saved, field)), field
+    # online moved, target frozen until sync
+    changed = [k for k, v in agent.online.state_dict().items() if not torch.equal(v, online0[k])]
+    assert changed
+    for k, v in agent.target.state_dict().items():
+        assert torch.equal(v, target0[k]), k
+    assert all(not p.requires_grad for p in agent.target.parameters())
+    agent.sync_target()
+    for k, v in agent.target.state_dict().items():
+        assert torch.equal(v, agent.online.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_all_parameters_get_finite_nonzero_gradients(name: str) -> None:
+    agent = _agent(name)
+    for opt in agent.optimizers:
+        opt.zero_grad()
+    out = agent.compute_loss(_batch((5,)))
+    total = out.per_sample.mean() + (0 if out.aux_per_sample is None else out.aux_per_sample.mean())
+    total.backward()
+    for pname, p in agent.online.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_bf16_path_runs_and_losses_are_fp32(name: str) -> None:
+    agent = make_agent(
+        name,
+        num_actions=A,
+        obs_shape=(4, 84, 84),
+        network={"torso": "nature", "hidden": 16},
+        precision="bf16",
+        **SMALL[name],
+    )
+    batch = _batch((4, 84, 84), uint8=True)
+    out = agent.compute_loss(batch)
+    assert out.per_sample.dtype == torch.float32
+    result = agent.learn(batch)
+    assert result.loss.dtype == torch.float32 and torch.isfinite(result.loss).all()
+    assert agent.act(batch.obs.numpy()).shape == (6,)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_double_dqn_noisy_dueling_variants_run(name: str) -> None:
+    agent = _agent(
+        name,
+        double_dqn=True,
+        max_grad_norm=10.0,
+        network={**MLP, "noisy": True, "dueling": True},
+    )
+    assert agent.noisy
+    res = agent.learn(_batch((5,)))
+    assert np.isfinite(res.metrics["loss"])
+    agent.eval()
+    obs = _RNG.standard_normal((3, 5)).astype(np.float32)
+    if name in ("dqn", "c51", "qrdqn"):  # deterministic heads: eval mode ignores noise
+        np.testing.assert_array_equal(agent.act(obs), agent.act(obs))
+    agent.train()
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_state_dict_round_trip_continues_identically(name: str) -> None:
+    a1 = _agent(name)
+    batch = _batch((5,))
+    a1.learn(batch)
+    state = copy.deepcopy(a1.state_dict())
+    r1 = a1.learn(batch)
+    act1 = a1.act(_RNG.standard_normal((4, 5)).astype(np.float32), epsilon=0.5)
+    a2 = _agent(name, seed=123)
+    a2.load_state_dict(state)
+    assert a2.num_updates == 1
+    r2 = a2.learn(batch)
+    act2 = a2.act(_RNG.standard_normal((4, 5)).astype(np.float32), epsilon=0.5)
+    torch.testing.assert_close(r1.loss, r2.loss)
+    assert r1.metrics == pytest.approx(r2.metrics)
+    # epsilon draws continue from the restored RNG (greedy parts may differ with the obs)
+    assert act1.shape == act2.shape
+    with pytest.raises(ValueError, match="checkpoint is for agent"):
+        _agent("dqn" if name != "dqn" else "c51").load_state_dict(state)
+
+
+def test_same_seed_is_deterministic() -> None:
+    results = []
+    for _ in range(2):
+        agent = _agent("iqn", seed=7)
+        results.append(agent.learn(_batch((5,))).loss)
+    torch.testing.assert_close(results[0], results[1])
+
+
+def test_compile_failure_warns_and_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(module):  # type: ignore[no-untyped-def]
+        def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no compiler here")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken)
+    agent = _agent("c51", compile=True)
+    with pytest.warns(UserWarning, match="running eagerly"):
+        res = agent.learn(_batch((5,)))
+    assert np.isfinite(res.metrics["loss"])
+
+
+@pytest.mark.slow
+def test_compile_flag_runs() -> None:
+    agent = _agent("dqn", compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a platform without a compiler warns and runs eagerly
+        res = agent.learn(_batch((5,)))
+        assert np.isfinite(res.metrics["loss"])
+        assert agent.act(_RNG.standard_normal((2, 5)).astype(np.float32)).shape == (2,)
