@@ -356,6 +356,14 @@ def test_sum_tree_sampling_frequencies_match_priorities() -> None:
     tree.set(np.array([3, 3, 5]), np.array([2.0, 2.0, 0.5]))
     prios[3], prios[5] = 2.0, 0.5
     assert tree.total == pytest.approx(prios.sum())
+    # the small-update (Python int) path and the vectorised path build identical trees
+    a, b = SumTree(100), SumTree(100)
+    for _ in range(20):
+        leaves, vals = rng.integers(0, 100, 12), rng.random(12)
+        a.set(leaves, vals)
+        for i in range(0, 12, 3):
+            b.set(leaves[i : i + 3], vals[i : i + 3])
+    np.testing.assert_array_equal(a.tree, b.tree)
     # a target at (or past) the total still lands on a positive leaf
     assert prios[tree.find(np.array([tree.total, tree.total * (1 + 1e-12)]))].min() > 0
 

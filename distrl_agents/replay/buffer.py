@@ -330,6 +330,8 @@ class ReplayBuffer:
 
         t_now = self._t
         pos = t_now % seg
+        tree_slots: list[np.ndarray] = []  # sum-tree leaves to change, applied once at the end
+        tree_values: list[np.ndarray] = []
         slots = self._env_base + pos  # [E]
 
         # 1. Evict entries whose stack needs the frame about to be overwritten (time T - L): the
@@ -341,8 +343,8 @@ class ReplayBuffer:
                 gone = ev_slots[ev]
                 self._ready[gone] = False
                 self._num_ready -= int(gone.size)
-                if self._tree is not None:
-                    self._tree.set(gone, 0.0)
+                tree_slots.append(gone)
+                tree_values.append(np.zeros(gone.size))
 
         # 2. Store the entry. A stack continues from the previous entry unless that one ended an
         # episode (valid=False) or this is the environment's first entry: then it restarts at 0.
@@ -370,9 +372,9 @@ class ReplayBuffer:
             self._nstep[done_slots] = m
             self._ready[done_slots] = True
             self._num_ready += int(done_slots.size)
-            if self._tree is not None:
-                # New transitions get the maximal priority seen so far (Schaul et al., Alg. 1 l.6).
-                self._tree.set(done_slots, self._max_priority**self.alpha)
+            # New transitions get the maximal priority seen so far (Schaul et al., Alg. 1 l.6).
+            tree_slots.append(done_slots)
+            tree_values.append(np.full(done_slots.size, self._max_priority**self.alpha))
             self._acc_active[fin] = False
             self._acc_return[fin] = 0.0
 
@@ -384,6 +386,9 @@ class ReplayBuffer:
         self._acc_return += np.where(
             self._acc_active, self._gamma_pow[lag][None, :] * rew[:, None], 0.0
         )
+
+        if self._tree is not None and tree_slots:
+            self._tree.set(np.concatenate(tree_slots), np.concatenate(tree_values))
 
         self._prev_term = term & val
         self._prev_trunc = trunc & val

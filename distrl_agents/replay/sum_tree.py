@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_SCALAR_PATH_MAX = 8  # below this many leaves per update, walk the paths with Python ints
+
 
 class SumTree:
     """Sum tree over ``capacity`` leaves stored as a 1-based heap in one float64 array.
@@ -59,6 +61,14 @@ class SumTree:
             return
         tree = self.tree
         tree[nodes] = values
+        if nodes.size <= _SCALAR_PATH_MAX:
+            # A handful of leaves (the per-step insert/evict of add()): walking each path with
+            # Python ints is ~10x faster than a numpy op per level on tiny arrays.
+            for node in nodes.tolist():
+                for _ in range(self._depth):
+                    node >>= 1
+                    tree[node] = tree[2 * node] + tree[2 * node + 1]
+            return
         for _ in range(self._depth):
             nodes = nodes >> 1
             left = nodes << 1
