@@ -139,7 +139,7 @@ def test_make_action_value_fn_and_validation() -> None:
         make_action_value_fn("cvar", 0.0)
     with pytest.raises(ValueError, match="neutral"):
         action_values(COIN, "neutral", 0.3)
-    with pytest.raises(ValueError, match="0.28"):
+    with pytest.raises(ValueError, match=r"0\.28"):
         make_action_value_fn("cpw", 0.1)
     assert set(DEFAULT_PARAMS) == set(RISK_MEASURES)
 
