@@ -1,0 +1,7 @@
+"""Metric writers (TensorBoard) and their fixed tag vocabulary."""
+
+from __future__ import annotations
+
+from distrl_agents.logging.writer import MetricWriter
+
+__all__ = ["MetricWriter"]

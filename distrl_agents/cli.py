@@ -1,0 +1,125 @@
+"""Command-line entry points: ``distrl-train`` (Hydra), ``distrl-eval`` and ``distrl-report``.
+
+This is the only module that imports Hydra; everything below it takes explicit arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from distrl_agents.evaluation.report import report_main
+
+__all__ = ["eval_main", "report_main", "train_main"]
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def default_run_dir(cfg: Any, game: str) -> Path:
+    return Path("runs") / str(cfg.name) / f"{game}-{cfg.agent.name}-seed{cfg.seed}"
+
+
+def _explicit_overrides(prefixes: tuple[str, ...]) -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    task = HydraConfig.get().overrides.task
+    return [o for o in task if o.split("=", 1)[0].lstrip("+~").startswith(prefixes)]
+
+
+def _train_task(cfg: Any) -> dict[str, Any] | None:
+    """The Hydra task: compose -> validate -> build everything -> train."""
+    import json
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from distrl_agents.envs.games import resolve_game
+    from distrl_agents.training.config import RunConfig
+
+    if cfg.get("resume"):
+        run_dir = Path(str(cfg.resume))
+        saved = run_dir / "config.json"
+        if not saved.is_file():
+            _fail(
+                f"resume={run_dir}: no {saved.name} there. Give the directory of an earlier "
+                "distrl-train run (it holds config.json and checkpoints/)."
+            )
+        raw = OmegaConf.create(json.loads(saved.read_text()))
+        # Only schedule and logging settings may change on resume.
+        for override in _explicit_overrides(("trainer.", "logger.")):
+            key, value = override.lstrip("+").split("=", 1)
+            OmegaConf.update(raw, key, _yaml_value(value))
+        raw_dict = OmegaConf.to_container(raw, resolve=True)
+    else:
+        raw_dict = OmegaConf.to_container(cfg, resolve=True)
+        raw_dict.pop("resume", None)
+        run_dir = None
+    assert isinstance(raw_dict, dict)
+    try:
+        raw_dict.setdefault("env", {})["game"] = resolve_game(str(raw_dict["env"]["game"]))
+        run_cfg = RunConfig.from_dict(raw_dict)
+    except _USER_ERRORS as exc:
+        _fail(str(exc))
+    if run_dir is None:
+        if run_cfg.run_dir:
+            run_dir = Path(run_cfg.run_dir)
+        elif HydraConfig.get().mode == RunMode.MULTIRUN:
+            run_dir = Path(HydraConfig.get().runtime.output_dir)
+        else:
+            run_dir = default_run_dir(cfg, run_cfg.env.game)
+    return run_training(run_cfg, run_dir)
+
+
+def _yaml_value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text) if text else text
+
+
+def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
+    from distrl_agents.training.loop import Trainer
+
+    try:
+        trainer = Trainer(run_cfg, run_dir)
+    except _USER_ERRORS as exc:
+        _fail(str(exc))
+    try:
+        if trainer._resume_from is not None:
+            print(f"Resuming {run_dir} from {trainer._resume_from.name}", file=sys.stderr)
+        else:
+            print(
+                f"Training {run_cfg.agent_name} on {trainer.game} ({run_cfg.env.protocol} "
+                f"protocol) -> {run_dir}",
+                file=sys.stderr,
+            )
+        summary = trainer.run()
+    finally:
+        trainer.close()
+    state = "finished" if summary.finished else f"stopped by {summary.stopped_by}"
+    print(
+        f"{state} at agent step {summary.agent_step:,} ({summary.num_updates:,} updates); "
+        f"checkpoint and logs in {run_dir}",
+        file=sys.stderr,
+    )
+    return {"run_dir": str(run_dir), "agent_step": summary.agent_step}
+
+
+def train_main() -> None:
+    """``distrl-train``: Hydra app over ``distrl_agents/configs/train.yaml``."""
+    import hydra
+
+    hydra.main(config_path="configs", config_name="train", version_base="1.3")(_train_task)()
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    """``distrl-eval <run_dir or checkpoint>``: greedy evaluation of a trained agent."""
+    from distrl_agents.evaluation.cli_eval import main
+
+    return main(argv)

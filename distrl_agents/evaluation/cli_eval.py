@@ -1,0 +1,176 @@
+"""``distrl-eval``: play greedy games with a trained agent and report raw and normalized scores.
+
+    distrl-eval runs/default/breakout-c51-seed0                # newest checkpoint of a run
+    distrl-eval runs/.../checkpoints/step_000000250000 --episodes 30 --video --distributions
+
+Works on the CPU for a checkpoint trained on a GPU. Writes ``eval_final.json`` into the run
+directory (what ``distrl-report`` takes as the run's final score) unless ``--no-final`` is given,
+and ``episodes.csv`` / ``summary.json`` (plus the optional GIF and pictures) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="distrl-eval",
+        description="Evaluate a trained agent: greedy games under the run's protocol.",
+    )
+    p.add_argument("path", help="run directory (newest checkpoint is used) or checkpoint directory")
+    p.add_argument("--episodes", type=int, default=10, help="games to play (default 10)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="stop after this many agent steps (default: none)"
+    )
+    p.add_argument("--epsilon", type=float, default=0.001, help="eval epsilon (default 0.001)")
+    p.add_argument("--num-envs", type=int, default=4, help="games played in parallel")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--seed", type=int, default=None, help="env seed (default: run seed + 20000)")
+    p.add_argument("--protocol", choices=["machado", "nature"], default=None,
+                   help="override the run's protocol (default: the run's own)")  # fmt: skip
+    p.add_argument("--out", default=None, help="output directory (default <run_dir>/eval)")
+    p.add_argument("--video", action="store_true", help="write a GIF of the first game")
+    p.add_argument(
+        "--distributions",
+        action="store_true",
+        help="write pictures of the predicted return distributions along the first game",
+    )
+    p.add_argument("--no-final", action="store_true", help="do not write <run_dir>/eval_final.json")
+    return p
+
+
+def load_agent(checkpoint: Path, device: str = "auto") -> tuple[Any, Any, dict[str, Any]]:
+    """Rebuild the agent of a checkpoint on ``device``; returns (agent, RunConfig, state)."""
+    from distrl_agents.training import checkpoint as ckpt
+    from distrl_agents.training.config import RunConfig
+    from distrl_agents.training.device import resolve_device
+    from distrl_agents.training.loop import build_agent
+
+    dev = resolve_device(device)
+    state = ckpt.load_state(checkpoint, map_location=dev)
+    cfg = RunConfig.from_dict(state["config"])
+    cfg.trainer.compile = False
+    agent = build_agent(
+        cfg, num_actions=len(state["action_names"]), obs_shape=(4, 84, 84), device=dev
+    )
+    agent.load_state_dict(state["agent"])
+    agent.eval()
+    return agent, cfg, state
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from distrl_agents.envs import make_atari_env
+    from distrl_agents.evaluation.evaluator import evaluate
+    from distrl_agents.evaluation.report import write_final_result
+    from distrl_agents.training import checkpoint as ckpt
+
+    if args.episodes < 1 or args.num_envs < 1 or not 0 <= args.epsilon <= 1:
+        print("error: --episodes and --num-envs must be >= 1, --epsilon in [0, 1]", file=sys.stderr)
+        return 2
+    try:
+        checkpoint = ckpt.find_checkpoint(args.path)
+        agent, cfg, state = load_agent(checkpoint, args.device)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_dir = checkpoint.parent.parent
+    out = Path(args.out) if args.out else run_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    protocol = args.protocol or cfg.env.protocol
+    seed = cfg.seed + 20_000 if args.seed is None else args.seed
+    env = make_atari_env(
+        cfg.env.game, protocol=protocol, num_envs=args.num_envs, seed=seed, **cfg.env.overrides
+    )
+    want_frames = args.video or args.distributions
+    from tqdm.auto import tqdm
+
+    with tqdm(unit="step", desc="eval", disable=not sys.stderr.isatty()) as bar:
+        result = evaluate(
+            agent.act,
+            env,
+            episodes=args.episodes,
+            max_steps=args.steps,
+            epsilon=args.epsilon,
+            record_env=0 if want_frames else None,
+            on_step=bar.update,
+        )
+    env.close()
+    step = int(state["agent_step"])
+    record = {
+        "agent": cfg.agent_name,
+        "game": result.game,
+        "seed": cfg.seed,
+        "protocol": protocol,
+        "agent_step": step,
+        "frames": step * 4,
+        "episode_returns": result.episode_returns,
+        "episode_lengths": result.episode_lengths,
+        "mean_return": result.mean_return,
+        "stderr_return": result.stderr_return,
+        "hns": result.hns,
+        "eval_epsilon": args.epsilon,
+        "checkpoint": checkpoint.name,
+        "source": "distrl-eval",
+    }
+    with (out / "episodes.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["episode", "raw_score", "length_agent_steps"])
+        for i, (r, n) in enumerate(zip(result.episode_returns, result.episode_lengths)):
+            w.writerow([i, r, n])
+    (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
+    if not args.no_final and args.protocol in (None, cfg.env.protocol):
+        write_final_result(run_dir / "eval_final.json", record)
+    if args.video and result.observations:
+        write_gif(result.observations, out / "episode.gif")
+    if args.distributions and result.observations:
+        write_distribution_pictures(agent, result.observations, out / "distributions", state)
+    hns = "n/a (no reference scores)" if result.hns is None else f"{result.hns:.3f}"
+    print(
+        f"{cfg.agent_name} on {result.game} ({protocol}), checkpoint {checkpoint.name}: "
+        f"{len(result.episode_returns)} games, raw score {result.mean_return:.1f} "
+        f"± {result.stderr_return:.1f} (s.e.), human-normalized {hns}"
+    )
+    print(f"written to {out}")
+    return 0 if result.episode_returns else 1
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: int = 15) -> None:
+    """An animated GIF of 84x84 grayscale frames (every frame the agent saw, 4 game frames apart)."""
+    from PIL import Image
+
+    images = [Image.fromarray(f).resize((168, 168), Image.NEAREST) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+
+def write_distribution_pictures(
+    agent: Any, frames: list[np.ndarray], out: Path, state: dict[str, Any], count: int = 6
+) -> None:
+    """Predicted return distributions at ``count`` evenly spaced moments of the recorded game."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from distrl_agents.evaluation.distribution_plot import distribution_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    pad = [np.zeros_like(frames[0])] * 3
+    stacked = pad + frames
+    picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int)
+    obs = np.stack([np.stack(stacked[i : i + 4]) for i in picks])  # [K, 4, 84, 84]
+    with torch.no_grad():
+        dist = agent.distribution(agent.online, torch.as_tensor(obs))
+    for k, t in enumerate(picks):
+        fig = distribution_figure(
+            dist, k, frame=obs[k, -1], action_names=state.get("action_names"),
+            title=f"agent step {t} of the game",
+        )  # fmt: skip
+        fig.savefig(out / f"step_{t:06d}.png", dpi=90)
+        plt.close(fig)

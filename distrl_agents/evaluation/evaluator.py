@@ -1,0 +1,97 @@
+"""Greedy evaluation: play whole games with a small epsilon and report raw scores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
+
+
+@dataclass
+class EvalResult:
+    """Raw whole-game scores of one evaluation (unclipped, all lives)."""
+
+    game: str
+    episode_returns: list[float]
+    episode_lengths: list[int]
+    agent_steps: int
+    frames_per_step: int = 4
+    observations: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.episode_returns)) if self.episode_returns else float("nan")
+
+    @property
+    def stderr_return(self) -> float:
+        n = len(self.episode_returns)
+        if n < 2:
+            return float("nan")
+        return float(np.std(self.episode_returns, ddof=1) / np.sqrt(n))
+
+    @property
+    def hns(self) -> float | None:
+        if not self.episode_returns or not has_reference_scores(self.game):
+            return None
+        return float(human_normalized_score(self.game, self.mean_return))
+
+
+def evaluate(
+    act: Callable[[np.ndarray, float], np.ndarray],
+    env,
+    *,
+    episodes: int,
+    max_steps: int | None = None,
+    epsilon: float = 0.001,
+    record_env: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Play ``episodes`` whole games on the vector ``env`` (an :class:`~distrl_agents.envs.AtariEnv`).
+
+    Episodes are spread evenly over the environments (env ``i`` counts at most its share), so short
+    games are not over-represented; play stops when every env has played its share or after
+    ``max_steps`` agent steps, whichever comes first (unfinished games are not counted).
+
+    Args:
+        act: ``act(obs [N, 4, 84, 84], epsilon) -> actions [N]``, e.g. ``agent.act``.
+        record_env: when set, the observations seen by that env during its first game are kept
+            in ``EvalResult.observations`` (for videos and distribution pictures).
+        on_step: called with the number of agent steps after each vector step (progress bars).
+    """
+    n = env.num_envs
+    quota = np.full(n, episodes // n)
+    quota[: episodes % n] += 1
+    done = np.zeros(n, dtype=np.int64)
+    returns: list[float] = []
+    lengths: list[int] = []
+    frames: list[np.ndarray] = []
+    recording = record_env is not None
+    obs, _ = env.reset()
+    steps = 0
+    while (done < quota).any() and (max_steps is None or steps < max_steps):
+        if recording:
+            frames.append(obs[record_env, -1].copy())
+        actions = act(obs, epsilon)
+        obs, _, _, _, info = env.step(actions)
+        steps += int(n)
+        if on_step is not None:
+            on_step(int(n))
+        if "episode" in info:
+            for i in np.flatnonzero(info["_episode"]):
+                if i == record_env:
+                    recording = False
+                if done[i] < quota[i]:
+                    returns.append(float(info["episode"]["r"][i]))
+                    lengths.append(int(info["episode"]["l"][i]))
+                    done[i] += 1
+    return EvalResult(
+        game=env.game,
+        episode_returns=returns,
+        episode_lengths=lengths,
+        agent_steps=steps,
+        frames_per_step=env.spec_info.frameskip,
+        observations=frames,
+    )

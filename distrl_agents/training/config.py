@@ -1,0 +1,227 @@
+"""Typed run configuration, checked before any work starts.
+
+The Hydra CLI composes YAML into a plain dict; :func:`RunConfig.from_dict` turns it into these
+dataclasses and reports the first impossible value with the field's full name and what is valid.
+Library code receives these objects (or keyword arguments), never the global Hydra config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field and the fix."""
+
+
+@dataclass
+class EnvConfig:
+    game: str = "breakout"
+    protocol: str = "machado"
+    num_envs: int = 1
+    eval_num_envs: int = 4
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReplayConfig:
+    capacity: int = 1_000_000
+    n_step: int = 1
+    prioritized: bool = False
+    alpha: float = 0.5
+    beta: float = 0.4
+    beta_steps: int | None = None
+    priority_eps: float = 1e-6
+    storage: str = "host"
+
+
+@dataclass
+class TrainerConfig:
+    total_steps: int = 50_000_000
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    torch_threads: int = 0
+    batch_size: int = 32
+    gamma: float = 0.99
+    update_period: float = 4.0
+    target_update_period: int = 10_000
+    learning_starts: int = 50_000
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.01
+    epsilon_decay_steps: int = 1_000_000
+    reward_clip: bool = True
+    eval_period: int = 250_000
+    eval_episodes: int = 10
+    eval_steps: int = 125_000
+    eval_epsilon: float = 0.001
+    checkpoint_period: int = 250_000
+    keep_checkpoints: int = 2
+    save_replay: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    tensorboard: bool = True
+    progress: bool = True
+    log_period: int = 1000
+    distribution_period: int = 100_000
+    distribution_states: int = 3
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run."""
+
+    agent: dict[str, Any]
+    network: dict[str, Any] = field(default_factory=dict)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    name: str = "default"
+    seed: int = 0
+    run_dir: str | None = None
+
+    @property
+    def agent_name(self) -> str:
+        return str(self.agent["name"])
+
+    @property
+    def agent_hparams(self) -> dict[str, Any]:
+        return {k: v for k, v in self.agent.items() if k != "name"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        raw = dict(raw)
+        for extra in ("resume", "experiment"):
+            raw.pop(extra, None)
+        agent = raw.pop("agent", None)
+        if not isinstance(agent, dict) or "name" not in agent:
+            raise ConfigError("agent: choose an agent, e.g. agent=c51 (see configs/agent/).")
+        sections: dict[str, Any] = {}
+        for name, klass in (
+            ("env", EnvConfig),
+            ("replay", ReplayConfig),
+            ("trainer", TrainerConfig),
+            ("logger", LoggerConfig),
+        ):
+            sections[name] = _build(klass, raw.pop(name, {}) or {}, name)
+        network = dict(raw.pop("network", {}) or {})
+        top = {f.name for f in dataclasses.fields(cls)} - {"agent", "network", *sections}
+        unknown = set(raw) - top
+        if unknown:
+            raise ConfigError(
+                f"Unknown config field(s) {sorted(unknown)}; top-level fields are "
+                f"{sorted(top | {'agent', 'network', *sections})}."
+            )
+        cfg = cls(agent=dict(agent), network=network, **sections, **raw)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        t, r, e, lg = self.trainer, self.replay, self.env, self.logger
+        _positive("trainer.total_steps", t.total_steps)
+        _positive("trainer.batch_size", t.batch_size)
+        _positive("trainer.update_period", t.update_period)
+        _positive("trainer.target_update_period", t.target_update_period)
+        _positive("env.num_envs", e.num_envs)
+        _positive("env.eval_num_envs", e.eval_num_envs)
+        _positive("replay.capacity", r.capacity)
+        _positive("replay.n_step", r.n_step)
+        _positive("logger.log_period", lg.log_period)
+        for name, value in (
+            ("trainer.learning_starts", t.learning_starts),
+            ("trainer.epsilon_decay_steps", t.epsilon_decay_steps),
+            ("trainer.eval_period", t.eval_period),
+            ("trainer.checkpoint_period", t.checkpoint_period),
+            ("trainer.torch_threads", t.torch_threads),
+            ("logger.distribution_period", lg.distribution_period),
+            ("logger.distribution_states", lg.distribution_states),
+        ):
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}.")
+        if t.keep_checkpoints < 1:
+            raise ConfigError(f"trainer.keep_checkpoints must be >= 1, got {t.keep_checkpoints}.")
+        for name, value in (
+            ("trainer.gamma", t.gamma),
+            ("trainer.epsilon_start", t.epsilon_start),
+            ("trainer.epsilon_end", t.epsilon_end),
+            ("trainer.eval_epsilon", t.eval_epsilon),
+            ("replay.beta", r.beta),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value}.")
+        if t.learning_starts > r.capacity:
+            raise ConfigError(
+                f"trainer.learning_starts ({t.learning_starts}) is larger than replay.capacity "
+                f"({r.capacity}): the warm-up could never fill. Lower trainer.learning_starts or "
+                "raise replay.capacity."
+            )
+        if t.batch_size > r.capacity:
+            raise ConfigError(
+                f"trainer.batch_size ({t.batch_size}) is larger than replay.capacity ({r.capacity})."
+            )
+        if t.precision not in ("fp32", "bf16", "auto"):
+            raise ConfigError(
+                f"trainer.precision must be one of fp32, bf16, auto; got {t.precision!r}."
+            )
+        if r.storage not in ("host", "device"):
+            raise ConfigError(f"replay.storage must be 'host' or 'device', got {r.storage!r}.")
+        if t.eval_period and t.eval_episodes < 1:
+            raise ConfigError("trainer.eval_episodes must be >= 1 when evaluation is on.")
+        if t.device != "auto" and not (t.device == "cpu" or t.device.startswith("cuda")):
+            raise ConfigError(
+                f"trainer.device must be auto, cpu, cuda or cuda:N; got {t.device!r}."
+            )
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value}.")
+
+
+def _build(klass: type, values: dict[str, Any], section: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(klass)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ConfigError(
+            f"Unknown field(s) {', '.join(f'{section}.{k}' for k in sorted(unknown))}. "
+            f"Valid fields of {section}: {', '.join(sorted(names))}."
+        )
+    defaults = klass()
+    out = {}
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        out[key] = _coerce(f"{section}.{key}", value, default)
+    return klass(**out)
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Check a value against its default's type (YAML gives ints for floats and the like)."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}.")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{name} must be an integer, got {value!r}.")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name} must be a number, got {value!r}.")
+        return float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}.")
+    if isinstance(default, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a mapping, got {value!r}.")
+    return value

@@ -1,0 +1,498 @@
+"""The training loop shared by every agent.
+
+One iteration steps ``num_envs`` games with one batched forward pass, stores the transitions,
+and runs as many gradient updates as the replay ratio asks for (``1 / update_period`` updates per
+agent step, whatever ``num_envs`` is). Nothing here branches on the agent type.
+
+Counting: an *agent step* is one action in one game (4 Atari frames). The autoreset step that
+starts a new game after a game over is not an agent step (the game ignores its action).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distrl_agents.agents import make_agent
+from distrl_agents.envs import make_atari_env
+from distrl_agents.evaluation.evaluator import EvalResult, evaluate
+from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
+from distrl_agents.evaluation.report import append_result
+from distrl_agents.logging.writer import MetricWriter
+from distrl_agents.replay import ReplayBuffer
+from distrl_agents.training import checkpoint as ckpt
+from distrl_agents.training.config import RunConfig
+from distrl_agents.training.device import (
+    resolve_device,
+    resolve_precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+EVAL_SEED_OFFSET = 10_000
+#: Signals that stop training with a checkpoint (SIGUSR1: cluster pre-emption notice).
+STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s is not None
+)
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    agent_step: int
+    num_updates: int
+    finished: bool
+    stopped_by: str | None
+    last_eval: EvalResult | None
+
+
+def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int, warmup: int) -> float:
+    """Epsilon of epsilon-greedy: ``start`` during warm-up, then linear to ``end`` (Dopamine)."""
+    if step < warmup:
+        return start
+    if decay_steps <= 0:
+        return end
+    frac = min(1.0, (step - warmup) / decay_steps)
+    return start + frac * (end - start)
+
+
+def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...], device: Any):
+    """The configured agent; trainer precision / compile apply unless the agent config sets them."""
+    hparams = cfg.agent_hparams
+    risk = hparams.pop("risk", "neutral")
+    risk_param = hparams.pop("risk_param", None)
+    if risk != "neutral":
+        from distrl_agents.risk import make_action_value_fn
+
+        hparams["action_value_fn"] = make_action_value_fn(risk, risk_param)
+    hparams.setdefault("precision", resolve_precision(cfg.trainer.precision, torch.device(device)))
+    hparams.setdefault("compile", cfg.trainer.compile)
+    hparams.setdefault("seed", cfg.seed)
+    return make_agent(
+        cfg.agent_name,
+        num_actions=num_actions,
+        obs_shape=obs_shape,
+        device=device,
+        network=dict(cfg.network),
+        **hparams,
+    )
+
+
+def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
+    """What must match between a checkpoint and the run that resumes it."""
+    return {
+        "agent": cfg.agent_name,
+        "game": cfg.env.game,
+        "protocol": cfg.env.protocol,
+        "num_envs": cfg.env.num_envs,
+        "replay_capacity": cfg.replay.capacity,
+        "n_step": cfg.replay.n_step,
+        "network": dict(cfg.network),
+    }
+
+
+class Trainer:
+    """Runs (or resumes) one training run in ``run_dir``.
+
+    Every setting is validated and every object built in ``__init__``, before any file is
+    written; :meth:`run` trains until ``total_steps`` or a stop signal.
+    """
+
+    def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike[str]) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        t = cfg.trainer
+        self.device = resolve_device(t.device)
+        if t.torch_threads:
+            torch.set_num_threads(t.torch_threads)
+        seed_everything(cfg.seed)
+        self.env = make_atari_env(
+            cfg.env.game,
+            protocol=cfg.env.protocol,
+            num_envs=cfg.env.num_envs,
+            seed=cfg.seed,
+            **cfg.env.overrides,
+        )
+        self.game = self.env.game
+        self.num_actions = self.env.num_actions
+        obs_shape = tuple(self.env.single_observation_space.shape)
+        self.agent = build_agent(
+            cfg, num_actions=self.num_actions, obs_shape=obs_shape, device=self.device
+        )
+        storage = self.device if cfg.replay.storage == "device" else torch.device("cpu")
+        r = cfg.replay
+        self.replay = ReplayBuffer(
+            r.capacity,
+            num_envs=cfg.env.num_envs,
+            frame_shape=obs_shape[1:],
+            stack_size=obs_shape[0],
+            n_step=r.n_step,
+            gamma=t.gamma,
+            prioritized=r.prioritized,
+            alpha=r.alpha,
+            beta=r.beta,
+            beta_steps=r.beta_steps or t.total_steps,
+            priority_eps=r.priority_eps,
+            device=self.device,
+            storage_device=storage,
+            seed=cfg.seed,
+        )
+        self.rng = np.random.default_rng(cfg.seed)
+        self.agent_step = 0
+        self.update_credit = 0.0
+        self.last_sync = 0
+        self.fixed_states: np.ndarray | None = None
+        self.obs: np.ndarray | None = None
+        self._stop: int | None = None
+        self._eval_env = None
+        self.writer: MetricWriter | None = None
+        self._resume_from = ckpt.latest_checkpoint(self.run_dir)
+        if self._resume_from is not None:
+            self._check_compatible(ckpt.load_state(self._resume_from))
+
+    # ------------------------------------------------------------------ resume
+    def _check_compatible(self, state: dict[str, Any]) -> None:
+        saved, mine = state.get("compatibility", {}), compatibility_key(self.cfg)
+        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        if diff:
+            details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise ckpt.CheckpointError(
+                f"The run directory {self.run_dir} holds a checkpoint of a different experiment "
+                f"({details}). Nothing was changed there. Choose another run_dir (or name/seed), "
+                "or resume with the settings of that run."
+            )
+        self._resume_state = state
+
+    def _restore(self) -> None:
+        assert self._resume_from is not None
+        state = self._resume_state
+        self.agent.load_state_dict(state["agent"])
+        self.agent_step = int(state["agent_step"])
+        self.update_credit = float(state["update_credit"])
+        self.last_sync = int(state["last_sync"])
+        self.fixed_states = state.get("fixed_states")
+        set_rng_state(state["rng"])
+        self.rng.bit_generator.state = state["loop_rng"]
+        replay_file = self._resume_from / ckpt.REPLAY_FILE
+        if replay_file.exists():
+            self.replay.load(replay_file)
+            # The games in progress at the checkpoint cannot be restored: their last observation
+            # ends those episodes as a time-limit truncation (it bootstraps, it is not terminal).
+            obs = state.get("obs")
+            if obs is not None:
+                n = self.cfg.env.num_envs
+                zeros = np.zeros(n)
+                self.replay.add(obs, zeros.astype(np.int64), zeros, zeros.astype(bool),
+                                zeros.astype(bool), valid=np.zeros(n, dtype=bool))  # fmt: skip
+        elif self.cfg.trainer.save_replay:
+            print(
+                f"warning: {self._resume_from} has no replay buffer; resuming with an empty one "
+                "(warm-up is repeated).",
+                file=sys.stderr,
+            )
+        # Evaluation records after the checkpoint belong to the lost stretch: drop them.
+        _truncate_jsonl(self.run_dir / "evaluations.jsonl", self.agent_step)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent.state_dict(),
+            "agent_step": self.agent_step,
+            "update_credit": self.update_credit,
+            "last_sync": self.last_sync,
+            "fixed_states": self.fixed_states,
+            "obs": self.obs,
+            "rng": rng_state(),
+            "loop_rng": self.rng.bit_generator.state,
+            "config": self.cfg.to_dict(),
+            "compatibility": compatibility_key(self.cfg),
+            "game": self.game,
+            "protocol": self.cfg.env.protocol,
+            "env_spec": self.env.spec_info.__dict__,
+            "action_names": list(self.env.action_names),
+        }
+
+    def save_checkpoint(self) -> Path:
+        write = self.replay.save if self.cfg.trainer.save_replay else None
+        return ckpt.save_checkpoint(
+            self.run_dir,
+            self.agent_step,
+            self._state(),
+            write_replay=write,
+            keep=self.cfg.trainer.keep_checkpoints,
+        )
+
+    # ------------------------------------------------------------------ signals
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        def handler(signum: int, frame: Any) -> None:
+            self._stop = signum
+
+        previous = {}
+        try:
+            for s in STOP_SIGNALS:
+                previous[s] = signal.signal(s, handler)
+        except ValueError:  # not the main thread: signals stay as they are
+            previous = {}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> EvalResult:
+        t = self.cfg.trainer
+        if self._eval_env is None:
+            self._eval_env = make_atari_env(
+                self.cfg.env.game,
+                protocol=self.cfg.env.protocol,
+                num_envs=self.cfg.env.eval_num_envs,
+                seed=self.cfg.seed + EVAL_SEED_OFFSET,
+                **self.cfg.env.overrides,
+            )
+        self.agent.eval()
+        try:
+            result = evaluate(
+                self.agent.act,
+                self._eval_env,
+                episodes=t.eval_episodes,
+                max_steps=t.eval_steps or None,
+                epsilon=t.eval_epsilon,
+            )
+        finally:
+            self.agent.train()
+        hns = result.hns
+        append_result(
+            self.run_dir / "evaluations.jsonl",
+            {
+                "agent": self.cfg.agent_name,
+                "game": self.game,
+                "seed": self.cfg.seed,
+                "protocol": self.cfg.env.protocol,
+                "agent_step": self.agent_step,
+                "frames": self.agent_step * self.env.spec_info.frameskip,
+                "episode_returns": result.episode_returns,
+                "episode_lengths": result.episode_lengths,
+                "mean_return": result.mean_return,
+                "stderr_return": result.stderr_return,
+                "hns": hns,
+                "eval_epsilon": t.eval_epsilon,
+                "source": "train",
+            },
+        )
+        if self.writer is not None:
+            step = self.agent_step
+            self.writer.scalar("eval/episodic_return", result.mean_return, step)
+            self.writer.scalar("eval/episodic_return_stderr", result.stderr_return, step)
+            self.writer.scalar("eval/episodes", len(result.episode_returns), step)
+            if hns is not None:
+                self.writer.scalar("eval/hns", hns, step)
+        return result
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> TrainSummary:
+        cfg, t, lg = self.cfg, self.cfg.trainer, self.cfg.logger
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        resumed = self._resume_from is not None
+        if resumed:
+            self._restore()
+        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        self.writer = MetricWriter(
+            self.run_dir / "tb" if lg.tensorboard else None,
+            purge_step=self.agent_step if resumed else None,
+        )
+        if not resumed:
+            self.writer.text("config", "```\n" + json.dumps(cfg.to_dict(), indent=2) + "\n```", 0)
+            self.writer.text("agent/hparams", _markdown_table(self.agent.hparams), 0)
+        n_envs = cfg.env.num_envs
+        obs, _ = self.env.reset(seed=cfg.seed + (self.agent_step if resumed else 0))
+        self.obs = obs
+        progress = _progress(t.total_steps, self.agent_step, lg.progress, self.run_dir)
+        last_eval: EvalResult | None = None
+        next_eval = _next_multiple(self.agent_step, t.eval_period)
+        next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
+        next_log = _next_multiple(self.agent_step, lg.log_period)
+        next_dist = _next_multiple(max(self.agent_step, t.learning_starts), lg.distribution_period)
+        metric_sums: dict[str, float] = {}
+        metric_count = 0
+        window_start, window_steps, window_updates = time.perf_counter(), 0, 0
+        latest_return = float("nan")
+        with self._signals():
+            while self.agent_step < t.total_steps and self._stop is None:
+                # ---- act
+                epsilon = linear_epsilon(
+                    self.agent_step,
+                    start=t.epsilon_start,
+                    end=t.epsilon_end,
+                    decay_steps=t.epsilon_decay_steps,
+                    warmup=t.learning_starts,
+                )
+                if self.agent_step < t.learning_starts:
+                    actions = self.rng.integers(0, self.num_actions, n_envs)
+                else:
+                    actions = self.agent.act(obs, epsilon)
+                next_obs, reward, terminated, truncated, info = self.env.step(actions)
+                valid = ~info["autoreset"]
+                learn_reward = info["clipped_reward"] if t.reward_clip else reward
+                self.replay.add(obs, actions, learn_reward, terminated, truncated, valid=valid)
+                obs = self.obs = next_obs
+                new_steps = int(valid.sum())
+                self.agent_step += new_steps
+                window_steps += new_steps
+                progress.update(new_steps)
+                if "episode" in info:
+                    for i in np.flatnonzero(info["_episode"]):
+                        latest_return = float(info["episode"]["r"][i])
+                        self.writer.scalar("charts/episodic_return", latest_return, self.agent_step)
+                        self.writer.scalar(
+                            "charts/episodic_length", info["episode"]["l"][i], self.agent_step
+                        )
+                        if has_reference_scores(self.game):
+                            hns = human_normalized_score(self.game, latest_return)
+                            self.writer.scalar("charts/episodic_hns", hns, self.agent_step)
+
+                # ---- learn: keep the replay ratio whatever num_envs is
+                if self.agent_step >= t.learning_starts and len(self.replay) >= t.batch_size:
+                    if self.fixed_states is None and lg.distribution_states > 0:
+                        k = min(lg.distribution_states, len(self.replay))
+                        self.fixed_states = self.replay.sample(k).obs.cpu().numpy()
+                    self.update_credit += new_steps / t.update_period
+                    while self.update_credit >= 1.0:
+                        self.update_credit -= 1.0
+                        batch = self.replay.sample(t.batch_size)
+                        result = self.agent.learn(batch)
+                        if cfg.replay.prioritized:
+                            self.replay.update_priorities(batch.indices, result.loss)
+                        window_updates += 1
+                        for key, value in result.metrics.items():
+                            metric_sums[key] = metric_sums.get(key, 0.0) + value
+                        metric_count += 1
+                    if self.agent_step - self.last_sync >= t.target_update_period:
+                        self.agent.sync_target()
+                        self.last_sync = self.agent_step - (
+                            (self.agent_step - self.last_sync) % t.target_update_period
+                        )
+
+                # ---- periodic work
+                if self.agent_step >= next_log:
+                    next_log = _next_multiple(self.agent_step, lg.log_period)
+                    elapsed = max(time.perf_counter() - window_start, 1e-9)
+                    sps = window_steps / elapsed
+                    w = self.writer
+                    w.scalar("charts/SPS", sps, self.agent_step)
+                    w.scalar("charts/updates_per_second", window_updates / elapsed, self.agent_step)
+                    w.scalar("charts/epsilon", epsilon, self.agent_step)
+                    w.scalar("charts/replay_size", len(self.replay), self.agent_step)
+                    w.scalar("charts/frames", self.agent_step * 4, self.agent_step)
+                    w.scalar("charts/learning_rate", self.agent.lr, self.agent_step)
+                    if getattr(self.replay, "prioritized", False):
+                        w.scalar("charts/replay_beta", self.replay.beta, self.agent_step)
+                    for key, total in metric_sums.items():
+                        w.scalar(f"losses/{key}", total / max(metric_count, 1), self.agent_step)
+                    metric_sums, metric_count = {}, 0
+                    window_start, window_steps, window_updates = time.perf_counter(), 0, 0
+                    progress.set_postfix(
+                        sps=f"{sps:.0f}", ret=f"{latest_return:.1f}", eps=f"{epsilon:.3f}",
+                        refresh=False,
+                    )  # fmt: skip
+                if self.fixed_states is not None and self.agent_step >= next_dist:
+                    next_dist = _next_multiple(self.agent_step, lg.distribution_period)
+                    self._log_distributions()
+                if t.eval_period and self.agent_step >= next_eval:
+                    next_eval = _next_multiple(self.agent_step, t.eval_period)
+                    last_eval = self.evaluate()
+                if t.checkpoint_period and self.agent_step >= next_ckpt:
+                    next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
+                    self.save_checkpoint()
+        progress.close()
+        finished = self.agent_step >= t.total_steps
+        stopped_by = None if self._stop is None else signal.Signals(self._stop).name
+        if stopped_by is not None:
+            print(
+                f"{stopped_by} received at agent step {self.agent_step}: writing a checkpoint.",
+                file=sys.stderr,
+            )
+        last = ckpt.latest_checkpoint(self.run_dir)
+        if last is None or not last.name.endswith(f"{self.agent_step:012d}"):
+            self.save_checkpoint()
+        self.writer.close()
+        return TrainSummary(
+            run_dir=self.run_dir,
+            agent_step=self.agent_step,
+            num_updates=self.agent.num_updates,
+            finished=finished,
+            stopped_by=stopped_by,
+            last_eval=last_eval,
+        )
+
+    def _log_distributions(self) -> None:
+        from distrl_agents.evaluation.distribution_plot import distribution_figure
+
+        assert self.fixed_states is not None and self.writer is not None
+        with torch.no_grad():
+            obs = torch.as_tensor(self.fixed_states)
+            dist = self.agent.distribution(self.agent.online, obs)
+        for k in range(obs.shape[0]):
+            fig = distribution_figure(
+                dist, k, frame=self.fixed_states[k, -1], action_names=self.env.action_names
+            )
+            self.writer.figure(f"distributions/state_{k}", fig, self.agent_step)
+
+    def close(self) -> None:
+        self.env.close()
+        if self._eval_env is not None:
+            self._eval_env.close()
+
+
+def _next_multiple(step: int, period: int) -> int:
+    if period <= 0:
+        return math.inf  # type: ignore[return-value]
+    return (step // period + 1) * period
+
+
+def _truncate_jsonl(path: Path, max_step: int) -> None:
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("agent_step", 0) <= max_step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _markdown_table(values: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in values.items())
+    return "| hyperparameter | value |\n|---|---|\n" + rows
+
+
+def _progress(total: int, initial: int, enabled: bool, run_dir: Path):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        unit_scale=True,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        disable=not enabled,
+        desc=run_dir.name[-32:],
+    )
