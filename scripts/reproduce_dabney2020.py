@@ -12,7 +12,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from distrl_agents.neuro.plots import plot_correlation, plot_decoding, plot_responses
@@ -90,7 +89,6 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - start
     (out / "summary.md").write_text(_summary(res, seconds))
     print((out / "summary.md").read_text())
-    _ = np  # numpy arrays flow through res
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def test_reversal_and_asymmetry_noise_free() -> None:
     np.testing.assert_allclose(rev, [3.75, 6.0], atol=1e-9)
     tau_hat, sp, sn = asymmetries(mags, resp, rev)
     np.testing.assert_allclose(tau_hat, [0.2, 0.8], atol=1e-9)
-    np.testing.assert_allclose(sp, [0.4, 1.6]) and np.testing.assert_allclose(sn, [1.6, 0.4])
+    np.testing.assert_allclose(sp, [0.4, 1.6])
+    np.testing.assert_allclose(sn, [1.6, 0.4])
 
 
 def test_correlation_positive_for_distributional_absent_for_classical(study) -> None:  # type: ignore[no-untyped-def]
