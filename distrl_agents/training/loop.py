@@ -132,24 +132,6 @@ class Trainer:
         self.agent = build_agent(
             cfg, num_actions=self.num_actions, obs_shape=obs_shape, device=self.device
         )
-        storage = self.device if cfg.replay.storage == "device" else torch.device("cpu")
-        r = cfg.replay
-        self.replay = ReplayBuffer(
-            r.capacity,
-            num_envs=cfg.env.num_envs,
-            frame_shape=obs_shape[1:],
-            stack_size=obs_shape[0],
-            n_step=r.n_step,
-            gamma=t.gamma,
-            prioritized=r.prioritized,
-            alpha=r.alpha,
-            beta=r.beta,
-            beta_steps=r.beta_steps or t.total_steps,
-            priority_eps=r.priority_eps,
-            device=self.device,
-            storage_device=storage,
-            seed=cfg.seed,
-        )
         self.rng = np.random.default_rng(cfg.seed)
         self.agent_step = 0
         self.update_credit = 0.0
@@ -162,6 +144,34 @@ class Trainer:
         self._resume_from = ckpt.latest_checkpoint(self.run_dir)
         if self._resume_from is not None:
             self._check_compatible(ckpt.load_state(self._resume_from))
+        self.replay_storage = self.device if cfg.replay.storage == "device" else torch.device("cpu")
+        replay_file = None if self._resume_from is None else self._resume_from / ckpt.REPLAY_FILE
+        if replay_file is not None and replay_file.exists():
+            # Rebuilt from the file in _restore: the buffer keeps the settings its run started
+            # with (e.g. the beta schedule, even when a resume extends trainer.total_steps).
+            self.replay = None
+        else:
+            self.replay = self._make_replay()
+
+    def _make_replay(self) -> ReplayBuffer:
+        cfg, t, r = self.cfg, self.cfg.trainer, self.cfg.replay
+        obs_shape = tuple(self.env.single_observation_space.shape)
+        return ReplayBuffer(
+            r.capacity,
+            num_envs=cfg.env.num_envs,
+            frame_shape=obs_shape[1:],
+            stack_size=obs_shape[0],
+            n_step=r.n_step,
+            gamma=t.gamma,
+            prioritized=r.prioritized,
+            alpha=r.alpha,
+            beta=r.beta,
+            beta_steps=r.beta_steps or t.total_steps,
+            priority_eps=r.priority_eps,
+            device=self.device,
+            storage_device=self.replay_storage,
+            seed=cfg.seed,
+        )
 
     # ------------------------------------------------------------------ resume
     def _check_compatible(self, state: dict[str, Any]) -> None:
@@ -188,7 +198,9 @@ class Trainer:
         self.rng.bit_generator.state = state["loop_rng"]
         replay_file = self._resume_from / ckpt.REPLAY_FILE
         if replay_file.exists():
-            self.replay.load(replay_file)
+            self.replay = ReplayBuffer.load(
+                replay_file, device=self.device, storage_device=self.replay_storage
+            )
             # The games in progress at the checkpoint cannot be restored: their last observation
             # ends those episodes as a time-limit truncation (it bootstraps, it is not terminal).
             obs = state.get("obs")
@@ -197,12 +209,14 @@ class Trainer:
                 zeros = np.zeros(n)
                 self.replay.add(obs, zeros.astype(np.int64), zeros, zeros.astype(bool),
                                 zeros.astype(bool), valid=np.zeros(n, dtype=bool))  # fmt: skip
-        elif self.cfg.trainer.save_replay:
-            print(
-                f"warning: {self._resume_from} has no replay buffer; resuming with an empty one "
-                "(warm-up is repeated).",
-                file=sys.stderr,
-            )
+        else:
+            self.replay = self._make_replay()
+            if self.cfg.trainer.save_replay:
+                print(
+                    f"warning: {self._resume_from} holds no replay buffer; resuming with an empty "
+                    "one (learning restarts once it holds a batch).",
+                    file=sys.stderr,
+                )
         # Evaluation records after the checkpoint belong to the lost stretch: drop them.
         _truncate_jsonl(self.run_dir / "evaluations.jsonl", self.agent_step)
 

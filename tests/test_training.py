@@ -1,0 +1,223 @@
+"""The training run end to end on the real ALE: tags, checkpoints, resume, signals, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from distrl_agents.training import checkpoint as ckpt
+from distrl_agents.training.config import ConfigError, RunConfig
+from distrl_agents.training.loop import Trainer, linear_epsilon
+
+AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
+SMALL_HPARAMS = {
+    "iqn": {"num_tau_samples": 8, "num_tau_prime_samples": 8, "num_quantile_samples": 8},
+    "qrdqn": {"num_quantiles": 16},
+    "fqf": {"num_fractions": 8},
+}
+DOCUMENTED_TAGS = {
+    "charts/SPS",
+    "charts/updates_per_second",
+    "charts/epsilon",
+    "charts/replay_size",
+    "charts/learning_rate",
+    "losses/loss",
+    "losses/q_mean",
+    "eval/episodic_return",
+    "eval/episodes",
+}
+
+
+def small_config(agent: str, protocol: str = "machado", **trainer) -> RunConfig:
+    raw = {
+        "agent": {"name": agent, **SMALL_HPARAMS.get(agent, {})},
+        "network": {"torso": "nature", "hidden": 64},
+        "env": {"game": "pong", "protocol": protocol, "num_envs": 2, "eval_num_envs": 1},
+        "replay": {"capacity": 1000},
+        "trainer": {
+            "total_steps": 240,
+            "learning_starts": 80,
+            "target_update_period": 40,
+            "epsilon_decay_steps": 100,
+            "eval_period": 200,
+            "eval_episodes": 1,
+            "eval_steps": 60,
+            "checkpoint_period": 120,
+            "batch_size": 8,
+            **trainer,
+        },
+        "logger": {"log_period": 40, "distribution_period": 100, "distribution_states": 1},
+    }
+    return RunConfig.from_dict(raw)
+
+
+def scalar_tags(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("protocol", ["machado", "nature"])
+@pytest.mark.parametrize("agent", AGENTS)
+def test_short_run_writes_tags_and_checkpoint(agent: str, protocol: str, tmp_path: Path) -> None:
+    trainer = Trainer(small_config(agent, protocol), tmp_path)
+    summary = trainer.run()
+    trainer.close()
+    assert summary.finished and summary.agent_step >= 240
+    assert summary.num_updates == pytest.approx((summary.agent_step - 80) / 4, abs=2)
+    tags = scalar_tags(tmp_path)
+    assert DOCUMENTED_TAGS <= set(tags), DOCUMENTED_TAGS - set(tags)
+    if agent == "fqf":
+        assert "losses/fraction_entropy" in tags
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None and (last / ckpt.REPLAY_FILE).exists()
+    state = ckpt.load_state(last)
+    assert state["agent_step"] == summary.agent_step and state["agent"]["name"] == agent
+    records = [json.loads(x) for x in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
+    assert records and records[0]["agent"] == agent and records[0]["game"] == "pong"
+    assert json.loads((tmp_path / "config.json").read_text())["env"]["protocol"] == protocol
+
+
+def test_same_seed_gives_identical_losses(tmp_path: Path) -> None:
+    losses = []
+    for name in ("a", "b"):
+        cfg = small_config("qrdqn", eval_period=0, total_steps=200)
+        trainer = Trainer(cfg, tmp_path / name)
+        trainer.run()
+        trainer.close()
+        losses.append(scalar_tags(tmp_path / name)["losses/loss"])
+    assert len(losses[0]) >= 2
+    assert losses[0] == losses[1]
+
+
+def _child(run_dir: Path, total_steps: int, checkpoint_period: int) -> subprocess.Popen:
+    here = str(Path(__file__).parent)
+    code = (
+        f"import sys; sys.path.insert(0, {here!r})\n"
+        "from test_training import small_config\n"
+        "from distrl_agents.training.loop import Trainer\n"
+        f"cfg = small_config('c51', total_steps={total_steps}, "
+        f"checkpoint_period={checkpoint_period}, eval_period=0)\n"
+        f"t = Trainer(cfg, {str(run_dir)!r}); s = t.run(); t.close()\n"
+        "print('STOPPED', s.stopped_by, s.agent_step, flush=True)\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        text=True,
+    )  # fmt: skip
+
+
+def _wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = ckpt.latest_checkpoint(run_dir)
+        if found is not None:
+            return found
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigkill_resumes_from_last_checkpoint_with_continuing_counters(tmp_path: Path) -> None:
+    proc = _child(tmp_path, total_steps=100_000, checkpoint_period=100)
+    first = _wait_for_checkpoint(tmp_path, proc)
+    time.sleep(1.0)
+    proc.kill()
+    proc.wait()
+    saved = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
+    step = saved["agent_step"]
+    updates = saved["agent"]["num_updates"]
+    assert step >= int(first.name.split("_")[1])
+
+    cfg = small_config("c51", total_steps=step + 200, checkpoint_period=100, eval_period=0)
+    trainer = Trainer(cfg, tmp_path)
+    assert trainer._resume_from == ckpt.latest_checkpoint(tmp_path)
+    summary = trainer.run()
+    trainer.close()
+    assert summary.finished and summary.agent_step >= step + 200
+    # Counters continue: updates keep the replay ratio from where the checkpoint left them.
+    assert summary.num_updates == pytest.approx(updates + 200 / 4, abs=2)
+    loss_steps = [s for s, _ in scalar_tags(tmp_path)["losses/loss"]]
+    assert loss_steps == sorted(loss_steps) and len(set(loss_steps)) == len(loss_steps)
+
+
+def test_sigterm_writes_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
+    proc = _child(tmp_path, total_steps=100_000, checkpoint_period=100_000)
+    deadline = time.time() + 120
+    while not (tmp_path / "tb").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "STOPPED SIGTERM" in out
+    stopped_at = int(out.split("STOPPED SIGTERM")[1].split()[0])
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None and ckpt.load_state(last)["agent_step"] == stopped_at
+
+
+def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path: Path) -> None:
+    trainer = Trainer(small_config("c51", total_steps=120, eval_period=0), tmp_path)
+    trainer.run()
+    trainer.close()
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ckpt.CheckpointError, match="different experiment"):
+        Trainer(small_config("qrdqn", total_steps=120), tmp_path)
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    trainer = Trainer(small_config("dqn", total_steps=120, eval_period=0), tmp_path)
+    trainer.run()
+    trainer.close()
+    state_file = ckpt.latest_checkpoint(tmp_path) / ckpt.STATE_FILE
+    data = state_file.read_bytes()
+    state_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ckpt.CheckpointError, match="corrupt or truncated"):
+        Trainer(small_config("dqn", total_steps=240), tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ckpt.CheckpointError, match="No checkpoint"):
+        ckpt.find_checkpoint(tmp_path / "empty")
+    with pytest.raises(ckpt.CheckpointError, match="does not exist"):
+        ckpt.find_checkpoint(tmp_path / "nothing_here")
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.learning_starts"):
+        small_config("c51", learning_starts=5000)
+    with pytest.raises(ConfigError, match=r"trainer\.bogus"):
+        small_config("c51", bogus=1)
+    with pytest.raises(ConfigError, match=r"trainer\.precision"):
+        small_config("c51", precision="fp8")
+    with pytest.raises(ConfigError, match=r"trainer\.gamma"):
+        small_config("c51", gamma=1.5)
+
+
+def test_epsilon_schedule() -> None:
+    kw = {"start": 1.0, "end": 0.01, "decay_steps": 100, "warmup": 50}
+    assert linear_epsilon(0, **kw) == 1.0
+    assert linear_epsilon(50, **kw) == 1.0
+    assert linear_epsilon(100, **kw) == pytest.approx(0.505)
+    assert linear_epsilon(10_000, **kw) == pytest.approx(0.01)
+
+
+def test_replay_ratio_holds_for_many_envs(tmp_path: Path) -> None:
+    cfg = small_config("dqn", total_steps=400, eval_period=0, update_period=2.0)
+    cfg.env.num_envs = 8
+    trainer = Trainer(cfg, tmp_path)
+    summary = trainer.run()
+    trainer.close()
+    assert summary.num_updates == pytest.approx((summary.agent_step - 80) / 2, abs=8)
+    assert torch.is_tensor(next(iter(trainer.agent.parameters())))
