@@ -424,6 +424,14 @@ def test_importance_weights_hand_checked_and_beta_anneals() -> None:
     assert buf.priorities([4])[0] == pytest.approx(4.0)
     fill_identity_more(buf, 10)
     assert buf.beta == 1.0
+    # beta's clock counts agent steps: autoreset rows (valid=False) do not advance it
+    more = ReplayBuffer(32, frame_shape=(2,), frame_dtype=np.float32, stack_size=1, prioritized=True,
+                        beta=0.5, beta_steps=10)  # fmt: skip
+    obs, z = np.zeros((1, 1, 2), np.float32), np.zeros(1)
+    for valid in (True, True, False, True):
+        more.add(obs, z, z, z > 0, z > 0, valid=[valid])
+    assert more.num_added == 4 and more.num_valid == 3
+    assert more.beta == pytest.approx(0.5 + 0.5 * 3 / 10)
 
 
 def fill_identity_more(buf: ReplayBuffer, steps: int) -> None:
@@ -522,7 +530,7 @@ def test_save_load_round_trip_gives_identical_samples(tmp_path, prioritized: boo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["replay.bin"]  # no temp file left
     loaded = ReplayBuffer.load(path, device="cpu")
     assert len(loaded) == len(buf) and loaded.num_added == buf.num_added
-    assert loaded.beta == buf.beta
+    assert loaded.beta == buf.beta and loaded.num_valid == buf.num_valid
     into = ReplayBuffer(90, num_envs=3, stack_size=4, n_step=3, prioritized=prioritized, seed=999)
     assert into.load(path) is into
     torch_backend = ReplayBuffer.load(path, storage_backend="torch")

@@ -95,8 +95,9 @@ class ReplayBuffer:
         prioritized: proportional prioritized replay (Schaul et al. 2016) instead of uniform.
         alpha: priority exponent (``P(i) = p_i^alpha / sum_k p_k^alpha``).
         beta: initial importance-sampling exponent, annealed linearly to 1.
-        beta_steps: number of env steps (``num_added`` rows, summed over environments) over
-            which ``beta`` reaches 1; the default is 50M Atari frames / frame skip 4.
+        beta_steps: number of agent steps (valid ``add`` rows, summed over environments; see
+            :attr:`num_valid`) over which ``beta`` reaches 1; the default is 50M Atari frames /
+            frame skip 4.
         priority_eps: ``epsilon`` added to every priority so none is zero (``p_i = loss_i + eps``).
         device: device of the tensors returned by ``sample``.
         storage_device: where frames are kept (``"cuda"`` keeps the whole buffer on the GPU).
@@ -206,6 +207,7 @@ class ReplayBuffer:
     # ------------------------------------------------------------------ state
     def _reset_state(self) -> None:
         self._t = 0  # number of add() calls = per-env clock T
+        self._num_valid = 0  # valid add() rows (agent steps, autoreset rows excluded): beta's clock
         self._num_ready = 0
         self._max_priority = 1.0  # running max of (priority + eps); new entries get its ^alpha
         self._rng = np.random.default_rng(self.seed)
@@ -229,13 +231,19 @@ class ReplayBuffer:
         return self._t * self.num_envs
 
     @property
+    def num_valid(self) -> int:
+        """Valid ``add`` rows so far (agent steps: autoreset rows with ``valid=False`` excluded)."""
+        return self._num_valid
+
+    @property
     def beta(self) -> float:
-        """Current importance-sampling exponent: ``beta0 + (1 - beta0) * min(1, num_added /
-        beta_steps)``. The schedule's clock is ``num_added`` (env steps), so ``sample`` anneals it
-        without any call from the training loop, and it resumes exactly after save/load."""
+        """Current importance-sampling exponent: ``beta0 + (1 - beta0) * min(1, num_valid /
+        beta_steps)``. The schedule's clock is :attr:`num_valid` (agent steps summed over
+        environments), so ``sample`` anneals it without any call from the training loop, and it
+        resumes exactly after save/load."""
         if self.beta_steps <= 0:
             return 1.0
-        frac = min(1.0, self.num_added / self.beta_steps)
+        frac = min(1.0, self._num_valid / self.beta_steps)
         return self.beta0 + (1.0 - self.beta0) * frac
 
     @property
@@ -394,6 +402,7 @@ class ReplayBuffer:
         self._prev_trunc = trunc & val
         self._prev_valid = val
         self._t = t_now + 1
+        self._num_valid += int(val.sum())
 
     # ------------------------------------------------------------------ sample
     def _check_batch_size(self, batch_size: int) -> None:
@@ -449,7 +458,7 @@ class ReplayBuffer:
 
         Uniform: every sampleable transition equally likely. Prioritized: ``P(i) =
         p_i^alpha / sum_k p_k^alpha`` with stratified sampling, ``weights`` = normalised
-        importance weights at the current :attr:`beta` (annealed from ``num_added``).
+        importance weights at the current :attr:`beta` (annealed from ``num_valid``).
         """
         self._check_batch_size(batch_size)
         if self._tree is None:
@@ -580,6 +589,7 @@ class ReplayBuffer:
             "config": self._config(),
             "state": {
                 "t": self._t,
+                "num_valid": self._num_valid,
                 "num_ready": self._num_ready,
                 "max_priority": self._max_priority,
                 "rng": self._rng.bit_generator.state,
@@ -648,6 +658,7 @@ class ReplayBuffer:
                 reader.read_into("sum_tree", self._tree.tree)
             state = reader.header["state"]
             self._t = int(state["t"])
+            self._num_valid = int(state["num_valid"])
             self._num_ready = int(state["num_ready"])
             self._max_priority = float(state["max_priority"])
             rng = np.random.default_rng()
