@@ -239,3 +239,18 @@ def test_compile_flag_runs() -> None:
         res = agent.learn(_batch((5,)))
         assert np.isfinite(res.metrics["loss"])
         assert agent.act(_RNG.standard_normal((2, 5)).astype(np.float32)).shape == (2,)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_yaml_presets_are_exactly_the_constructor_kwargs(name: str) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
+    cfg = yaml.safe_load((root / "agent" / f"{name}.yaml").read_text())
+    assert cfg.pop("name") == name
+    assert set(cfg) == set(agent_hparam_names(name)) - {"action_value_fn"}
+    network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
+    agent = make_agent(name, num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
+    assert agent.hparams["lr"] == cfg["lr"]
