@@ -1,0 +1,88 @@
+"""Milliseconds per learning update for each agent (batch 32, Nature torso, 4x84x84 uint8, 18
+actions), in fp32 and bf16 autocast (and channels-last), on CPU and on CUDA when present.
+
+    python scripts/bench_update.py [--agents dqn c51 ...] [--iters 20] [--threads 2]
+
+Presets are the paper ones (configs/agent/*.yaml values via the constructors' defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from distrl_agents.agents import make_agent
+from distrl_agents.types import Batch
+
+AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
+VARIANTS = [("fp32", False), ("bf16", False), ("bf16", True)]
+
+
+def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batch:
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (batch_size, 4, 84, 84), generator=g, dtype=torch.uint8)
+    next_obs = torch.randint(0, 256, (batch_size, 4, 84, 84), generator=g, dtype=torch.uint8)
+    return Batch(
+        obs=obs.to(device),
+        action=torch.randint(0, num_actions, (batch_size,), generator=g).to(device),
+        reward=torch.randn(batch_size, generator=g).to(device),
+        discount=torch.full((batch_size,), 0.99).to(device),
+        next_obs=next_obs.to(device),
+        weights=torch.ones(batch_size).to(device),
+        indices=torch.arange(batch_size).to(device),
+    )
+
+
+def bench(
+    name: str, device: str, precision: str, channels_last: bool, iters: int, warmup: int
+) -> float:
+    agent = make_agent(
+        name,
+        num_actions=18,
+        obs_shape=(4, 84, 84),
+        device=device,
+        network={"torso": "nature"},
+        precision=precision,
+        channels_last=channels_last,
+    )
+    batch = make_batch(device)
+    for _ in range(warmup):
+        agent.learn(batch)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        agent.learn(batch)  # learn() reads metrics back with .tolist(): one sync per update
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / iters * 1000.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--agents", nargs="+", default=AGENTS)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
+    parser.add_argument("--devices", nargs="+", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    header = ["agent", "device"] + [f"{p}{'+CL' if cl else ''}" for p, cl in VARIANTS]
+    print(
+        f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch {torch.__version__}, "
+        f"{args.threads} CPU threads, {args.iters} iters"
+    )
+    print(" | ".join(f"{h:>9}" for h in header))
+    for device in devices:
+        for name in args.agents:
+            row = [name, device]
+            for precision, cl in VARIANTS:
+                row.append(f"{bench(name, device, precision, cl, args.iters, args.warmup):.1f}")
+            print(" | ".join(f"{c:>9}" for c in row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
