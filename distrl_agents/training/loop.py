@@ -75,9 +75,14 @@ def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...],
     risk = hparams.pop("risk", "neutral")
     risk_param = hparams.pop("risk_param", None)
     if risk != "neutral":
+        from distrl_agents.agents import agent_class
         from distrl_agents.risk import make_action_value_fn
 
-        hparams["action_value_fn"] = make_action_value_fn(risk, risk_param)
+        # Expectiles are not atoms of the distribution: risk measures impute samples first.
+        from_expectiles = bool(getattr(agent_class(cfg.agent_name), "expectile_atoms", False))
+        hparams["action_value_fn"] = make_action_value_fn(
+            risk, risk_param, from_expectiles=from_expectiles
+        )
     hparams.setdefault("precision", resolve_precision(cfg.trainer.precision, torch.device(device)))
     hparams.setdefault("compile", cfg.trainer.compile)
     hparams.setdefault("seed", cfg.seed)
