@@ -83,9 +83,10 @@ def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...],
         hparams["action_value_fn"] = make_action_value_fn(
             risk, risk_param, from_expectiles=from_expectiles
         )
-    hparams.setdefault("precision", resolve_precision(cfg.trainer.precision, torch.device(device)))
-    hparams.setdefault("compile", cfg.trainer.compile)
-    hparams.setdefault("seed", cfg.seed)
+    # Run-level settings own these: trainer.precision / trainer.compile and the run seed.
+    hparams["precision"] = resolve_precision(cfg.trainer.precision, torch.device(device))
+    hparams["compile"] = cfg.trainer.compile
+    hparams["seed"] = cfg.seed
     return make_agent(
         cfg.agent_name,
         num_actions=num_actions,

@@ -1,0 +1,91 @@
+"""The command-line layer: Hydra composition of every preset, config errors, a real smoke run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from distrl_agents.agents import AGENT_NAMES
+from distrl_agents.training.config import RunConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+
+
+def composed(*overrides: str) -> RunConfig:
+    with initialize_config_module("distrl_agents.configs", version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    return RunConfig.from_dict(raw)
+
+
+def test_default_config_is_a_real_training_run() -> None:
+    cfg = composed()
+    assert cfg.agent_name in AGENT_NAMES
+    assert cfg.env.game == "breakout" and cfg.trainer.total_steps >= 10_000_000
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_preset_composes(experiment: str) -> None:
+    cfg = composed(f"experiment={experiment}")
+    assert cfg.name == experiment
+    for agent in ("c51", "iqn"):
+        if experiment.endswith("_paper") or experiment.startswith("dopamine_"):
+            continue  # these presets choose their own agent
+        assert composed(f"experiment={experiment}", f"agent={agent}").agent_name == agent
+
+
+@pytest.mark.parametrize("agent", [a for a in ("dqn", "c51", "qrdqn", "iqn", "fqf")])
+def test_paper_presets_pick_their_agent_and_protocol(agent: str) -> None:
+    cfg = composed(f"experiment={agent}_paper")
+    assert cfg.agent_name == agent
+    assert cfg.env.protocol == "nature"
+    assert cfg.trainer.total_steps * 4 == 200_000_000
+
+
+def test_atari100k_and_dopamine_presets() -> None:
+    cfg = composed("experiment=atari100k", "agent=qrdqn")
+    assert cfg.trainer.total_steps == 100_000 and cfg.trainer.update_period == 1
+    assert cfg.replay.n_step > 1 and cfg.agent_name == "qrdqn"
+    cfg = composed("experiment=dopamine_iqn")
+    assert cfg.env.protocol == "machado" and cfg.replay.n_step == 3
+    assert cfg.trainer.eval_period == 250_000 and cfg.trainer.eval_steps == 125_000
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "distrl_agents.train", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_config_errors_stop_before_any_work(tmp_path: Path) -> None:
+    r = _cli("trainer.learning_starts=2000000", cwd=tmp_path)
+    assert r.returncode != 0 and "trainer.learning_starts" in r.stderr
+    r = _cli("env.game=breakot", cwd=tmp_path)
+    assert r.returncode != 0 and "breakout" in r.stderr
+    r = _cli("agent=rainbow", cwd=tmp_path)
+    assert r.returncode != 0 and "c51" in r.stderr + r.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_smoke_run_through_the_cli_then_resume_is_a_no_op(tmp_path: Path) -> None:
+    args = ("experiment=smoke", "agent=c51", "trainer.total_steps=240", "logger.progress=false")
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run_dir = tmp_path / "runs" / "smoke" / "breakout-c51-seed0"
+    assert (run_dir / "config.json").is_file() and (run_dir / "tb").is_dir()
+    assert json.loads((run_dir / "config.json").read_text())["agent"]["name"] == "c51"
+    # Relaunching the same command resumes the finished run: nothing more to do.
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode == 0 and "Resuming" in r.stderr and "finished at agent step 240" in r.stderr
+    # resume=<dir> with a longer budget continues it.
+    r = _cli(f"resume={run_dir}", "trainer.total_steps=300", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "finished at agent step 300" in r.stderr
