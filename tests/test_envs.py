@@ -178,3 +178,20 @@ def test_human_normalized_score_hand_checked() -> None:
     np.testing.assert_allclose(human_normalized_score("pong", np.array([-20.7, 14.6])), [0, 1])
     with pytest.raises(ValueError, match="Atari-57"):
         human_normalized_score("adventure", 10.0)
+
+
+def test_send_recv_equals_step() -> None:
+    a = make_atari_env("breakout", protocol="nature", num_envs=2, seed=4)
+    b = make_atari_env("breakout", protocol="nature", num_envs=2, seed=4)
+    a.reset()
+    b.reset()
+    actions = np.random.default_rng(0).integers(0, a.num_actions, (300, 2))
+    for act in actions:
+        out_a = a.step(act)
+        b.send(act)
+        out_b = b.recv()
+        for x, y in zip(out_a[:4], out_b[:4]):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(out_a[4]["autoreset"], out_b[4]["autoreset"])
+    with pytest.raises(RuntimeError, match="without send"):
+        b.recv()

@@ -88,10 +88,11 @@ def test_short_run_writes_tags_and_checkpoint(agent: str, protocol: str, tmp_pat
     assert json.loads((tmp_path / "config.json").read_text())["env"]["protocol"] == protocol
 
 
-def test_same_seed_gives_identical_losses(tmp_path: Path) -> None:
+@pytest.mark.parametrize("overlap", [True, False])
+def test_same_seed_gives_identical_losses(tmp_path: Path, overlap: bool) -> None:
     losses = []
     for name in ("a", "b"):
-        cfg = small_config("qrdqn", eval_period=0, total_steps=200)
+        cfg = small_config("qrdqn", eval_period=0, total_steps=200, overlap=overlap)
         trainer = Trainer(cfg, tmp_path / name)
         trainer.run()
         trainer.close()
@@ -213,11 +214,23 @@ def test_epsilon_schedule() -> None:
     assert linear_epsilon(10_000, **kw) == pytest.approx(0.01)
 
 
-def test_replay_ratio_holds_for_many_envs(tmp_path: Path) -> None:
-    cfg = small_config("dqn", total_steps=400, eval_period=0, update_period=2.0)
+@pytest.mark.parametrize("overlap", [True, False])
+def test_replay_ratio_holds_for_many_envs(tmp_path: Path, overlap: bool) -> None:
+    cfg = small_config("dqn", total_steps=400, eval_period=0, update_period=2.0, overlap=overlap)
     cfg.env.num_envs = 8
     trainer = Trainer(cfg, tmp_path)
     summary = trainer.run()
     trainer.close()
     assert summary.num_updates == pytest.approx((summary.agent_step - 80) / 2, abs=8)
     assert torch.is_tensor(next(iter(trainer.agent.parameters())))
+
+
+def test_precision_auto_and_fp32_both_train(tmp_path: Path) -> None:
+    for precision in ("fp32", "auto"):
+        cfg = small_config("c51", total_steps=160, eval_period=0, precision=precision)
+        trainer = Trainer(cfg, tmp_path / precision)
+        trainer.run()
+        trainer.close()
+        assert trainer.agent.precision in ("fp32", "bf16")
+        if precision == "fp32":
+            assert trainer.agent.precision == "fp32" and not trainer.agent.channels_last

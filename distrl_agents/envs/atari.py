@@ -205,6 +205,7 @@ class AtariEnv(VectorEnv):
         self._truncated = np.zeros(n, dtype=bool)
         self._last_frame_number = np.zeros(n, dtype=np.int64)
         self._has_reset = False
+        self._pending = False
 
     @property
     def num_actions(self) -> int:
@@ -222,6 +223,9 @@ class AtariEnv(VectorEnv):
             raise ValueError(
                 "AtariEnv.reset takes no options; partial resets happen automatically."
             )
+        if self._pending:
+            self.env.recv()
+            self._pending = False
         obs, info = self.env.reset(seed=self.seed if seed is None else int(seed))
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
@@ -236,17 +240,31 @@ class AtariEnv(VectorEnv):
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.send(actions)
+        return self.recv()
+
+    def send(self, actions: np.ndarray) -> None:
+        """Start stepping every env with ``actions``; ale-py's C++ threads run while the caller
+        does other work (e.g. a learning update) until :meth:`recv`."""
         if not self._has_reset:
             raise RuntimeError("Call reset() before step().")
+        if self._pending:
+            raise RuntimeError("send() called twice without recv().")
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
             raise ValueError(
                 f"actions must be an integer array of shape ({self.num_envs},), got "
                 f"{actions.dtype} {actions.shape}."
             )
-        obs, reward, terminated, truncated, info = self.env.step(
-            actions.astype(np.int64, copy=False)
-        )
+        self.env.send(actions.astype(np.int64, copy=False))
+        self._pending = True
+
+    def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Wait for the step started by :meth:`send`; returns what :meth:`step` returns."""
+        if not self._pending:
+            raise RuntimeError("recv() called without send().")
+        obs, reward, terminated, truncated, info = self.env.recv()
+        self._pending = False
         frame_number = info["episode_frame_number"].astype(np.int64)
         if self.spec_info.terminal_on_life_loss:
             # A terminal may be a life loss: the game restarted only if the frame counter did.

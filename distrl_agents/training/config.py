@@ -34,15 +34,17 @@ class ReplayConfig:
     beta: float = 0.4
     beta_steps: int | None = None
     priority_eps: float = 1e-6
-    storage: str = "host"
+    storage: str = "auto"
 
 
 @dataclass
 class TrainerConfig:
     total_steps: int = 50_000_000
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     compile: bool = False
+    channels_last: str = "auto"
+    overlap: bool = True
     torch_threads: int = 0
     batch_size: int = 32
     gamma: float = 0.99
@@ -171,8 +173,14 @@ class RunConfig:
             raise ConfigError(
                 f"trainer.precision must be one of fp32, bf16, auto; got {t.precision!r}."
             )
-        if r.storage not in ("host", "device"):
-            raise ConfigError(f"replay.storage must be 'host' or 'device', got {r.storage!r}.")
+        if r.storage not in ("host", "device", "auto"):
+            raise ConfigError(
+                f"replay.storage must be 'host', 'device' or 'auto', got {r.storage!r}."
+            )
+        if t.channels_last not in ("auto", "true", "false"):
+            raise ConfigError(
+                f"trainer.channels_last must be auto, true or false; got {t.channels_last!r}."
+            )
         if t.eval_period and t.eval_episodes < 1:
             raise ConfigError("trainer.eval_episodes must be >= 1 when evaluation is on.")
         if t.device != "auto" and not (t.device == "cpu" or t.device.startswith("cuda")):
@@ -220,6 +228,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{name} must be a number, got {value!r}.")
         return float(value)
+    if isinstance(default, str) and isinstance(value, bool):
+        return str(value).lower()  # YAML reads `true` for a tri-state such as channels_last
     if isinstance(default, str) and not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, got {value!r}.")
     if isinstance(default, dict) and not isinstance(value, dict):

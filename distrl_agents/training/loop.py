@@ -84,7 +84,14 @@ def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...],
             risk, risk_param, from_expectiles=from_expectiles
         )
     # Run-level settings own these: trainer.precision / trainer.compile and the run seed.
-    hparams["precision"] = resolve_precision(cfg.trainer.precision, torch.device(device))
+    precision = resolve_precision(cfg.trainer.precision, torch.device(device))
+    hparams["precision"] = precision
+    conv = cfg.network.get("torso", "nature") != "mlp"
+    if cfg.trainer.channels_last == "auto":
+        # bf16 convolutions are fast in channels-last memory format (oneDNN / cuDNN).
+        hparams["channels_last"] = conv and precision == "bf16"
+    else:
+        hparams["channels_last"] = cfg.trainer.channels_last == "true"
     hparams["compile"] = cfg.trainer.compile
     hparams["seed"] = cfg.seed
     return make_agent(
@@ -95,6 +102,23 @@ def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...],
         network=dict(cfg.network),
         **hparams,
     )
+
+
+#: Bytes per stored transition (an 84x84 frame plus metadata; see docs/replay.md).
+BYTES_PER_TRANSITION = 7_100
+
+
+def replay_storage_device(storage: str, device: torch.device, capacity: int) -> torch.device:
+    """Where the replay frames live: ``host`` RAM, the training ``device``, or ``auto``: the GPU
+    when the whole buffer takes at most half of its free memory (a batch then never crosses
+    PCIe), else host RAM with pinned, non-blocking copies."""
+    if storage == "device":
+        return device
+    if storage == "auto" and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if capacity * BYTES_PER_TRANSITION <= free // 2:
+            return device
+    return torch.device("cpu")
 
 
 def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
@@ -150,7 +174,9 @@ class Trainer:
         self._resume_from = ckpt.latest_checkpoint(self.run_dir)
         if self._resume_from is not None:
             self._check_compatible(ckpt.load_state(self._resume_from))
-        self.replay_storage = self.device if cfg.replay.storage == "device" else torch.device("cpu")
+        self.replay_storage = replay_storage_device(
+            cfg.replay.storage, self.device, cfg.replay.capacity
+        )
         replay_file = None if self._resume_from is None else self._resume_from / ckpt.REPLAY_FILE
         if replay_file is not None and replay_file.exists():
             # Rebuilt from the file in _restore: the buffer keeps the settings its run started
@@ -346,9 +372,8 @@ class Trainer:
         next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
         next_log = _next_multiple(self.agent_step, lg.log_period)
         next_dist = _next_multiple(max(self.agent_step, t.learning_starts), lg.distribution_period)
-        metric_sums: dict[str, float] = {}
-        metric_count = 0
-        window_start, window_steps, window_updates = time.perf_counter(), 0, 0
+        metrics = _MetricWindow()
+        window_start, window_steps = time.perf_counter(), 0
         latest_return = float("nan")
         with self._signals():
             while self.agent_step < t.total_steps and self._stop is None:
@@ -364,7 +389,14 @@ class Trainer:
                     actions = self.rng.integers(0, self.num_actions, n_envs)
                 else:
                     actions = self.agent.act(obs, epsilon)
-                next_obs, reward, terminated, truncated, info = self.env.step(actions)
+                if t.overlap:
+                    # The games advance in ale-py's C++ threads while the learner updates; the
+                    # updates see the replay without this step's transitions (one step later).
+                    self.env.send(actions)
+                    self._learn_due(metrics)
+                    next_obs, reward, terminated, truncated, info = self.env.recv()
+                else:
+                    next_obs, reward, terminated, truncated, info = self.env.step(actions)
                 valid = ~info["autoreset"]
                 learn_reward = info["clipped_reward"] if t.reward_clip else reward
                 self.replay.add(obs, actions, learn_reward, terminated, truncated, valid=valid)
@@ -390,16 +422,8 @@ class Trainer:
                         k = min(lg.distribution_states, len(self.replay))
                         self.fixed_states = self.replay.sample(k).obs.cpu().numpy()
                     self.update_credit += new_steps / t.update_period
-                    while self.update_credit >= 1.0:
-                        self.update_credit -= 1.0
-                        batch = self.replay.sample(t.batch_size)
-                        result = self.agent.learn(batch)
-                        if cfg.replay.prioritized:
-                            self.replay.update_priorities(batch.indices, result.loss)
-                        window_updates += 1
-                        for key, value in result.metrics.items():
-                            metric_sums[key] = metric_sums.get(key, 0.0) + value
-                        metric_count += 1
+                    if not t.overlap:
+                        self._learn_due(metrics)
                     if self.agent_step - self.last_sync >= t.target_update_period:
                         self.agent.sync_target()
                         self.last_sync = self.agent_step - (
@@ -413,17 +437,17 @@ class Trainer:
                     sps = window_steps / elapsed
                     w = self.writer
                     w.scalar("charts/SPS", sps, self.agent_step)
-                    w.scalar("charts/updates_per_second", window_updates / elapsed, self.agent_step)
+                    w.scalar("charts/updates_per_second", metrics.count / elapsed, self.agent_step)
                     w.scalar("charts/epsilon", epsilon, self.agent_step)
                     w.scalar("charts/replay_size", len(self.replay), self.agent_step)
                     w.scalar("charts/frames", self.agent_step * 4, self.agent_step)
                     w.scalar("charts/learning_rate", self.agent.lr, self.agent_step)
                     if getattr(self.replay, "prioritized", False):
                         w.scalar("charts/replay_beta", self.replay.beta, self.agent_step)
-                    for key, total in metric_sums.items():
-                        w.scalar(f"losses/{key}", total / max(metric_count, 1), self.agent_step)
-                    metric_sums, metric_count = {}, 0
-                    window_start, window_steps, window_updates = time.perf_counter(), 0, 0
+                    for key, value in metrics.means().items():
+                        w.scalar(f"losses/{key}", value, self.agent_step)
+                    metrics = _MetricWindow()
+                    window_start, window_steps = time.perf_counter(), 0
                     progress.set_postfix(
                         sps=f"{sps:.0f}", ret=f"{latest_return:.1f}", eps=f"{epsilon:.3f}",
                         refresh=False,
@@ -458,6 +482,17 @@ class Trainer:
             last_eval=last_eval,
         )
 
+    def _learn_due(self, metrics: _MetricWindow) -> None:
+        """Run the gradient updates the replay ratio owes (``update_credit``)."""
+        t = self.cfg.trainer
+        while self.update_credit >= 1.0:
+            self.update_credit -= 1.0
+            batch = self.replay.sample(t.batch_size)
+            result = self.agent.learn(batch)
+            if self.cfg.replay.prioritized:
+                self.replay.update_priorities(batch.indices, result.loss)
+            metrics.add(result.metrics)
+
     def _log_distributions(self) -> None:
         from distrl_agents.evaluation.distribution_plot import distribution_figure
 
@@ -475,6 +510,22 @@ class Trainer:
         self.env.close()
         if self._eval_env is not None:
             self._eval_env.close()
+
+
+class _MetricWindow:
+    """Sums of the agents' scalar metrics since the last log point."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
 
 
 def _next_multiple(step: int, period: int) -> int:
