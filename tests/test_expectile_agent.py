@@ -1,0 +1,416 @@
+"""Expectile agent (ER-DQN / EDRL, Rowland et al. 2019): unit tests and the shared learning tests.
+
+Learning tests are those of ``tests/test_learning.py`` (same tasks, budgets and tolerances); the
+predicted distribution is decoded from the learned expectiles by imputation before comparing it
+with the truth, because expectiles are statistics, not atoms.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_learning import (
+    BANDIT_STEPS,
+    LR_DROP_AT,
+    _bandit_batch,
+    _chain_run,
+    wasserstein1,
+)
+from test_learning import MLP as LEARN_MLP
+
+from distrl_agents.agents import agent_class, agent_hparam_names, make_agent
+from distrl_agents.agents.expectile import ExpectileAgent, expectile_levels
+from distrl_agents.distribution import ReturnDistribution
+from distrl_agents.envs.toy import LONG_TAIL_PROBS, LONG_TAIL_VALUES, LongTailBandit
+from distrl_agents.losses.expectile import expectile_loss, expectiles, impute_samples
+from distrl_agents.risk import make_action_value_fn
+from distrl_agents.types import Batch
+
+MLP = {"torso": "mlp", "mlp_sizes": [16], "hidden": 16}
+A, OBS = 3, (5,)
+SMALL = {"num_expectiles": 7, "imputation_iters": 8, "lr": 1e-3}
+GAMMA = 0.9
+
+
+def _agent(**kw: object) -> ExpectileAgent:
+    network = kw.pop("network", MLP)
+    agent = make_agent(
+        "expectile", num_actions=A, obs_shape=OBS, network=network, **{**SMALL, **kw}
+    )
+    assert isinstance(agent, ExpectileAgent)
+    return agent
+
+
+def _batch(batch_size: int = 6, seed: int = 5) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(batch_size, *OBS, generator=g),
+        action=torch.randint(0, A, (batch_size,), generator=g),
+        reward=torch.randn(batch_size, generator=g),
+        discount=torch.tensor([0.99, 0.0, 0.9801, 0.99, 0.0, 0.99])[:batch_size],
+        next_obs=torch.randn(batch_size, *OBS, generator=g),
+        weights=torch.rand(batch_size, generator=g) + 0.5,
+        indices=torch.arange(batch_size),
+    )
+
+
+def _pin_outputs(agent: ExpectileAgent, net: torch.nn.Module, expectiles_AK: torch.Tensor) -> None:
+    """Make ``net`` output ``expectiles_AK`` ``[A, K]`` for every state (zero last weight)."""
+    last = net.head.stream.advantage[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(expectiles_AK.reshape(-1))
+
+
+# ----------------------------------------------------------------------------- head / read-off
+def test_levels_and_q_values_is_the_half_expectile() -> None:
+    agent = _agent()
+    k = agent.num_expectiles
+    taus = agent.taus
+    assert torch.allclose(taus, torch.arange(1, k + 1, dtype=torch.float32) / (k + 1))
+    assert taus[agent.mean_index].item() == 0.5
+    assert torch.allclose(taus + taus.flip(0), torch.ones(k))  # symmetric about 0.5
+    dist = agent.distribution(agent.online, torch.randn(4, *OBS))
+    assert dist.values.shape == (4, A, k) and dist.probs.shape == (4, A, k)
+    assert dist.taus is not None and dist.taus.shape == (4, k)
+    assert torch.equal(dist.q_values(), dist.values[..., agent.mean_index])
+    assert torch.equal(dist.probs.sum(-1), torch.ones(4, A))
+    # The 0.5-expectile is the mean: a pinned head on exact expectiles reads off the true mean.
+    atoms, probs = torch.tensor([0.0, 1.0, 10.0]), torch.tensor([0.5, 0.3, 0.2])
+    e = expectiles(atoms, probs, taus.double()).float()
+    _pin_outputs(agent, agent.online, e.expand(A, -1))
+    q = agent.distribution(agent.online, torch.randn(2, *OBS)).q_values()
+    assert torch.allclose(q, torch.full((2, A), 2.3), atol=1e-5)
+    assert ExpectileAgent.expectile_atoms is True
+    assert getattr(agent_class("expectile"), "expectile_atoms", False) is True
+    assert expectile_levels(31)[15].item() == 0.5
+
+
+def test_hparam_errors_are_clear() -> None:
+    with pytest.raises(ValueError, match=r"num_expectiles.*odd"):
+        _agent(num_expectiles=32)
+    with pytest.raises(ValueError, match="num_expectiles"):
+        _agent(num_expectiles=0)
+    with pytest.raises(ValueError, match="imputation_iters"):
+        _agent(imputation_iters=0)
+    with pytest.raises(ValueError, match="valid hparams"):
+        _agent(num_quantiles=8)
+
+
+# ----------------------------------------------------------------------------- target / loss
+def test_target_is_built_by_imputation_on_a_two_point_case() -> None:
+    """Next state: every action's expectiles are those of ``{0 w.p. 0.75, 4 w.p. 0.25}``."""
+    agent = _agent(num_expectiles=15, imputation_iters=16)
+    taus = agent.taus
+    atoms, probs = torch.tensor([0.0, 4.0]), torch.tensor([0.75, 0.25])
+    e_next = expectiles(atoms, probs, taus.double()).float()  # [K]
+    _pin_outputs(agent, agent.target, e_next.expand(A, -1))
+    batch = _batch()
+    reward, discount = batch.reward, batch.discount
+
+    next_dist = agent.distribution(agent.target, batch.next_obs)
+    assert torch.allclose(next_dist.values, e_next.expand(6, A, -1))
+    target, residual = agent.bellman_target(reward, discount, next_dist.values[:, 0])
+    assert target.shape == (6, 15) and residual.shape == (6,)
+
+    # Independent reference: z = r + gamma * Impute(e'), Rowland et al. 2019 (EDRL).
+    z_next = impute_samples(e_next, taus, max_iters=16)
+    assert isinstance(z_next, torch.Tensor)
+    expected = reward[:, None] + discount[:, None] * z_next[None]
+    assert torch.allclose(target, expected, atol=1e-5)
+    # Terminal rows (discount 0) regress on the reward alone.
+    assert torch.equal(target[1], reward[1].expand(15))
+    assert residual[1].item() == 0.0 and residual[0].item() < 0.05
+    # The imputed samples have the bootstrap expectiles (up to the few-iteration residual) ...
+    assert (expectiles(z_next, None, taus) - e_next).abs().max().item() < 0.1
+    # ... and they are samples of the two-point law, unlike the expectiles themselves (the
+    # "naive" target that collapses the distribution, Rowland et al. 2019).
+    k = 15
+    w_imputed = wasserstein1(
+        z_next.double().numpy(), np.full(k, 1 / k), atoms.double().numpy(), probs.double().numpy()
+    )
+    w_naive = wasserstein1(
+        e_next.double().numpy(), np.full(k, 1 / k), atoms.double().numpy(), probs.double().numpy()
+    )
+    assert w_imputed < 0.25 < 0.75 < w_naive, (w_imputed, w_naive)  # 0.17 vs 0.92
+
+    # The agent's loss is the expectile loss of the taken action's expectiles against z.
+    out = agent.compute_loss(batch)
+    pred = agent.distribution(agent.online, batch.obs).for_actions(batch.action).values[:, 0]
+    assert torch.allclose(out.per_sample, expectile_loss(pred, expected, taus), atol=1e-5)
+    assert torch.allclose(out.q_taken, pred[:, agent.mean_index].detach())
+    assert torch.allclose(out.metrics["imputation_residual"], residual)
+
+
+def test_terminal_only_batch_skips_imputation() -> None:
+    agent = _agent()
+    batch = _batch()
+    batch.discount = torch.zeros(6)
+    out = agent.compute_loss(batch)
+    assert torch.equal(out.metrics["imputation_residual"], torch.zeros(6))
+    pred = agent.distribution(agent.online, batch.obs).for_actions(batch.action).values[:, 0]
+    target = batch.reward[:, None].expand(-1, agent.num_expectiles)
+    assert torch.allclose(out.per_sample, expectile_loss(pred, target, agent.taus))
+
+
+def test_per_sample_loss_and_metrics() -> None:
+    agent = _agent()
+    result = agent.learn(_batch())
+    assert result.loss.shape == (6,) and not result.loss.requires_grad
+    assert (result.loss >= 0).all()
+    assert set(result.metrics) == {"loss", "q_mean", "grad_norm", "imputation_residual"}
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    assert agent.num_updates == 1
+
+
+@pytest.mark.parametrize("network", [MLP, {**MLP, "dueling": True}, {**MLP, "noisy": True}])
+@pytest.mark.parametrize("double_dqn", [False, True])
+def test_gradients_finite_and_nonzero(network: dict, double_dqn: bool) -> None:
+    agent = _agent(network=network, double_dqn=double_dqn)
+    out = agent.compute_loss(_batch())
+    (out.per_sample.mean()).backward()
+    grads = [p.grad for p in agent.online.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert all(g.abs().sum() > 0 for g in grads if g is not None)
+    assert all(p.grad is None for p in agent.target.parameters())
+
+
+def test_target_frozen_until_sync() -> None:
+    agent = _agent()
+    before = {k: v.clone() for k, v in agent.target.state_dict().items()}
+    online_before = {k: v.clone() for k, v in agent.online.state_dict().items()}
+    for seed in range(3):
+        agent.learn(_batch(seed=seed))
+    after = agent.target.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert any(not torch.equal(online_before[k], v) for k, v in agent.online.state_dict().items())
+    agent.sync_target()
+    online = agent.online.state_dict()
+    assert all(torch.equal(online[k], v) for k, v in agent.target.state_dict().items())
+
+
+def test_input_batch_not_mutated() -> None:
+    agent = _agent()
+    batch = _batch()
+    copies = {k: v.clone() for k, v in vars(batch).items()}
+    agent.learn(batch)
+    assert all(torch.equal(copies[k], v) for k, v in vars(batch).items())
+
+
+def test_state_dict_round_trip() -> None:
+    agent = _agent(seed=1)
+    for seed in range(2):
+        agent.learn(_batch(seed=seed))
+    buf = io.BytesIO()
+    torch.save(agent.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=False)
+    clone = _agent(seed=1)  # same hparams; its fresh weights differ from the trained ones
+    clone.load_state_dict(state)
+    assert clone.num_updates == 2 and clone.hparams == agent.hparams
+    assert torch.equal(clone.taus, agent.taus)
+    obs = torch.randn(4, *OBS)
+    d1, d2 = agent.distribution(agent.online, obs), clone.distribution(clone.online, obs)
+    assert torch.equal(d1.values, d2.values) and torch.equal(d1.probs, d2.probs)
+    r1, r2 = agent.learn(_batch(seed=7)), clone.learn(_batch(seed=7))
+    assert torch.equal(r1.loss, r2.loss) and r1.metrics == r2.metrics
+    qr = make_agent("qrdqn", num_actions=A, obs_shape=OBS, network=MLP, num_quantiles=7)
+    with pytest.raises(ValueError, match="expectile"):
+        qr.load_state_dict(agent.state_dict())
+
+
+# ----------------------------------------------------------------------------- acting
+def test_risk_sensitive_acting_imputes_before_distorting() -> None:
+    """Action 0: ``{0 w.p. 0.5, 3 w.p. 0.5}`` (mean 1.5); action 1: constant 1.2 (A = 2)."""
+    fn = make_action_value_fn("cvar", 0.25, from_expectiles=True)
+    agent = make_agent(
+        "expectile",
+        num_actions=2,
+        obs_shape=OBS,
+        network=MLP,
+        num_expectiles=15,
+        action_value_fn=fn,
+    )
+    taus = agent.taus.double()
+    risky = expectiles(torch.tensor([0.0, 3.0]), None, taus).float()
+    _pin_outputs(agent, agent.online, torch.stack([risky, torch.full_like(risky, 1.2)]))
+    obs = np.zeros((3, *OBS), np.float32)
+    assert (agent.act(obs) == 1).all()  # CVaR_0.25: 0 < 1.2
+    neutral = make_agent("expectile", num_actions=2, obs_shape=OBS, network=MLP, num_expectiles=15)
+    neutral.online.load_state_dict(agent.online.state_dict())
+    assert (neutral.act(obs) == 0).all()  # means: 1.5 > 1.2
+
+
+# ----------------------------------------------------------------------------- Atari shape, preset
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_learns_on_atari_shaped_uint8_frames(precision: str) -> None:
+    agent = make_agent("expectile", num_actions=18, obs_shape=(4, 84, 84), precision=precision)
+    g = torch.Generator().manual_seed(0)
+    b = 4
+    batch = Batch(
+        obs=torch.randint(0, 256, (b, 4, 84, 84), generator=g, dtype=torch.uint8),
+        action=torch.randint(0, 18, (b,), generator=g),
+        reward=torch.tensor([0.0, 1.0, -1.0, 0.0]),
+        discount=torch.tensor([0.99, 0.0, 0.99, 0.99]),
+        next_obs=torch.randint(0, 256, (b, 4, 84, 84), generator=g, dtype=torch.uint8),
+        weights=torch.ones(b),
+        indices=torch.arange(b),
+    )
+    result = agent.learn(batch)
+    assert result.loss.shape == (b,) and result.loss.dtype == torch.float32
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    assert agent.act(batch.obs.numpy(), epsilon=0.0).shape == (b,)
+
+
+def test_yaml_preset_is_exactly_the_constructor_kwargs() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
+    cfg = yaml.safe_load((root / "agent" / "expectile.yaml").read_text())
+    assert cfg.pop("name") == "expectile"
+    assert set(cfg) == set(agent_hparam_names("expectile")) - {"action_value_fn"}
+    network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
+    agent = make_agent("expectile", num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
+    assert agent.hparams["num_expectiles"] == cfg["num_expectiles"]
+    assert agent.hparams["lr"] == cfg["lr"]
+
+
+# ----------------------------------------------------------------------------- learning
+def _decode(dist: ReturnDistribution, action: int, num_samples: int = 100) -> np.ndarray:
+    """Equal-weight samples imputed from the learned expectiles of ``action`` (state 0)."""
+    assert dist.taus is not None
+    z = impute_samples(dist.values[0, action], dist.taus[0], num_samples, init="best")
+    assert isinstance(z, torch.Tensor)
+    return z.double().numpy()
+
+
+def test_distribution_recovery_long_tail() -> None:
+    """``test_learning.test_distribution_recovery_long_tail`` for the expectile agent: same task,
+    steps, lr schedule and tolerances (W1 <= 5% of the reward range, Q within 5%)."""
+    env = LongTailBandit(seed=1)
+    rng = np.random.default_rng(2)
+    agent = make_agent(
+        "expectile",
+        num_actions=2,
+        obs_shape=env.obs_shape,
+        network=LEARN_MLP,
+        seed=3,
+        num_expectiles=31,
+        lr=1e-3,
+    )
+    for step in range(BANDIT_STEPS):
+        if step == LR_DROP_AT:
+            for opt in agent.optimizers:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.1
+        agent.learn(_bandit_batch(env, rng, 64))
+    agent.eval()
+    with torch.no_grad():
+        dist = agent.distribution(agent.online, torch.from_numpy(env.observation()[None]))
+    q = dist.q_values()[0].numpy()
+    true_q = env.true_q()
+    reward_range = float(LONG_TAIL_VALUES.max() - LONG_TAIL_VALUES.min())
+    for a in range(2):
+        assert abs(q[a] - true_q[a]) <= 0.05 * abs(true_q[a]), (a, q, true_q)
+        samples = _decode(dist, a)
+        tv, tp = env.return_distribution(a)
+        w1 = wasserstein1(samples, np.full(samples.shape[0], 1 / samples.shape[0]), tv, tp)
+        assert w1 <= 0.05 * reward_range, (a, w1)
+
+
+def _two_step_run(naive: bool, steps: int = 1500, seed: int = 3) -> ExpectileAgent:
+    """State ``s0`` (reward 0, discount 0.9) leads to the long-tail bandit state ``s1``; the
+    distribution at ``s0`` is learned only through imputed bootstrap targets. ``naive`` regresses
+    on the bootstrap expectiles themselves (the collapsing "naive" EDRL of Rowland et al. 2019)."""
+    agent = make_agent(
+        "expectile",
+        num_actions=2,
+        obs_shape=(4,),
+        network=LEARN_MLP,
+        seed=seed,
+        num_expectiles=15,
+        imputation_iters=8,
+        lr=1e-3,
+    )
+    assert isinstance(agent, ExpectileAgent)
+    if naive:
+        agent.impute = lambda e: (e.float(), torch.zeros(e.shape[0]))  # type: ignore[method-assign]
+    rng = np.random.default_rng(seed)
+    s0, s1 = np.eye(4, dtype=np.float32)[:2]
+    size = 64
+    for step in range(steps):
+        if step == int(0.6 * steps):
+            for opt in agent.optimizers:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.1
+        first = rng.random(size) < 0.5
+        action = rng.integers(0, 2, size)
+        tail = rng.choice(LONG_TAIL_VALUES, size=size, p=LONG_TAIL_PROBS)
+        reward = np.where(first, 0.0, np.where(action == 0, tail, 1.0)).astype(np.float32)
+        agent.learn(
+            Batch(
+                obs=torch.from_numpy(np.where(first[:, None], s0, s1)),
+                action=torch.from_numpy(action),
+                reward=torch.from_numpy(reward),
+                discount=torch.from_numpy(np.where(first, GAMMA, 0.0).astype(np.float32)),
+                next_obs=torch.from_numpy(np.tile(s1, (size, 1))),
+                weights=torch.ones(size),
+                indices=torch.arange(size),
+            )
+        )
+        if step % 50 == 0:
+            agent.sync_target()
+    agent.eval()
+    return agent
+
+
+def test_distribution_recovery_through_imputed_bootstrap() -> None:
+    """Beyond test_learning: the return distribution one step before the long tail is
+    ``0.9 x`` the long tail; imputed targets recover it (W1 within 5% of the range), regressing on
+    the expectiles as if they were samples does not."""
+    s0 = torch.eye(4)[:1]
+    values = GAMMA * LONG_TAIL_VALUES.astype(np.float64)
+    limit = 0.05 * float(values.max() - values.min())
+    true_q = GAMMA * float((LONG_TAIL_VALUES * LONG_TAIL_PROBS).sum())
+    w1 = {}
+    for naive in (False, True):
+        agent = _two_step_run(naive)
+        with torch.no_grad():
+            dist = agent.distribution(agent.online, s0)
+        samples = _decode(dist, 0)
+        w1[naive] = wasserstein1(samples, np.full(100, 0.01), values, LONG_TAIL_PROBS)
+        if not naive:
+            q = dist.q_values()[0].numpy()
+            # 10% (not 5%): the bootstrap carries the SGD noise of the next state's estimate.
+            assert np.all(np.abs(q - true_q) <= 0.10 * true_q), (q, true_q)
+    assert w1[False] <= limit < w1[True], (w1, limit)  # about 0.43 <= 0.90 < 1.2
+
+
+def _solves_chain(hparams: dict) -> None:
+    env, agent = _chain_run("expectile", hparams, steps=1500)
+    agent.eval()
+    states = np.eye(env.length, dtype=np.float32)[1 : env.length - 1]
+    assert (agent.act(states) == 1).all(), agent.act(states)
+    obs, ret = env.reset(), 0.0
+    for _ in range(env.max_steps):
+        step = env.step(int(agent.act(obs[None])[0]))
+        ret += step.reward
+        obs = step.obs
+        if step.terminated:
+            break
+    assert ret == 1.0
+
+
+def test_control_chain() -> None:
+    """``test_learning.test_control_chain`` (same budget); fewer expectiles as QR-DQN uses there."""
+    _solves_chain({"num_expectiles": 15, "imputation_iters": 8, "lr": 1e-3})
+
+
+@pytest.mark.slow
+def test_control_chain_preset_sizes() -> None:
+    """The chain with the preset's K = 31 levels and 16 imputation iterations (~20 s)."""
+    _solves_chain({"num_expectiles": 31, "imputation_iters": 16, "lr": 1e-3})
