@@ -414,3 +414,25 @@ def test_control_chain() -> None:
 def test_control_chain_preset_sizes() -> None:
     """The chain with the preset's K = 31 levels and 16 imputation iterations (~20 s)."""
     _solves_chain({"num_expectiles": 31, "imputation_iters": 16, "lr": 1e-3})
+
+
+@pytest.mark.slow
+def test_short_atari_run_with_risk_sensitive_acting(tmp_path: Path) -> None:
+    """``agent=expectile`` through the training loop on Pong, acting on CVaR_0.25 of the imputed
+    distribution (the loop passes ``from_expectiles=True`` because ``expectile_atoms`` is set)."""
+    from test_training import SMALL_HPARAMS, scalar_tags, small_config
+
+    from distrl_agents.training.loop import Trainer
+
+    hparams = {"num_expectiles": 7, "imputation_iters": 8, "risk": "cvar", "risk_param": 0.25}
+    SMALL_HPARAMS["expectile"] = hparams
+    try:
+        trainer = Trainer(small_config("expectile"), tmp_path)
+        summary = trainer.run()
+        trainer.close()
+    finally:
+        SMALL_HPARAMS.pop("expectile")
+    assert summary.finished and summary.num_updates > 0
+    assert {"losses/loss", "losses/q_mean", "losses/imputation_residual"} <= set(
+        scalar_tags(tmp_path)
+    )
