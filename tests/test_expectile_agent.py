@@ -425,13 +425,17 @@ def test_short_atari_run_with_risk_sensitive_acting(tmp_path: Path) -> None:
     from distrl_agents.training.loop import Trainer
 
     hparams = {"num_expectiles": 7, "imputation_iters": 8, "risk": "cvar", "risk_param": 0.25}
+    previous = SMALL_HPARAMS.get("expectile")
     SMALL_HPARAMS["expectile"] = hparams
     try:
         trainer = Trainer(small_config("expectile"), tmp_path)
         summary = trainer.run()
         trainer.close()
     finally:
-        SMALL_HPARAMS.pop("expectile")
+        if previous is None:
+            SMALL_HPARAMS.pop("expectile")
+        else:
+            SMALL_HPARAMS["expectile"] = previous
     assert summary.finished and summary.num_updates > 0
     assert {"losses/loss", "losses/q_mean", "losses/imputation_residual"} <= set(
         scalar_tags(tmp_path)

@@ -17,11 +17,12 @@ from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.loop import Trainer, linear_epsilon
 
-AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
+AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
 SMALL_HPARAMS = {
     "iqn": {"num_tau_samples": 8, "num_tau_prime_samples": 8, "num_quantile_samples": 8},
     "qrdqn": {"num_quantiles": 16},
     "fqf": {"num_fractions": 8},
+    "expectile": {"num_expectiles": 9, "imputation_iters": 8},
 }
 DOCUMENTED_TAGS = {
     "charts/SPS",
