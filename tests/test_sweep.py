@@ -1,0 +1,256 @@
+"""Sweeps: a real local multirun read by distrl-report, the launcher and sweep-list presets,
+per-job resources, and the pre-emption path (checkpoint first, then submitit's requeue)."""
+
+from __future__ import annotations
+
+import fcntl
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from distrl_agents.envs.games import ATARI57, ATARI100K
+from distrl_agents.evaluation.report import report_main
+from distrl_agents.training import sweep
+
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+
+
+def _compose(*overrides: str) -> Any:
+    with initialize_config_module("distrl_agents.configs", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def _train(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "distrl_agents.train", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ a real sweep
+
+
+def test_local_multirun_then_report(tmp_path: Path) -> None:
+    """Two games x two seeds with the local launcher (2 jobs at a time), then distrl-report on
+    the sweep directory as the sweep left it."""
+    r = _train(
+        "-m", "experiment=smoke", "agent=c51", "env.game=pong,breakout", "seed=0,1",
+        "hydra/launcher=local", "hydra.launcher.n_jobs=2",
+        "trainer.total_steps=300", "trainer.learning_starts=100", "trainer.eval_period=300",
+        # Games cut at 200 frames, so that each evaluation finishes its 2 games.
+        "+env.overrides.max_num_frames_per_episode=200", "trainer.eval_episodes=2",
+        "trainer.eval_steps=300", "trainer.checkpoint_period=0",
+        "logger.progress=false", "logger.tensorboard=false", "logger.distribution_period=0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    sweeps = list((tmp_path / "multirun" / "smoke").iterdir())
+    assert len(sweeps) == 1, sweeps
+    sweep_dir = sweeps[0]
+    runs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert runs == [f"{g}-c51-seed{s}" for g in ("breakout", "pong") for s in (0, 1)]
+    for name in runs:
+        run_dir = sweep_dir / name
+        records = [json.loads(x) for x in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+        assert records and records[-1]["agent_step"] == 300
+        assert len(records[-1]["episode_returns"]) == 2
+        game, _, seed = name.split("-")
+        assert records[-1]["game"] == game and records[-1]["seed"] == int(seed[4:])
+        assert (run_dir / "config.json").is_file() and (run_dir / "checkpoints").is_dir()
+    out = tmp_path / "report"
+    assert report_main([str(sweep_dir), "--out", str(out), "--reps", "50", "--no-plots"]) == 0
+    written = {p.name for p in out.iterdir()}
+    assert written, "distrl-report wrote nothing"
+    text = "".join(p.read_text() for p in out.iterdir() if p.suffix in (".md", ".csv"))
+    for game in ("pong", "breakout"):
+        assert game in text
+
+
+# ------------------------------------------------------------------------------ configs
+
+
+def test_local_launcher_composes() -> None:
+    cfg = _compose("hydra/launcher=local", "hydra.launcher.n_jobs=3")
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert cfg.hydra.launcher.n_jobs == 3
+    env_set = OmegaConf.to_container(cfg.hydra.job.env_set, resolve=False)
+    assert isinstance(env_set, dict)
+    assert env_set[sweep.SLOTS_ENV] == "${hydra.launcher.n_jobs}"
+    assert env_set[sweep.LOCKS_ENV] == "${hydra.runtime.output_dir}/../.slots"
+
+
+def test_slurm_launcher_composes_and_asks_for_the_preemption_signal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _compose("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "experiment=smoke")
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert isinstance(launcher, dict)
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher["gpus_per_node"] == 1 and launcher["cpus_per_task"] >= 1
+    assert launcher["max_num_timeout"] > 0 and launcher["signal_delay_s"] >= 60
+    assert launcher["array_parallelism"] >= 1 and launcher["timeout_min"] >= 60
+    assert launcher["name"] == "distrl-smoke"
+    assert launcher["submitit_folder"].startswith("multirun/smoke/")
+    # The sbatch script submitit writes from these settings, built as the launcher builds its
+    # executor (nothing is submitted).
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # no srun
+    executor = submitit.AutoExecutor(
+        cluster="slurm", folder=tmp_path, slurm_max_num_timeout=launcher["max_num_timeout"]
+    )
+    executor.update_parameters(
+        **{
+            k if k in base else f"slurm_{k}": v
+            for k, v in launcher.items()
+            if k not in ("_target_", "submitit_folder", "max_num_timeout")
+        }
+    )
+    text = executor._executor._make_submission_file_text("true", "uid")
+    assert f"#SBATCH --signal=USR2@{launcher['signal_delay_s']}" in text
+    assert "#SBATCH --partition=gpu" in text and "#SBATCH --gpus-per-node=1" in text
+    assert sweep.preemption_signal() == signal.SIGUSR2
+
+
+def _sweep_games(experiment: str) -> tuple[str, ...]:
+    cfg = _compose(f"experiment={experiment}")
+    assert cfg.hydra.sweeper._target_.endswith("BasicSweeper")
+    return tuple(g.strip() for g in str(cfg.hydra.sweeper.params["env.game"]).split(","))
+
+
+def test_benchmark_sweep_presets_match_the_game_tables() -> None:
+    assert _sweep_games("sweep_atari57") == ATARI57
+    assert _sweep_games("sweep_atari100k") == ATARI100K
+    cfg = _compose("experiment=sweep_atari100k")
+    assert cfg.name == "atari100k" and cfg.trainer.total_steps == 100_000
+    # The game lists also combine with any other preset.
+    cfg = _compose("hydra/sweeper=atari57", "experiment=iqn_paper")
+    assert cfg.agent.name == "iqn" and len(cfg.hydra.sweeper.params["env.game"].split(",")) == 57
+
+
+# ------------------------------------------------------------------------------ resources
+
+
+def test_job_resources_take_a_free_slot(tmp_path: Path) -> None:
+    env = {sweep.SLOTS_ENV: "2", sweep.LOCKS_ENV: str(tmp_path / ".slots")}
+    cpus = len(os.sched_getaffinity(0))
+    trainer: dict[str, Any] = {"device": "cpu", "torch_threads": 0}
+    assert sweep.assign_job_resources(trainer, env)["slot"] == 0
+    assert trainer == {"device": "cpu", "torch_threads": max(1, cpus // 2)}
+    # Another job holds slot 0 (this one's lock is released when it takes its next slot).
+    sweep._release_slot()
+    (tmp_path / ".slots").mkdir(exist_ok=True)
+    with (tmp_path / ".slots" / "slot-0.lock").open("ab") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        trainer = {"device": "auto", "torch_threads": 3}
+        assert sweep.assign_job_resources(trainer, env)["slot"] == 1
+        assert trainer["torch_threads"] == 3  # set on the command line: kept
+    sweep._release_slot()
+    assert sweep.assign_job_resources({}, {}) == {}  # not a sweep: nothing changes
+
+
+# ------------------------------------------------------------------------------ pre-emption
+
+
+def test_preemption_signal_checkpoints_then_hands_over_to_submitit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a SLURM time limit takes: SIGUSR2 reaches the Trainer (one of its stop signals),
+    which writes a checkpoint and returns; submitit's handler (a stand-in here) is then called
+    to requeue; the requeued job resumes from the checkpoint in the same run directory."""
+    from distrl_agents.training import loop
+    from distrl_agents.training.checkpoint import latest_checkpoint
+    from distrl_agents.training.config import RunConfig
+
+    if signal.SIGUSR2 not in loop.STOP_SIGNALS:  # until loop.py lists it (docs/sweeps.md)
+        monkeypatch.setattr(loop, "STOP_SIGNALS", (*loop.STOP_SIGNALS, signal.SIGUSR2))
+    monkeypatch.setenv("SUBMITIT_FOLDER", str(tmp_path / ".submitit"))
+    monkeypatch.delenv(sweep.PREEMPT_SIGNAL_ENV, raising=False)
+    raw = OmegaConf.to_container(
+        _compose(
+            "experiment=smoke", "env.game=pong", "trainer.total_steps=400",
+            "trainer.learning_starts=100", "trainer.eval_period=200", "trainer.eval_episodes=1",
+            "trainer.eval_steps=50", "trainer.checkpoint_period=0", "logger.progress=false",
+            "logger.tensorboard=false", "logger.distribution_period=0",
+        ),
+        resolve=True,
+    )  # fmt: skip
+    assert isinstance(raw, dict)
+    raw.pop("hydra")
+    raw.pop("resume", None)
+    cfg = RunConfig.from_dict(raw)
+    run_dir = tmp_path / "run"
+    requeued: list[int] = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: requeued.append(signum))
+    try:
+        trainer = loop.Trainer(cfg, run_dir)
+        evaluate = trainer.evaluate
+
+        def evaluate_then_preempt() -> Any:
+            result = evaluate()
+            os.kill(os.getpid(), signal.SIGUSR2)  # SLURM's signal, mid-run
+            return result
+
+        trainer.evaluate = evaluate_then_preempt  # type: ignore[method-assign]
+        try:
+            summary = trainer.run()
+        finally:
+            trainer.close()
+        assert summary.stopped_by == "SIGUSR2" and not summary.finished
+        assert requeued == []  # the Trainer had the signal while training
+        checkpoint = latest_checkpoint(run_dir)
+        assert checkpoint is not None and checkpoint.name.endswith(f"{summary.agent_step:012d}")
+        assert sweep.requeue_if_preempted(summary.stopped_by)
+        assert requeued == [signal.SIGUSR2]
+        assert not sweep.requeue_if_preempted("SIGTERM")  # scancel: no requeue
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    # The requeued job: same config, same run directory -> resumes and finishes.
+    trainer = loop.Trainer(cfg, run_dir)
+    try:
+        assert trainer._resume_from == checkpoint
+        final = trainer.run()
+    finally:
+        trainer.close()
+    assert final.finished and final.agent_step >= 400
+
+
+def _integrated() -> bool:
+    from distrl_agents import cli
+    from distrl_agents.training import loop
+
+    return signal.SIGUSR2 in loop.STOP_SIGNALS and "requeue_if_preempted" in inspect.getsource(cli)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _integrated(), reason="loop.py/cli.py do not route SIGUSR2 yet")
+def test_submitit_timeout_requeues_and_resumes(tmp_path: Path) -> None:
+    """End to end with submitit's local executor, which plays SLURM: a 1-minute time limit and
+    SIGUSR2 45 s before it. The run is longer than one attempt: it checkpoints on the signal,
+    submitit requeues it, and it resumes in the same run directory until it finishes."""
+    r = _train(
+        "-m", "experiment=smoke", "env.game=pong", "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=1", "+hydra.launcher.signal_delay_s=45",
+        "+hydra.launcher.max_num_timeout=8", "trainer.total_steps=1500",
+        "trainer.eval_period=0", "trainer.checkpoint_period=0",
+        "logger.progress=false", "logger.tensorboard=false", "logger.distribution_period=0",
+        cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    (sweep_dir,) = (tmp_path / "multirun" / "smoke").iterdir()
+    logs = "".join(p.read_text() for p in (sweep_dir / ".submitit").rglob("*.err"))
+    assert "checkpoint written; handing over to submitit" in logs
+    assert logs.count("Resuming ") >= 1 and "finished at agent step 1500" in logs
+    assert (sweep_dir / "pong-c51-seed0" / "checkpoints").is_dir()
