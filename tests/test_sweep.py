@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -234,23 +235,54 @@ def _integrated() -> bool:
     return signal.SIGUSR2 in loop.STOP_SIGNALS and "requeue_if_preempted" in inspect.getsource(cli)
 
 
+def _submitit_tasks(folder: Path) -> list[int]:
+    """Pids of the submitit job processes (``-m submitit.core._submit <folder>/...``) under
+    ``folder``: only processes this test started."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError):
+            continue
+        if "submitit.core._submit" in cmdline and any(str(folder) in a for a in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _integrated(), reason="loop.py/cli.py do not route SIGUSR2 yet")
-def test_submitit_timeout_requeues_and_resumes(tmp_path: Path) -> None:
-    """End to end with submitit's local executor, which plays SLURM: a 1-minute time limit and
-    SIGUSR2 45 s before it. The run is longer than one attempt: it checkpoints on the signal,
-    submitit requeues it, and it resumes in the same run directory until it finishes."""
-    r = _train(
-        "-m", "experiment=smoke", "env.game=pong", "hydra/launcher=submitit_local",
-        "hydra.launcher.timeout_min=1", "+hydra.launcher.signal_delay_s=45",
-        "+hydra.launcher.max_num_timeout=8", "trainer.total_steps=1500",
-        "trainer.eval_period=0", "trainer.checkpoint_period=0",
-        "logger.progress=false", "logger.tensorboard=false", "logger.distribution_period=0",
-        cwd=tmp_path, timeout=600,
+def test_submitit_preemption_requeues_and_resumes(tmp_path: Path) -> None:
+    """End to end with submitit's local executor, which plays SLURM: once the run is training,
+    the job gets submitit's pre-emption signal; it checkpoints, submitit requeues it, and the
+    requeued job resumes in the same run directory and finishes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distrl_agents.train", "-m", "experiment=smoke", "env.game=pong",
+         "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=30",
+         "+hydra.launcher.max_num_timeout=2", "trainer.total_steps=400",
+         "trainer.learning_starts=100", "trainer.eval_period=100", "trainer.eval_episodes=1",
+         "trainer.eval_steps=20", "trainer.checkpoint_period=0", "logger.progress=false",
+         "logger.tensorboard=false", "logger.distribution_period=0"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        deadline = time.monotonic() + 300
+        # The first evaluation record: the Trainer is in its loop (its handlers are installed).
+        while not list(tmp_path.glob("multirun/smoke/*/pong-c51-seed0/evaluations.jsonl")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.2)
+        (task,) = _submitit_tasks(tmp_path)
+        os.kill(task, signal.SIGUSR2)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
     (sweep_dir,) = (tmp_path / "multirun" / "smoke").iterdir()
     logs = "".join(p.read_text() for p in (sweep_dir / ".submitit").rglob("*.err"))
+    assert "SIGUSR2 received at agent step" in logs
     assert "checkpoint written; handing over to submitit" in logs
-    assert logs.count("Resuming ") >= 1 and "finished at agent step 1500" in logs
-    assert (sweep_dir / "pong-c51-seed0" / "checkpoints").is_dir()
+    assert "this job is preempted" in logs
+    assert "Resuming " in logs and "finished at agent step 400" in logs
+    run_dir = sweep_dir / "pong-c51-seed0"
+    records = [json.loads(x) for x in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    assert records[-1]["agent_step"] == 400
