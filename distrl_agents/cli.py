@@ -42,6 +42,7 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
 
     from distrl_agents.envs.games import resolve_game
     from distrl_agents.training.config import RunConfig
+    from distrl_agents.training.sweep import assign_job_resources
 
     if cfg.get("resume"):
         run_dir = Path(str(cfg.resume))
@@ -62,6 +63,8 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
         raw_dict.pop("resume", None)
         run_dir = None
     assert isinstance(raw_dict, dict)
+    # Sweeps (hydra/launcher=local or slurm): this job's CPU threads and GPU.
+    assign_job_resources(raw_dict.setdefault("trainer", {}))
     try:
         raw_dict.setdefault("env", {})["game"] = resolve_game(str(raw_dict["env"]["game"]))
         run_cfg = RunConfig.from_dict(raw_dict)
@@ -85,6 +88,7 @@ def _yaml_value(text: str) -> Any:
 
 def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
     from distrl_agents.training.loop import Trainer
+    from distrl_agents.training.sweep import requeue_if_preempted
 
     try:
         trainer = Trainer(run_cfg, run_dir)
@@ -108,6 +112,8 @@ def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
         f"checkpoint and logs in {run_dir}",
         file=sys.stderr,
     )
+    # SLURM (submitit): stopped by its time-limit / pre-emption signal -> requeue this job.
+    requeue_if_preempted(summary.stopped_by)
     return {"run_dir": str(run_dir), "agent_step": summary.agent_step}
 
 

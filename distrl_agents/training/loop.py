@@ -43,9 +43,16 @@ from distrl_agents.training.device import (
 )
 
 EVAL_SEED_OFFSET = 10_000
-#: Signals that stop training with a checkpoint (SIGUSR1: cluster pre-emption notice).
+#: Signals that stop training with a checkpoint (SIGUSR1, SIGUSR2: cluster pre-emption / time
+#: limit notices; SIGUSR2 is submitit's, see distrl_agents.training.sweep).
 STOP_SIGNALS = tuple(
-    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if s is not None
+    s
+    for s in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        *(getattr(signal, n, None) for n in ("SIGUSR1", "SIGUSR2")),
+    )
+    if s is not None
 )
 
 
