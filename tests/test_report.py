@@ -296,8 +296,27 @@ def test_benchmark_coverage() -> None:
 def test_run_without_records_yet_is_skipped(results: Path, tmp_path: Path) -> None:
     (results / "starting").mkdir()
     (results / "starting" / RESULTS_FILE).write_text("")
-    with pytest.warns(UserWarning, match="no evaluation records yet"):
+    with pytest.warns(UserWarning, match="no evaluation with a finished game yet"):
         report = build_report([results], out=tmp_path / "o", reps=20, plots=False)
     assert len(report.runs) == 12
     with pytest.raises(ReportError, match="no evaluation record yet"), pytest.warns(UserWarning):
         build_report([results / "starting"], reps=20, plots=False)
+
+
+def test_evaluations_without_a_finished_game_are_skipped(tmp_path):
+    from distrl_agents.evaluation.report import append_result, load_run
+
+    base = {"agent": "c51", "game": "pong", "seed": 0, "protocol": "machado", "source": "train"}
+    run = tmp_path / "run"
+    append_result(
+        run / "evaluations.jsonl",
+        {**base, "agent_step": 100, "frames": 400, "episode_returns": [-21.0],
+         "mean_return": -21.0, "hns": None},
+    )  # fmt: skip
+    append_result(
+        run / "evaluations.jsonl",
+        {**base, "agent_step": 200, "frames": 800, "episode_returns": [],
+         "mean_return": float("nan"), "hns": None},
+    )  # fmt: skip
+    result = load_run(run)
+    assert result.final_score == -21.0 and len(result.curve) == 1

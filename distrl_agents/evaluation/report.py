@@ -237,6 +237,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
     run_dir = Path(run_dir)
     results, final_path = run_dir / RESULTS_FILE, run_dir / FINAL_FILE
     curve = _read_jsonl(results) if results.exists() else []
+    # An evaluation whose step budget ended before any game did has no score (mean_return NaN):
+    # it is not a point of the learning curve and cannot be the run's final score.
+    curve = [rec for rec in curve if math.isfinite(_record_score(rec))]
     final: dict[str, Any] | None = None
     if final_path.exists():
         try:
@@ -244,10 +247,14 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
         except json.JSONDecodeError as e:
             raise ReportError(f"{final_path}: not valid JSON ({e.msg})") from None
         final = _parse_record(obj, str(final_path))
+        if not math.isfinite(_record_score(final)):
+            final = curve[-1] if curve else None
     elif curve:
         final = curve[-1]
     if final is None:
-        raise EmptyRunError(f"{run_dir}: {RESULTS_FILE} holds no evaluation records yet")
+        raise EmptyRunError(
+            f"{run_dir}: no evaluation with a finished game yet in {RESULTS_FILE} / {FINAL_FILE}"
+        )
     ident = (str(final["agent"]), str(final["game"]), int(final["seed"]))
     for rec in curve:
         if (str(rec["agent"]), str(rec["game"]), int(rec["seed"])) != ident:
