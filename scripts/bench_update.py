@@ -14,10 +14,12 @@ import time
 import torch
 
 from distrl_agents.agents import make_agent
+from distrl_agents.training.device import tune_host_allocator
 from distrl_agents.types import Batch
 
 AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
-VARIANTS = [("fp32", False), ("bf16", False), ("bf16", True)]
+VARIANTS = [("fp32", False, False), ("bf16", False, False), ("bf16", True, False)]
+COMPILED = [("fp32", False, True), ("bf16", True, True)]
 
 
 def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batch:
@@ -36,7 +38,13 @@ def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batc
 
 
 def bench(
-    name: str, device: str, precision: str, channels_last: bool, iters: int, warmup: int
+    name: str,
+    device: str,
+    precision: str,
+    channels_last: bool,
+    compiled: bool,
+    iters: int,
+    warmup: int,
 ) -> float:
     agent = make_agent(
         name,
@@ -46,6 +54,7 @@ def bench(
         network={"torso": "nature"},
         precision=precision,
         channels_last=channels_last,
+        compile=compiled,
     )
     batch = make_batch(device)
     for _ in range(warmup):
@@ -67,21 +76,35 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     parser.add_argument("--devices", nargs="+", default=None)
+    parser.add_argument("--compile", action="store_true", help="add torch.compile variants")
+    parser.add_argument(
+        "--allocator",
+        choices=["tuned", "default"],
+        default="tuned",
+        help="tuned: glibc keeps large blocks for reuse, as the training loop sets it",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.allocator == "tuned":
+        tune_host_allocator()
+    variants = VARIANTS + (COMPILED if args.compile else [])
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    header = ["agent", "device"] + [f"{p}{'+CL' if cl else ''}" for p, cl in VARIANTS]
+    labels = [f"{p}{'+CL' if cl else ''}{'+compile' if c else ''}" for p, cl, c in variants]
     print(
-        f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch {torch.__version__}, "
-        f"{args.threads} CPU threads, {args.iters} iters"
+        f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch "
+        f"{torch.__version__}, {args.threads} CPU threads, {args.iters} iters, "
+        f"{args.allocator} allocator"
     )
-    print(" | ".join(f"{h:>9}" for h in header))
+    print("| agent | device | " + " | ".join(labels) + " | fp32 / best bf16 |")
+    print("|---|---|" + "---:|" * (len(labels) + 1))
     for device in devices:
         for name in args.agents:
-            row = [name, device]
-            for precision, cl in VARIANTS:
-                row.append(f"{bench(name, device, precision, cl, args.iters, args.warmup):.1f}")
-            print(" | ".join(f"{c:>9}" for c in row), flush=True)
+            times = [
+                bench(name, device, p, cl, c, args.iters, args.warmup) for p, cl, c in variants
+            ]
+            best_bf16 = min(t for t, (p, _, _) in zip(times, variants) if p == "bf16")
+            cells = " | ".join(f"{t:.1f}" for t in times)
+            print(f"| {name} | {device} | {cells} | {times[0] / best_bf16:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from distrl_agents.training.device import (
     rng_state,
     seed_everything,
     set_rng_state,
+    tune_host_allocator,
 )
 
 EVAL_SEED_OFFSET = 10_000
@@ -153,6 +154,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         t = cfg.trainer
         self.device = resolve_device(t.device)
+        tune_host_allocator()
         if t.torch_threads:
             torch.set_num_threads(t.torch_threads)
         seed_everything(cfg.seed)
