@@ -116,7 +116,9 @@ def bench(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--agents", nargs="+", default=["dqn", "c51", "qrdqn", "iqn", "fqf"])
+    p.add_argument(
+        "--agents", nargs="+", default=["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
+    )
     p.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--game", default="breakout")
     p.add_argument("--device", default="auto")

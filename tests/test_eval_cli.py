@@ -1,0 +1,59 @@
+"""distrl-eval on a checkpoint from a short real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_training import small_config
+
+from distrl_agents.cli import eval_main
+from distrl_agents.training.loop import Trainer
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = small_config("qrdqn", total_steps=160, eval_period=0)
+    cfg.env.overrides = {"max_num_frames_per_episode": 400}  # games end within 100 steps
+    trainer = Trainer(cfg, run_dir)
+    trainer.run()
+    trainer.close()
+    return run_dir
+
+
+def test_eval_writes_scores_video_and_distributions(trained_run: Path, capsys) -> None:
+    out = trained_run / "eval_out"
+    code = eval_main(
+        [str(trained_run), "--episodes", "2", "--num-envs", "2", "--device", "cpu",
+         "--out", str(out), "--video", "--distributions"]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "qrdqn on pong" in printed and "human-normalized" in printed
+    final = json.loads((trained_run / "eval_final.json").read_text())
+    assert final["source"] == "distrl-eval" and len(final["episode_returns"]) == 2
+    assert final["hns"] is not None and final["agent_step"] == 160
+    rows = (out / "episodes.csv").read_text().strip().splitlines()
+    assert rows[0] == "episode,raw_score,length_agent_steps" and len(rows) == 3
+    assert (out / "episode.gif").stat().st_size > 1000
+    assert len(list((out / "distributions").glob("step_*.png"))) >= 2
+
+
+def test_eval_of_a_checkpoint_directory_and_step_budget(trained_run: Path) -> None:
+    checkpoint = next((trained_run / "checkpoints").glob("step_*"))
+    out = trained_run / "eval_budget"
+    code = eval_main(
+        [str(checkpoint), "--episodes", "5", "--steps", "20", "--out", str(out), "--no-final"]
+    )
+    # 20 agent steps cannot finish a game: no score, exit status 1, files still written.
+    assert code == 1
+    assert json.loads((out / "summary.json").read_text())["episode_returns"] == []
+
+
+def test_eval_errors_are_clear(tmp_path: Path, capsys) -> None:
+    assert eval_main([str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert eval_main([str(tmp_path)]) == 2
+    assert "No checkpoint" in capsys.readouterr().err
