@@ -467,6 +467,14 @@ class Trainer:
                 if t.eval_period and self.agent_step >= next_eval:
                     next_eval = _next_multiple(self.agent_step, t.eval_period)
                     last_eval = self.evaluate()
+                    if lg.progress:
+                        hns = last_eval.hns
+                        progress.write(
+                            f"eval @ {self.agent_step:,} agent steps: "
+                            f"{len(last_eval.episode_returns)} games, raw score "
+                            f"{last_eval.mean_return:.1f}"
+                            + ("" if hns is None else f", human-normalized {hns:.3f}")
+                        )
                 if t.checkpoint_period and self.agent_step >= next_ckpt:
                     next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
                     self.save_checkpoint()
