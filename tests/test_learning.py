@@ -75,12 +75,23 @@ def _bandit_batch(env: LongTailBandit, rng: np.random.Generator, size: int) -> B
     )
 
 
+# Reduced precision must not learn worse: the same tests in bf16 autocast (slow: run in CI).
+PRECISIONS = ["fp32", pytest.param("bf16", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "fqf"])
-def test_distribution_recovery_long_tail(name: str) -> None:
+def test_distribution_recovery_long_tail(name: str, precision: str) -> None:
     env = LongTailBandit(seed=1)
     rng = np.random.default_rng(2)
     agent = make_agent(
-        name, num_actions=2, obs_shape=env.obs_shape, network=MLP, seed=3, **BANDIT_HPARAMS[name]
+        name,
+        num_actions=2,
+        obs_shape=env.obs_shape,
+        network=MLP,
+        seed=3,
+        precision=precision,
+        **BANDIT_HPARAMS[name],
     )
     for step in range(BANDIT_STEPS):
         if step == LR_DROP_AT:
@@ -158,9 +169,10 @@ CHAIN_HPARAMS: dict[str, dict] = {
 }
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "fqf"])
-def test_control_chain(name: str) -> None:
-    env, agent = _chain_run(name, CHAIN_HPARAMS[name], steps=1500)
+def test_control_chain(name: str, precision: str) -> None:
+    env, agent = _chain_run(name, {**CHAIN_HPARAMS[name], "precision": precision}, steps=1500)
     agent.eval()
     # Greedy policy: right in every non-terminal state, reaching the large reward.
     states = np.eye(env.length, dtype=np.float32)[1 : env.length - 1]
