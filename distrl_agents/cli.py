@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from distrl_agents.evaluation.report import report_main
 
@@ -57,12 +57,11 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
         for override in _explicit_overrides(("trainer.", "logger.")):
             key, value = override.lstrip("+").split("=", 1)
             OmegaConf.update(raw, key, _yaml_value(value))
-        raw_dict = OmegaConf.to_container(raw, resolve=True)
+        raw_dict = cast(dict[str, Any], OmegaConf.to_container(raw, resolve=True))
     else:
-        raw_dict = OmegaConf.to_container(cfg, resolve=True)
+        raw_dict = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
         raw_dict.pop("resume", None)
         run_dir = None
-    assert isinstance(raw_dict, dict)
     # Sweeps (hydra/launcher=local or slurm): this job's CPU threads and GPU.
     assign_job_resources(raw_dict.setdefault("trainer", {}))
     try:

@@ -147,7 +147,7 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: int = 15) -> None:
     """An animated GIF of 84x84 grayscale frames (every frame the agent saw, 4 game frames apart)."""
     from PIL import Image
 
-    images = [Image.fromarray(f).resize((168, 168), Image.NEAREST) for f in frames]
+    images = [Image.fromarray(f).resize((168, 168), Image.Resampling.NEAREST) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
 
 

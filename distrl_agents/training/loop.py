@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from distrl_agents.agents import make_agent
-from distrl_agents.envs import make_atari_env
+from distrl_agents.envs import AtariEnv, make_atari_env
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
 from distrl_agents.evaluation.report import append_result
@@ -167,9 +167,11 @@ class Trainer:
         )
         self.game = self.env.game
         self.num_actions = self.env.num_actions
-        obs_shape = tuple(self.env.single_observation_space.shape)
+        obs_shape = self.env.single_observation_space.shape
+        assert obs_shape is not None
+        self.obs_shape: tuple[int, ...] = tuple(obs_shape)
         self.agent = build_agent(
-            cfg, num_actions=self.num_actions, obs_shape=obs_shape, device=self.device
+            cfg, num_actions=self.num_actions, obs_shape=self.obs_shape, device=self.device
         )
         self.rng = np.random.default_rng(cfg.seed)
         self.agent_step = 0
@@ -178,7 +180,7 @@ class Trainer:
         self.fixed_states: np.ndarray | None = None
         self.obs: np.ndarray | None = None
         self._stop: int | None = None
-        self._eval_env = None
+        self._eval_env: AtariEnv | None = None
         self.writer: MetricWriter | None = None
         self._resume_from = ckpt.latest_checkpoint(self.run_dir)
         if self._resume_from is not None:
@@ -187,16 +189,24 @@ class Trainer:
             cfg.replay.storage, self.device, cfg.replay.capacity
         )
         replay_file = None if self._resume_from is None else self._resume_from / ckpt.REPLAY_FILE
+        self._replay: ReplayBuffer | None
         if replay_file is not None and replay_file.exists():
             # Rebuilt from the file in _restore: the buffer keeps the settings its run started
             # with (e.g. the beta schedule, even when a resume extends trainer.total_steps).
-            self.replay = None
+            self._replay = None
         else:
-            self.replay = self._make_replay()
+            self._replay = self._make_replay()
+
+    @property
+    def replay(self) -> ReplayBuffer:
+        """The replay buffer (on resume it is rebuilt from its file when :meth:`run` starts)."""
+        if self._replay is None:
+            raise RuntimeError("the replay buffer is restored from the checkpoint by run()")
+        return self._replay
 
     def _make_replay(self) -> ReplayBuffer:
         cfg, t, r = self.cfg, self.cfg.trainer, self.cfg.replay
-        obs_shape = tuple(self.env.single_observation_space.shape)
+        obs_shape = self.obs_shape
         return ReplayBuffer(
             r.capacity,
             num_envs=cfg.env.num_envs,
@@ -239,7 +249,7 @@ class Trainer:
         self.rng.bit_generator.state = state["loop_rng"]
         replay_file = self._resume_from / ckpt.REPLAY_FILE
         if replay_file.exists():
-            self.replay = ReplayBuffer.load(
+            self._replay = ReplayBuffer.load(
                 replay_file, device=self.device, storage_device=self.replay_storage
             )
             # The games in progress at the checkpoint cannot be restored: their last observation
@@ -251,7 +261,7 @@ class Trainer:
                 self.replay.add(obs, zeros.astype(np.int64), zeros, zeros.astype(bool),
                                 zeros.astype(bool), valid=np.zeros(n, dtype=bool))  # fmt: skip
         else:
-            self.replay = self._make_replay()
+            self._replay = self._make_replay()
             if self.cfg.trainer.save_replay:
                 print(
                     f"warning: {self._resume_from} holds no replay buffer; resuming with an empty "
@@ -468,12 +478,12 @@ class Trainer:
                     next_eval = _next_multiple(self.agent_step, t.eval_period)
                     last_eval = self.evaluate()
                     if lg.progress:
-                        hns = last_eval.hns
+                        eval_hns = last_eval.hns
                         progress.write(
                             f"eval @ {self.agent_step:,} agent steps: "
                             f"{len(last_eval.episode_returns)} games, raw score "
                             f"{last_eval.mean_return:.1f}"
-                            + ("" if hns is None else f", human-normalized {hns:.3f}")
+                            + ("" if eval_hns is None else f", human-normalized {eval_hns:.3f}")
                         )
                 if t.checkpoint_period and self.agent_step >= next_ckpt:
                     next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
