@@ -150,15 +150,15 @@ class RunConfig:
                 raise ConfigError(f"{name} must be >= 0, got {value}.")
         if t.keep_checkpoints < 1:
             raise ConfigError(f"trainer.keep_checkpoints must be >= 1, got {t.keep_checkpoints}.")
-        for name, value in (
+        for name, fraction in (
             ("trainer.gamma", t.gamma),
             ("trainer.epsilon_start", t.epsilon_start),
             ("trainer.epsilon_end", t.epsilon_end),
             ("trainer.eval_epsilon", t.eval_epsilon),
             ("replay.beta", r.beta),
         ):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {value}.")
+            if not 0.0 <= fraction <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {fraction}.")
         if t.learning_starts > r.capacity:
             raise ConfigError(
                 f"trainer.learning_starts ({t.learning_starts}) is larger than replay.capacity "
