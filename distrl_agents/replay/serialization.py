@@ -17,13 +17,14 @@ rejected before any array is read.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class ReplayLoadError(ValueError):
 
 
 def _array_chunks(arr: np.ndarray, chunk_bytes: int) -> Iterable[memoryview]:
-    raw = memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+    raw = np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data
     for start in range(0, len(raw), chunk_bytes):
         yield raw[start : start + chunk_bytes]
 
@@ -134,7 +135,7 @@ class ReplayFileReader:
                 f"replay file {self.path} does not exist (or is not a file). Check the path; a "
                 f"buffer is saved with ReplayBuffer.save(path)."
             )
-        self._f: BinaryIO = open(self.path, "rb")  # closed in close()
+        self._f: io.BufferedReader = open(self.path, "rb")  # closed in close()
         try:
             self._parse()
         except BaseException:

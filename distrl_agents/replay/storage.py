@@ -113,12 +113,12 @@ class NumpyFrameStore(FrameStore):
         return pinned.to(device, non_blocking=True)
 
     def iter_chunks(self) -> Iterator[memoryview]:
-        raw = memoryview(self.frames.reshape(-1).view(np.uint8))
+        raw = self.frames.reshape(-1).view(np.uint8).data
         for start in range(0, len(raw), CHUNK_BYTES):
             yield raw[start : start + CHUNK_BYTES]
 
     def load_chunks(self, read_chunk: Callable[[memoryview], None]) -> None:
-        raw = memoryview(self.frames.reshape(-1).view(np.uint8))
+        raw = self.frames.reshape(-1).view(np.uint8).data
         for start in range(0, len(raw), CHUNK_BYTES):
             read_chunk(raw[start : start + CHUNK_BYTES])
 
@@ -173,7 +173,7 @@ class TorchFrameStore(FrameStore):
         rows = self._rows_per_chunk()
         for start in range(0, self.capacity, rows):
             chunk = self.frames[start : start + rows].detach().cpu().contiguous().numpy()
-            yield memoryview(chunk.reshape(-1).view(np.uint8))
+            yield chunk.reshape(-1).view(np.uint8).data
 
     def load_chunks(self, read_chunk: Callable[[memoryview], None]) -> None:
         rows = self._rows_per_chunk()
@@ -181,7 +181,7 @@ class TorchFrameStore(FrameStore):
         for start in range(0, self.capacity, rows):
             n = min(rows, self.capacity - start)
             part = bounce[:n]
-            read_chunk(memoryview(part.reshape(-1).view(np.uint8)))
+            read_chunk(part.reshape(-1).view(np.uint8).data)
             self.frames[start : start + n].copy_(torch.from_numpy(part))
 
     def clear(self) -> None:
