@@ -44,6 +44,8 @@ class CategoricalHead(nn.Module):
     ``z_i = v_min + i * (v_max - v_min) / (K - 1)``, ``p_i(x, a) = softmax(theta_i(x, a))``.
     """
 
+    support: Tensor  # [K] buffer
+
     def __init__(
         self,
         in_features: int,
@@ -88,6 +90,8 @@ def quantile_midpoints(num_quantiles: int, device: torch.device | str | None = N
 class QuantileHead(nn.Module):
     """QR-DQN head (Dabney et al. 2018a): ``N`` quantile values at the fixed midpoints."""
 
+    taus: Tensor  # [N] buffer
+
     def __init__(
         self,
         in_features: int,
@@ -123,6 +127,8 @@ class CosineEmbedding(nn.Module):
     DQN Zoo do; the paper writes ``i = 0..n-1``, where ``i = 0`` is a constant feature that only
     duplicates the bias.
     """
+
+    pi_i: Tensor  # [n] buffer
 
     def __init__(self, embedding_dim: int, out_features: int) -> None:
         super().__init__()
@@ -284,7 +290,7 @@ class FQFHead(ImplicitQuantileHead):
     def propose(self, features: Tensor) -> Fractions:
         return self.fraction_proposal(features.detach())
 
-    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:  # type: ignore[override]
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
         fr = self.propose(features)
         values = self.quantile_values(features, fr.tau_hats.detach())  # [B, A, N]
         probs = (fr.taus[:, 1:] - fr.taus[:, :-1]).unsqueeze(1).expand_as(values)

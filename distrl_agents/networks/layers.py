@@ -18,6 +18,9 @@ class NoisyLinear(nn.Module):
     In eval mode the layer uses the mean weights only (the usual greedy-evaluation convention).
     """
 
+    eps_in: Tensor  # [in_features] buffer: f(eps_in)
+    eps_out: Tensor  # [out_features] buffer: f(eps_out)
+
     def __init__(self, in_features: int, out_features: int, std_init: float = 0.5) -> None:
         super().__init__()
         self.in_features = in_features
