@@ -211,7 +211,10 @@ class Agent(ABC):
                 **head_kwargs,
             )
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
-        self.online: DistributionalNetwork = online.to(self.device, memory_format=memory_format)
+        # torch's stubs for Module.to omit ``memory_format``, which it accepts at runtime.
+        self.online: DistributionalNetwork = online.to(  # type: ignore[call-overload]
+            self.device, memory_format=memory_format
+        )
         self.target: DistributionalNetwork = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self._online_torso = _MaybeCompiled(self.online.torso, bool(compile))
@@ -312,7 +315,8 @@ class Agent(ABC):
         dist = self.distribution(self.online, obs_t)
         actions = self.action_value_fn(dist).float().argmax(dim=-1).cpu().numpy().astype(np.int64)
         if epsilon > 0:
-            explore = self.rng.random(actions.shape[0]) < epsilon
+            num_envs: int = actions.shape[0]  # an int, not Any: picks rng.random's array overload
+            explore = self.rng.random(num_envs) < epsilon
             n = int(explore.sum())
             if n:
                 actions[explore] = self.rng.integers(0, self.num_actions, size=n)

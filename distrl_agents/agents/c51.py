@@ -3,13 +3,14 @@ cross-entropy loss."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 
 from distrl_agents.agents.base import Agent, LossOutput, check_hparam
 from distrl_agents.losses import categorical_cross_entropy, categorical_projection
+from distrl_agents.networks import CategoricalHead
 from distrl_agents.types import Batch
 
 
@@ -62,7 +63,7 @@ class C51Agent(Agent):
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        head = self.online.head
+        head = cast(CategoricalHead, self.online.head)  # head_spec() builds a categorical head
         feats = self.features(self.online, batch.obs)
         with self.autocast():
             logits = head.logits(feats)  # [B, A, K] fp32

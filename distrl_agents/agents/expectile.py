@@ -23,7 +23,7 @@ collapses the distribution towards its mean; imputation is what makes the update
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
@@ -56,6 +56,8 @@ class ExpectileHead(QuantileHead):
     (Newey & Powell 1987). The values are expectiles, not atoms of
     the distribution: decode them with ``impute_samples`` before reading anything but the mean.
     """
+
+    mean_weights: Tensor  # [K] one-hot buffer on the tau = 0.5 level
 
     def __init__(
         self,
@@ -157,7 +159,7 @@ class ExpectileAgent(Agent):
     @property
     def taus(self) -> Tensor:
         """Expectile levels ``[K]``."""
-        return self.online.head.taus
+        return cast(ExpectileHead, self.online.head).taus  # head_spec() builds an ExpectileHead
 
     @property
     def mean_index(self) -> int:

@@ -3,12 +3,13 @@ values and the W1 fraction loss for the proposal (its own optimiser)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from distrl_agents.agents.base import OPTIMIZERS, Agent, LossOutput, ParamGroup, check_hparam
 from distrl_agents.losses import fqf_fraction_loss, quantile_huber_loss
+from distrl_agents.networks import FQFHead
 from distrl_agents.types import Batch
 
 
@@ -98,7 +99,8 @@ class FQFAgent(Agent):
         return "fqf", {"num_fractions": self.num_fractions, "embedding_dim": self.embedding_dim}
 
     def param_groups(self) -> list[ParamGroup]:
-        fraction = list(self.online.head.fraction_proposal.parameters())
+        head = cast(FQFHead, self.online.head)  # head_spec() builds an FQF head
+        fraction = list(head.fraction_proposal.parameters())
         fraction_ids = {id(p) for p in fraction}
         main = [p for p in self.online.parameters() if id(p) not in fraction_ids]
         return [
@@ -124,7 +126,9 @@ class FQFAgent(Agent):
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        head = self.online.head
+        # head_spec() builds FQF heads (online and target).
+        head = cast(FQFHead, self.online.head)
+        target_head = cast(FQFHead, self.target.head)
         feats = self.features(self.online, batch.obs)
         fr = head.propose(feats)  # reads detached features: taus [B, N+1], tau_hats [B, N]
         tau_hats = fr.tau_hats.detach()
@@ -140,7 +144,7 @@ class FQFAgent(Agent):
             z_at_taus = z_at_taus.gather(1, idx[:, :, : self.num_fractions - 1]).squeeze(1)
             next_feats = self.features(self.target, batch.next_obs)
             with self.autocast():
-                z_next = self.target.head.quantile_values(next_feats, tau_hats)  # [B, A, N]
+                z_next = target_head.quantile_values(next_feats, tau_hats)  # [B, A, N]
                 select = None if self.double_dqn else self.target.head(next_feats)
             a_star = self.next_actions(batch.next_obs, select)
             z_next = z_next.gather(

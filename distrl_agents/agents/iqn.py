@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from distrl_agents.agents.base import Agent, LossOutput, check_hparam
 from distrl_agents.losses import quantile_huber_loss
+from distrl_agents.networks import ImplicitQuantileHead
 from distrl_agents.types import Batch
 
 
@@ -78,7 +79,9 @@ class IQNAgent(Agent):
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        head = self.online.head
+        # head_spec() builds implicit quantile heads (online and target).
+        head = cast(ImplicitQuantileHead, self.online.head)
+        target_head = cast(ImplicitQuantileHead, self.target.head)
         feats = self.features(self.online, batch.obs)
         B = feats.shape[0]
         taus = head.sample_taus(B, self.num_tau_samples, feats.device, self.generator)  # [B, N]
@@ -92,7 +95,7 @@ class IQNAgent(Agent):
                 B, self.num_tau_prime_samples, feats.device, self.generator
             )
             with self.autocast():
-                z_next = self.target.head.quantile_values(next_feats, tau_prime)  # [B, A, N']
+                z_next = target_head.quantile_values(next_feats, tau_prime)  # [B, A, N']
                 select = None
                 if not self.double_dqn:
                     select = self.target.head(next_feats, generator=self.generator)  # K taus

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from distrl_agents.agents.base import Agent, LossOutput, check_hparam
 from distrl_agents.losses import quantile_huber_loss
+from distrl_agents.networks import QuantileHead
 from distrl_agents.types import Batch
 
 
@@ -63,5 +64,6 @@ class QRDQNAgent(Agent):
             reward = batch.reward.to(self.device).float().unsqueeze(1)
             discount = batch.discount.to(self.device).float().unsqueeze(1)
             target = reward + discount * theta_next  # Dabney et al. 2018a, Algorithm 1
-        per_sample = quantile_huber_loss(theta, target, self.online.head.taus, self.kappa)
+        head = cast(QuantileHead, self.online.head)  # head_spec() builds a quantile head
+        per_sample = quantile_huber_loss(theta, target, head.taus, self.kappa)
         return LossOutput(per_sample=per_sample, q_taken=theta.detach().mean(-1))
