@@ -19,6 +19,8 @@ Shapes: ``B`` batch, ``K`` expectile levels, ``M`` samples / target atoms, ``N``
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -243,14 +245,19 @@ def impute_samples(
         lo, hi = (bounds[0] - centre) / scale, (bounds[1] - centre) / scale
 
     def project(y_: Tensor) -> Tensor:
-        return y_ if lo is None else torch.minimum(torch.maximum(y_, lo), hi)
+        if lo is None:
+            return y_
+        assert hi is not None  # lo and hi are both set from ``bounds``, or both None
+        return torch.minimum(torch.maximum(y_, lo), hi)
 
     if init == "best":
         # Both starts, keep the row-wise better result.
-        kw = dict(max_iters=max_iters, smoothing=smoothing, smoothing_decay=smoothing_decay)
+        kw: dict[str, Any] = dict(
+            max_iters=max_iters, smoothing=smoothing, smoothing_decay=smoothing_decay
+        )
         kw.update(decay_every=decay_every, tol=tol, bounds=bounds, return_residual=True)
-        za, ra = impute_samples(e_in, taus, m, init="expectiles", **kw)  # type: ignore[arg-type,misc]
-        zb, rb = impute_samples(e_in, taus, m, init="grid", **kw)  # type: ignore[arg-type,misc]
+        za, ra = impute_samples(e_in, taus, m, init="expectiles", **kw)
+        zb, rb = impute_samples(e_in, taus, m, init="grid", **kw)
         better = rb < ra
         z_best = torch.where(better.unsqueeze(-1), zb, za)
         r_best = torch.minimum(ra, rb)
