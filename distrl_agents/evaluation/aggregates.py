@@ -16,7 +16,8 @@ then return a dict with the same keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import overload
 
 import numpy as np
 from scipy import stats
@@ -103,6 +104,10 @@ METRIC_NAMES: dict[str, str] = {
 }
 
 
+@overload
+def aggregate_metrics(scores: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]: ...
+@overload
+def aggregate_metrics(scores: np.ndarray) -> dict[str, float]: ...
 def aggregate_metrics(
     scores: np.ndarray | Mapping[str, np.ndarray],
 ) -> dict[str, float] | dict[str, dict[str, float]]:
@@ -136,7 +141,9 @@ def stratified_resample_indices(
     return rng.integers(0, runs, size=(reps, runs, games))
 
 
-def _bootstrap_chunks(arr: np.ndarray, reps: int, seed: int | np.random.Generator):
+def _bootstrap_chunks(
+    arr: np.ndarray, reps: int, seed: int | np.random.Generator
+) -> Iterator[np.ndarray]:
     """Yield resampled score arrays ``[chunk, runs, games]`` totalling ``reps`` resamples."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     runs, games = arr.shape
@@ -180,6 +187,22 @@ def bootstrap_distribution(
     return np.concatenate(out)
 
 
+@overload
+def stratified_bootstrap_ci(
+    scores: Mapping[str, np.ndarray],
+    metric: Metric,
+    reps: int = ...,
+    confidence: float = ...,
+    seed: int = ...,
+) -> dict[str, Interval]: ...
+@overload
+def stratified_bootstrap_ci(
+    scores: np.ndarray,
+    metric: Metric,
+    reps: int = ...,
+    confidence: float = ...,
+    seed: int = ...,
+) -> Interval: ...
 def stratified_bootstrap_ci(
     scores: np.ndarray | Mapping[str, np.ndarray],
     metric: Metric,
@@ -215,6 +238,22 @@ def _ci_one(
     return point, float(low), float(high)
 
 
+@overload
+def aggregate_metrics_with_ci(
+    scores: Mapping[str, np.ndarray],
+    metrics: Mapping[str, Metric] | None = ...,
+    reps: int = ...,
+    confidence: float = ...,
+    seed: int = ...,
+) -> dict[str, dict[str, Interval]]: ...
+@overload
+def aggregate_metrics_with_ci(
+    scores: np.ndarray,
+    metrics: Mapping[str, Metric] | None = ...,
+    reps: int = ...,
+    confidence: float = ...,
+    seed: int = ...,
+) -> dict[str, Interval]: ...
 def aggregate_metrics_with_ci(
     scores: np.ndarray | Mapping[str, np.ndarray],
     metrics: Mapping[str, Metric] | None = None,
@@ -227,13 +266,10 @@ def aggregate_metrics_with_ci(
     metrics = METRICS if metrics is None else metrics
     if isinstance(scores, Mapping):
         return {
-            agent: aggregate_metrics_with_ci(s, metrics, reps, confidence, seed)  # type: ignore[misc]
+            agent: aggregate_metrics_with_ci(s, metrics, reps, confidence, seed)
             for agent, s in scores.items()
         }
-    return {
-        name: _ci_one(scores, fn, reps, confidence, seed)  # type: ignore[arg-type]
-        for name, fn in metrics.items()
-    }
+    return {name: _ci_one(scores, fn, reps, confidence, seed) for name, fn in metrics.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +287,22 @@ def _fraction_above(arr: np.ndarray, taus: np.ndarray) -> np.ndarray:
     return (flat[..., None, :] > taus[:, None]).sum(axis=-1) / n
 
 
+@overload
+def performance_profile(
+    scores: Mapping[str, np.ndarray],
+    taus: np.ndarray | Sequence[float],
+    reps: int = ...,
+    confidence: float = ...,
+    seed: int = ...,
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]: ...
+@overload
+def performance_profile(
+    scores: np.ndarray,
+    taus: np.ndarray | Sequence[float],
+    reps: int = ...,
+    confidence: float = ...,
+    seed: int = ...,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def performance_profile(
     scores: np.ndarray | Mapping[str, np.ndarray],
     taus: np.ndarray | Sequence[float],
@@ -271,7 +323,7 @@ def performance_profile(
     """
     if isinstance(scores, Mapping):
         return {
-            agent: performance_profile(s, taus, reps, confidence, seed)  # type: ignore[misc]
+            agent: performance_profile(s, taus, reps, confidence, seed)
             for agent, s in scores.items()
         }
     arr = _as_scores(scores)

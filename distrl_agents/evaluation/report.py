@@ -396,7 +396,8 @@ def benchmark_coverage(
 
 
 def _read_data_csv(name: str) -> list[dict[str, str]]:
-    text = resources.files("distrl_agents.evaluation").joinpath(_DATA, name).read_text("utf-8")
+    data_file = resources.files("distrl_agents.evaluation").joinpath(_DATA).joinpath(name)
+    text = data_file.read_text("utf-8")
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return list(csv.DictReader(lines))
 
@@ -668,7 +669,7 @@ def build_report(
         coverage=coverage,
         agents=run_agents + published_agents,
         per_game=per_game,
-        aggregates=aggregates,  # type: ignore[arg-type]
+        aggregates=aggregates,
         aggregate_games=aggregate_games,
         aggregate_runs=aggregate_runs,
         published_aggregate_rows=published_rows,
@@ -916,7 +917,7 @@ def _make_plots(
         files += plots.plot_performance_profiles(
             taus,
             profiles,
-            out_dir / "performance_profiles",  # type: ignore[arg-type]
+            out_dir / "performance_profiles",
         )
     return files
 
