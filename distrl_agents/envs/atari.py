@@ -195,8 +195,11 @@ class AtariEnv(VectorEnv):
         self.action_space = self.env.action_space
         self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
         self.seed = int(seed)
+        # ale_py's stubs declare Action(value: int); at runtime Action is an Enum, and calling it
+        # with a member (what get_action_set returns) gives that member.
         self.action_names: tuple[str, ...] = tuple(
-            Action(a).name for a in self.env.ale.get_action_set()
+            Action(a).name  # type: ignore[arg-type]
+            for a in self.env.ale.get_action_set()
         )
         n = self.num_envs
         self._ep_return = np.zeros(n, dtype=np.float64)
