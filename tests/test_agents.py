@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from distrl_agents.agents import AGENT_NAMES, agent_hparam_names, make_agent
+from distrl_agents.agents import AGENT_NAMES, RUN_LEVEL_HPARAMS, agent_hparam_names, make_agent
 from distrl_agents.types import Batch, LearnResult
 
 CORE = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
@@ -250,7 +250,8 @@ def test_yaml_presets_are_exactly_the_constructor_kwargs(name: str) -> None:
     root = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
     cfg = yaml.safe_load((root / "agent" / f"{name}.yaml").read_text())
     assert cfg.pop("name") == name
-    assert set(cfg) == set(agent_hparam_names(name)) - {"action_value_fn"}
+    # Precision, compile, channels-last and the seed are the training run's (trainer config).
+    assert set(cfg) == set(agent_hparam_names(name)) - {"action_value_fn", *RUN_LEVEL_HPARAMS}
     network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
     agent = make_agent(name, num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
     assert agent.hparams["lr"] == cfg["lr"]

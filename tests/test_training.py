@@ -207,6 +207,13 @@ def test_config_errors_name_the_field() -> None:
         small_config("c51", gamma=1.5)
 
 
+def test_run_level_settings_cannot_hide_in_the_agent_preset() -> None:
+    cfg = small_config("c51")
+    cfg.agent["precision"] = "bf16"
+    with pytest.raises(ConfigError, match=r"trainer\.precision"):
+        Trainer(cfg, "unused")
+
+
 def test_epsilon_schedule() -> None:
     kw = {"start": 1.0, "end": 0.01, "decay_steps": 100, "warmup": 50}
     assert linear_epsilon(0, **kw) == 1.0

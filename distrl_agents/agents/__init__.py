@@ -25,6 +25,10 @@ REGISTRY: dict[str, str] = {
     "expectile": "distrl_agents.agents.expectile:ExpectileAgent",
 }
 
+#: Constructor arguments that belong to the training run, not to an agent preset: the trainer
+#: sets them from trainer.precision, trainer.compile, trainer.channels_last and the run seed.
+RUN_LEVEL_HPARAMS: tuple[str, ...] = ("precision", "compile", "channels_last", "seed")
+
 # Arguments that make_agent passes itself (not hparams), and the internal plumbing argument.
 _RESERVED = {"self", "num_actions", "obs_shape", "device", "network", "agent_hparams"}
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distrl_agents.agents import make_agent
+from distrl_agents.agents import RUN_LEVEL_HPARAMS, make_agent
 from distrl_agents.envs import AtariEnv, make_atari_env
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
@@ -33,7 +33,7 @@ from distrl_agents.evaluation.report import append_result
 from distrl_agents.logging.writer import MetricWriter
 from distrl_agents.replay import ReplayBuffer
 from distrl_agents.training import checkpoint as ckpt
-from distrl_agents.training.config import RunConfig
+from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.device import (
     resolve_device,
     resolve_precision,
@@ -80,6 +80,13 @@ def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int, war
 def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...], device: Any):
     """The configured agent; trainer precision / compile apply unless the agent config sets them."""
     hparams = cfg.agent_hparams
+    owned = sorted(set(hparams) & set(RUN_LEVEL_HPARAMS))
+    if owned:
+        raise ConfigError(
+            f"agent.{owned[0]} is set by the training run, not the agent preset: use "
+            + ("seed=..." if owned[0] == "seed" else f"trainer.{owned[0]}=...")
+            + " instead."
+        )
     risk = hparams.pop("risk", "neutral")
     risk_param = hparams.pop("risk_param", None)
     if risk != "neutral":
