@@ -54,7 +54,7 @@ def bench(
         network={"torso": "nature"},
         precision=precision,
         channels_last=channels_last,
-        compile=compiled,
+        compile="update" if compiled else "off",
     )
     batch = make_batch(device)
     for _ in range(warmup):
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     parser.add_argument("--devices", nargs="+", default=None)
-    parser.add_argument("--compile", action="store_true", help="add torch.compile variants")
+    parser.add_argument("--compile", action="store_true", help="add compile=update variants")
     parser.add_argument(
         "--allocator",
         choices=["tuned", "default"],

@@ -225,10 +225,27 @@ def test_compile_failure_warns_and_runs_eagerly(monkeypatch: pytest.MonkeyPatch)
         return fail
 
     monkeypatch.setattr(torch, "compile", broken)
-    agent = _agent("c51", compile=True)
-    with pytest.warns(UserWarning, match="running eagerly"):
-        res = agent.learn(_batch((5,)))
-    assert np.isfinite(res.metrics["loss"])
+    for mode in (True, "update"):
+        agent = _agent("c51", compile=mode)
+        with pytest.warns(UserWarning, match="running eagerly"):
+            res = agent.learn(_batch((5,)))
+        assert np.isfinite(res.metrics["loss"])
+    with pytest.raises(ValueError, match="compile"):
+        _agent("c51", compile="everything")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["c51", "iqn"])
+def test_compiled_update_matches_eager(name: str) -> None:
+    batch = _batch((5,))
+    losses = []
+    for mode in ("off", "update"):
+        agent = _agent(name, seed=3, compile=mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a platform without a compiler runs eagerly
+            losses.append([agent.learn(batch).loss for _ in range(3)])
+    for eager, compiled in zip(*losses):
+        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -205,6 +205,10 @@ def test_config_errors_name_the_field() -> None:
         small_config("c51", precision="fp8")
     with pytest.raises(ConfigError, match=r"trainer\.gamma"):
         small_config("c51", gamma=1.5)
+    with pytest.raises(ConfigError, match=r"trainer\.compile"):
+        small_config("c51", compile="fast")
+    assert small_config("c51", compile=True).trainer.compile == "torso"
+    assert small_config("c51", compile=False).trainer.compile == "off"
 
 
 def test_run_level_settings_cannot_hide_in_the_agent_preset() -> None:

@@ -66,26 +66,41 @@ class ParamGroup:
     rmsprop_centered: bool = False
 
 
-class _MaybeCompiled:
-    """Calls ``torch.compile(module)``; on any compile/runtime failure warns once and runs eager."""
+#: ``compile`` settings: ``off``; ``torso`` compiles the torsos' forward; ``update`` compiles the
+#: whole loss computation of a learning step (online and target forwards, Bellman target, loss).
+COMPILE_MODES = ("off", "torso", "update")
 
-    def __init__(self, module: nn.Module, enabled: bool) -> None:
-        self.module = module
-        self.compiled: Callable[..., Tensor] | None = None
+
+def compile_mode(value: bool | str | None) -> str:
+    """Normalise a ``compile`` setting: ``True`` means ``torso``, ``False`` / ``None`` ``off``."""
+    if value is True or value == "true":
+        return "torso"
+    if value is False or value is None or value == "false":
+        return "off"
+    check_hparam(value in COMPILE_MODES, "compile", f"must be one of {COMPILE_MODES} or a bool")
+    return str(value)
+
+
+class _MaybeCompiled:
+    """Calls ``torch.compile(fn)``; on any compile/runtime failure warns once and runs eager."""
+
+    def __init__(self, fn: Callable[..., Any], enabled: bool) -> None:
+        self.fn = fn
+        self.compiled: Callable[..., Any] | None = None
         if enabled:
             try:
-                self.compiled = torch.compile(module)  # type: ignore[assignment]
+                self.compiled = torch.compile(fn)
             except Exception as exc:  # pragma: no cover - depends on the platform
                 warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=3)
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, *args: Any) -> Any:
         if self.compiled is not None:
             try:
-                return self.compiled(x)
+                return self.compiled(*args)
             except Exception as exc:
                 warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=2)
                 self.compiled = None
-        return self.module(x)
+        return self.fn(*args)
 
 
 def check_hparam(cond: bool, field_name: str, message: str) -> None:
@@ -114,7 +129,8 @@ class Agent(ABC):
         max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
         double_dqn: pick the bootstrap action with the online network (van Hasselt et al. 2016).
         precision: ``"fp32"`` or ``"bf16"`` (autocast for torso and heads; losses stay fp32).
-        compile: wrap the torso forward in ``torch.compile`` (falls back to eager with a warning).
+        compile: ``off``, ``torso`` (``True``: ``torch.compile`` the torso forward) or ``update``
+            (compile the whole loss computation of a step); falls back to eager with a warning.
         channels_last: keep conv activations in channels-last memory format.
         seed: seeds network initialisation, tau / noise sampling and epsilon-greedy draws.
     """
@@ -137,7 +153,7 @@ class Agent(ABC):
         max_grad_norm: float | None = None,
         double_dqn: bool = False,
         precision: str = "fp32",
-        compile: bool = False,
+        compile: bool | str = False,
         channels_last: bool = False,
         seed: int = 0,
         agent_hparams: Mapping[str, Any] | None = None,
@@ -194,7 +210,7 @@ class Agent(ABC):
             "max_grad_norm": self.max_grad_norm,
             "double_dqn": self.double_dqn,
             "precision": precision,
-            "compile": bool(compile),
+            "compile": compile_mode(compile),
             "channels_last": self.channels_last,
             "seed": self.seed,
             **dict(agent_hparams or {}),
@@ -217,8 +233,10 @@ class Agent(ABC):
         )
         self.target: DistributionalNetwork = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
-        self._online_torso = _MaybeCompiled(self.online.torso, bool(compile))
-        self._target_torso = _MaybeCompiled(self.target.torso, bool(compile))
+        mode = compile_mode(compile)
+        self._online_torso = _MaybeCompiled(self.online.torso, mode == "torso")
+        self._target_torso = _MaybeCompiled(self.target.torso, mode == "torso")
+        self._loss_fn = _MaybeCompiled(self.compute_loss, mode == "update")
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
@@ -329,7 +347,7 @@ class Agent(ABC):
         if self.noisy:
             self.online.reset_noise(self.generator)
             self.target.reset_noise(self.generator)
-        out = self.compute_loss(batch)
+        out: LossOutput = self._loss_fn(batch)
         weights = batch.weights.to(self.device).float()
         per_sample = out.per_sample.float()
         loss = (weights * per_sample).mean()  # importance-weighted mean (Schaul et al. 2016)

@@ -57,7 +57,7 @@ def load_agent(checkpoint: Path, device: str = "auto") -> tuple[Any, Any, dict[s
     dev = resolve_device(device)
     state = ckpt.load_state(checkpoint, map_location=dev)
     cfg = RunConfig.from_dict(state["config"])
-    cfg.trainer.compile = False
+    cfg.trainer.compile = "off"
     agent = build_agent(
         cfg, num_actions=len(state["action_names"]), obs_shape=(4, 84, 84), device=dev
     )

@@ -174,6 +174,7 @@ class ImplicitQuantileHead(nn.Module):
         self.embedding = CosineEmbedding(embedding_dim, in_features)
         self.stream = ActionStream(in_features, num_actions, 1, hidden, dueling, noisy, noisy_std)
 
+    @torch.compiler.disable  # a seeded generator cannot be traced: sampled eagerly
     def sample_taus(
         self,
         batch_size: int,

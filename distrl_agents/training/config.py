@@ -42,7 +42,7 @@ class TrainerConfig:
     total_steps: int = 50_000_000
     device: str = "auto"
     precision: str = "auto"
-    compile: bool = False
+    compile: str = "off"
     channels_last: str = "auto"
     overlap: bool = True
     torch_threads: int = 0
@@ -176,6 +176,11 @@ class RunConfig:
         if r.storage not in ("host", "device", "auto"):
             raise ConfigError(
                 f"replay.storage must be 'host', 'device' or 'auto', got {r.storage!r}."
+            )
+        t.compile = {"true": "torso", "false": "off"}.get(t.compile, t.compile)
+        if t.compile not in ("off", "torso", "update"):
+            raise ConfigError(
+                f"trainer.compile must be off, torso or update (true = torso); got {t.compile!r}."
             )
         if t.channels_last not in ("auto", "true", "false"):
             raise ConfigError(

@@ -78,7 +78,7 @@ def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int, war
 
 
 def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...], device: Any):
-    """The configured agent; trainer precision / compile apply unless the agent config sets them."""
+    """The configured agent; precision, compile, channels-last and seed come from the run."""
     hparams = cfg.agent_hparams
     owned = sorted(set(hparams) & set(RUN_LEVEL_HPARAMS))
     if owned:
