@@ -127,12 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         for i, (r, n) in enumerate(zip(result.episode_returns, result.episode_lengths)):
             w.writerow([i, r, n])
     (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
-    if not args.no_final and args.protocol in (None, cfg.env.protocol):
+    if result.episode_returns and not args.no_final and args.protocol in (None, cfg.env.protocol):
         write_final_result(run_dir / "eval_final.json", record)
     if args.video and result.observations:
         write_gif(result.observations, out / "episode.gif")
     if args.distributions and result.observations:
         write_distribution_pictures(agent, result.observations, out / "distributions", state)
+    if not result.episode_returns:
+        print(
+            f"{cfg.agent_name} on {result.game}: no game finished within {result.agent_steps} "
+            "agent steps, so nothing was scored; raise --steps (or leave it out)."
+        )
+        print(f"written to {out}")
+        return 1
     hns = "n/a (no reference scores)" if result.hns is None else f"{result.hns:.3f}"
     print(
         f"{cfg.agent_name} on {result.game} ({protocol}), checkpoint {checkpoint.name}: "
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         f"± {result.stderr_return:.1f} (s.e.), human-normalized {hns}"
     )
     print(f"written to {out}")
-    return 0 if result.episode_returns else 1
+    return 0
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 15) -> None:
