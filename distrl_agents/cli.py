@@ -21,8 +21,11 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def default_run_dir(cfg: Any, game: str) -> Path:
-    return Path("runs") / str(cfg.name) / f"{game}-{cfg.agent.name}-seed{cfg.seed}"
+def default_run_dir(run_cfg: Any) -> Path:
+    """``runs/<experiment name>/<game>-<agent label>-seed<seed>``: the same command always
+    lands in the same directory, so relaunching it resumes the run."""
+    name = f"{run_cfg.env.game}-{run_cfg.agent_label}-seed{run_cfg.seed}"
+    return Path("runs") / str(run_cfg.name) / name
 
 
 def _explicit_overrides(prefixes: tuple[str, ...]) -> list[str]:
@@ -75,7 +78,7 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
         elif HydraConfig.get().mode == RunMode.MULTIRUN:
             run_dir = Path(HydraConfig.get().runtime.output_dir)
         else:
-            run_dir = default_run_dir(cfg, run_cfg.env.game)
+            run_dir = default_run_dir(run_cfg)
     return run_training(run_cfg, run_dir)
 
 

@@ -246,3 +246,16 @@ def test_precision_auto_and_fp32_both_train(tmp_path: Path) -> None:
         assert trainer.agent.precision in ("fp32", "bf16")
         if precision == "fp32":
             assert trainer.agent.precision == "fp32" and not trainer.agent.channels_last
+
+
+def test_risk_sensitive_runs_are_labelled_in_results(tmp_path: Path) -> None:
+    cfg = small_config("qrdqn", total_steps=120, eval_period=100)
+    cfg.agent.update(risk="cvar", risk_param=0.25)
+    cfg.env.overrides = {"max_num_frames_per_episode": 200}
+    trainer = Trainer(cfg, tmp_path)
+    trainer.run()
+    trainer.close()
+    record = json.loads((tmp_path / "evaluations.jsonl").read_text().splitlines()[0])
+    assert record["agent"] == "qrdqn+cvar0.25" and record["risk"] == "cvar"
+    state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
+    assert state["config"]["agent"]["risk"] == "cvar"

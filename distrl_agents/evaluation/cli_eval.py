@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     env.close()
     step = int(state["agent_step"])
     record = {
-        "agent": cfg.agent_name,
+        "agent": cfg.agent_label,
+        "risk": cfg.agent.get("risk", "neutral"),
+        "risk_param": cfg.agent.get("risk_param"),
         "game": result.game,
         "seed": cfg.seed,
         "protocol": protocol,

@@ -92,6 +92,16 @@ class RunConfig:
         return str(self.agent["name"])
 
     @property
+    def agent_label(self) -> str:
+        """The agent's name in results and reports; risk-sensitive acting is part of it
+        (``iqn+cvar0.25``), so reports never pool it with the risk-neutral agent."""
+        risk = self.agent.get("risk", "neutral")
+        if risk == "neutral":
+            return self.agent_name
+        param = self.agent.get("risk_param")
+        return f"{self.agent_name}+{risk}" + ("" if param is None else f"{param:g}")
+
+    @property
     def agent_hparams(self) -> dict[str, Any]:
         return {k: v for k, v in self.agent.items() if k != "name"}
 

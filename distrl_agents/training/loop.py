@@ -140,6 +140,7 @@ def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
     """What must match between a checkpoint and the run that resumes it."""
     return {
         "agent": cfg.agent_name,
+        "risk": [cfg.agent.get("risk", "neutral"), cfg.agent.get("risk_param")],
         "game": cfg.env.game,
         "protocol": cfg.env.protocol,
         "num_envs": cfg.env.num_envs,
@@ -350,7 +351,9 @@ class Trainer:
         append_result(
             self.run_dir / "evaluations.jsonl",
             {
-                "agent": self.cfg.agent_name,
+                "agent": self.cfg.agent_label,
+                "risk": self.cfg.agent.get("risk", "neutral"),
+                "risk_param": self.cfg.agent.get("risk_param"),
                 "game": self.game,
                 "seed": self.cfg.seed,
                 "protocol": self.cfg.env.protocol,
