@@ -57,3 +57,22 @@ def test_eval_errors_are_clear(tmp_path: Path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
     assert eval_main([str(tmp_path)]) == 2
     assert "No checkpoint" in capsys.readouterr().err
+
+
+def test_evaluation_stops_at_once_on_a_stop_request() -> None:
+    import numpy as np
+
+    from distrl_agents.envs import make_atari_env
+    from distrl_agents.evaluation import evaluate
+
+    env = make_atari_env("pong", num_envs=2)
+    polls = []
+
+    def stop() -> bool:
+        polls.append(1)
+        return len(polls) > 10
+
+    result = evaluate(
+        lambda obs, eps: np.zeros(len(obs), dtype=np.int64), env, episodes=3, should_stop=stop
+    )
+    assert result.interrupted and result.agent_steps == 20 and result.episode_returns == []

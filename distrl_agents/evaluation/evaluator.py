@@ -20,6 +20,7 @@ class EvalResult:
     agent_steps: int
     frames_per_step: int = 4
     observations: list[np.ndarray] = field(default_factory=list, repr=False)
+    interrupted: bool = False
 
     @property
     def mean_return(self) -> float:
@@ -48,6 +49,7 @@ def evaluate(
     epsilon: float = 0.001,
     record_env: int | None = None,
     on_step: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EvalResult:
     """Play ``episodes`` whole games on the vector ``env`` (an :class:`~distrl_agents.envs.AtariEnv`).
 
@@ -60,6 +62,8 @@ def evaluate(
         record_env: when set, the observations seen by that env during its first game are kept
             in ``EvalResult.observations`` (for videos and distribution pictures).
         on_step: called with the number of agent steps after each vector step (progress bars).
+        should_stop: polled every step; when it returns True play stops at once (the result then
+            holds the games finished so far and ``interrupted`` is set).
     """
     n = env.num_envs
     quota = np.full(n, episodes // n)
@@ -71,7 +75,11 @@ def evaluate(
     recording = record_env is not None
     obs, _ = env.reset()
     steps = 0
+    interrupted = False
     while (done < quota).any() and (max_steps is None or steps < max_steps):
+        if should_stop is not None and should_stop():
+            interrupted = True
+            break
         if recording:
             frames.append(obs[record_env, -1].copy())
         actions = act(obs, epsilon)
@@ -94,4 +102,5 @@ def evaluate(
         agent_steps=steps,
         frames_per_step=env.spec_info.frameskip,
         observations=frames,
+        interrupted=interrupted,
     )

@@ -344,9 +344,12 @@ class Trainer:
                 episodes=t.eval_episodes,
                 max_steps=t.eval_steps or None,
                 epsilon=t.eval_epsilon,
+                should_stop=lambda: self._stop is not None,
             )
         finally:
             self.agent.train()
+        if result.interrupted:  # a stop signal arrived: no partial evaluation is recorded
+            return result
         hns = result.hns
         append_result(
             self.run_dir / "evaluations.jsonl",
@@ -487,7 +490,7 @@ class Trainer:
                 if t.eval_period and self.agent_step >= next_eval:
                     next_eval = _next_multiple(self.agent_step, t.eval_period)
                     last_eval = self.evaluate()
-                    if lg.progress:
+                    if lg.progress and not last_eval.interrupted:
                         eval_hns = last_eval.hns
                         progress.write(
                             f"eval @ {self.agent_step:,} agent steps: "
