@@ -128,7 +128,9 @@ def distortion(risk: str, param: float | None = None) -> Callable[[Tensor], Tens
     return g_cpw
 
 
-def _samples_from_expectiles(dist: ReturnDistribution) -> ReturnDistribution:
+def _samples_from_expectiles(
+    dist: ReturnDistribution, imputation_iters: int = 300
+) -> ReturnDistribution:
     from distrl_agents.losses.expectile import impute_samples
 
     if dist.taus is None:
@@ -136,7 +138,9 @@ def _samples_from_expectiles(dist: ReturnDistribution) -> ReturnDistribution:
     b, a, n = dist.values.shape
     taus = dist.taus.float()
     taus_rows = taus.unsqueeze(1).expand(b, a, -1).reshape(b * a, -1)
-    z = impute_samples(dist.values.detach().float().reshape(b * a, n), taus_rows)
+    z = impute_samples(
+        dist.values.detach().float().reshape(b * a, n), taus_rows, max_iters=imputation_iters
+    )
     assert isinstance(z, Tensor)
     values = z.reshape(b, a, n)
     return ReturnDistribution(values=values, probs=torch.full_like(values, 1.0 / n), taus=None)
@@ -148,6 +152,7 @@ def action_values(
     param: float | None = None,
     *,
     from_expectiles: bool = False,
+    imputation_iters: int = 300,
 ) -> Tensor:
     """Distorted action values ``[B, A]`` (fp32) of every action's return distribution.
 
@@ -162,7 +167,7 @@ def action_values(
     if risk == "neutral":
         return dist.q_values()
     if from_expectiles:
-        dist = _samples_from_expectiles(dist)
+        dist = _samples_from_expectiles(dist, imputation_iters)
     g = distortion(risk, eta)
     values = dist.values.float()
     probs = dist.probs.float()
@@ -177,13 +182,22 @@ def action_values(
 
 
 def make_action_value_fn(
-    risk: str = "neutral", param: float | None = None, *, from_expectiles: bool = False
+    risk: str = "neutral",
+    param: float | None = None,
+    *,
+    from_expectiles: bool = False,
+    imputation_iters: int = 300,
 ) -> Callable[[ReturnDistribution], Tensor]:
-    """A callable ``dist -> [B, A]`` for an agent's ``action_value_fn`` (validated now)."""
+    """A callable ``dist -> [B, A]`` for an agent's ``action_value_fn`` (validated now).
+
+    ``imputation_iters`` bounds the imputation solver when ``from_expectiles`` (acting happens at
+    every step: an agent passes its own, smaller, training setting)."""
     eta = _validate(risk, param)
 
     def action_value_fn(dist: ReturnDistribution) -> Tensor:
-        return action_values(dist, risk, eta, from_expectiles=from_expectiles)
+        return action_values(
+            dist, risk, eta, from_expectiles=from_expectiles, imputation_iters=imputation_iters
+        )
 
     action_value_fn.__name__ = f"action_values_{risk}"
     action_value_fn.__qualname__ = action_value_fn.__name__

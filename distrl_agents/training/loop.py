@@ -95,8 +95,11 @@ def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...],
 
         # Expectiles are not atoms of the distribution: risk measures impute samples first.
         from_expectiles = bool(getattr(agent_class(cfg.agent_name), "expectile_atoms", False))
+        extra = {}
+        if from_expectiles and "imputation_iters" in hparams:
+            extra["imputation_iters"] = int(hparams["imputation_iters"])
         hparams["action_value_fn"] = make_action_value_fn(
-            risk, risk_param, from_expectiles=from_expectiles
+            risk, risk_param, from_expectiles=from_expectiles, **extra
         )
     # Run-level settings own these: trainer.precision / trainer.compile and the run seed.
     precision = resolve_precision(cfg.trainer.precision, torch.device(device))
