@@ -962,19 +962,25 @@ def report_main(argv: list[str] | None = None) -> int:
     """Entry point of ``distrl-report``; returns the process exit status."""
     args = _parser().parse_args(argv)
     compare = [c.strip() for c in args.compare.split(",") if c.strip()]
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"distrl-report: warning: {message}", file=sys.stderr)
+
     try:
         if not 0.0 < args.confidence < 1.0:
             raise ReportError(f"--confidence must be in (0, 1), got {args.confidence}")
-        report = build_report(
-            args.dirs,
-            out=args.out,
-            benchmark=args.benchmark,
-            compare=compare,
-            reps=args.reps,
-            confidence=args.confidence,
-            seed=args.seed,
-            plots=not args.no_plots,
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = show  # one plain line per warning on the command line
+            report = build_report(
+                args.dirs,
+                out=args.out,
+                benchmark=args.benchmark,
+                compare=compare,
+                reps=args.reps,
+                confidence=args.confidence,
+                seed=args.seed,
+                plots=not args.no_plots,
+            )
     except ReportError as e:
         print(f"distrl-report: error: {e}", file=sys.stderr)
         return 2
