@@ -555,7 +555,7 @@ def test_save_overwrites_atomically(tmp_path, monkeypatch) -> None:
 
     from distrl_agents.replay import storage
 
-    monkeypatch.setattr(storage.NumpyFrameStore, "iter_chunks", lambda self: boom())
+    monkeypatch.setattr(storage.NumpyFrameStore, "iter_chunks", lambda self, ranges: boom())
     with pytest.raises(OSError, match="disk full"):
         buf.save(path)
     assert path.read_bytes() == good  # the old file survives an interrupted save
@@ -668,3 +668,20 @@ def test_newest_frame_only_and_torch_inputs_accepted() -> None:
     assert batch.obs[:, 0, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert batch.next_obs[:, 0, 0].tolist() == [2.0, 3.0, 4.0, 5.0]
     assert batch.action.tolist() == [0, 1, 2, 3]
+
+
+def test_save_writes_only_the_filled_part_of_the_rings(tmp_path) -> None:
+    big = ReplayBuffer(10_000, num_envs=2, n_step=3, seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        obs = rng.integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
+        big.add(obs, [1, 2], [0.5, -1.0], [False, False], [False, False])
+    path = tmp_path / "replay.bin"
+    big.save(path)
+    frame_bytes = 84 * 84
+    # 2 envs x 50 frames of pixels, plus metadata: far below the 10,000-frame capacity.
+    assert path.stat().st_size < 100 * frame_bytes + big.capacity * 64
+    restored = ReplayBuffer.load(path)
+    a, b = big.sample(16), restored.sample(16)
+    for name in ("obs", "next_obs", "reward", "discount", "action"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name))

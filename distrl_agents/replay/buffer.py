@@ -579,11 +579,17 @@ class ReplayBuffer:
             "seed": self.seed,
         }
 
+    def _filled_ranges(self, t: int) -> list[tuple[int, int]]:
+        """Slot ranges written so far after ``t`` adds: the first ``min(t, segment)`` slots of
+        every environment's ring (the rest is still zero pages and is not saved)."""
+        filled = min(int(t), self.segment)
+        return [(int(b), int(b) + filled) for b in self._env_base]
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the complete state (frames, metadata, cursors, sum tree, RNG) to one file.
 
         Streamed array by array in 16 MiB chunks (no second copy in memory), checksummed, and
-        written atomically: a temporary file in the same directory is renamed over ``path``.
+        written atomically; of the frames only the filled part of each ring is written: a temporary file in the same directory is renamed over ``path``.
         """
         header = {
             "config": self._config(),
@@ -596,8 +602,12 @@ class ReplayBuffer:
             },
         }
         fs = self._frames
+        ranges = self._filled_ranges(self._t)
+        rows = sum(hi - lo for lo, hi in ranges)
         arrays = [
-            ArraySource("frames", fs.dtype, (fs.capacity, *fs.frame_shape), fs.iter_chunks),
+            ArraySource(
+                "frames", fs.dtype, (rows, *fs.frame_shape), lambda: fs.iter_chunks(ranges)
+            ),
         ]
         arrays += [
             ArraySource.from_array(name, getattr(self, name)) for name in _SLOT_ARRAYS + _ENV_ARRAYS
@@ -649,8 +659,10 @@ class ReplayBuffer:
     def _restore(self, reader: ReplayFileReader) -> None:
         try:
             fs = self._frames
-            read_chunk = reader.read_chunks("frames", fs.dtype, (fs.capacity, *fs.frame_shape))
-            fs.load_chunks(read_chunk)
+            ranges = self._filled_ranges(int(reader.header["state"]["t"]))
+            rows = sum(hi - lo for lo, hi in ranges)
+            read_chunk = reader.read_chunks("frames", fs.dtype, (rows, *fs.frame_shape))
+            fs.load_chunks(read_chunk, ranges)
             reader.finish("frames")
             for name in _SLOT_ARRAYS + _ENV_ARRAYS:
                 reader.read_into(name, getattr(self, name))

@@ -56,12 +56,15 @@ class FrameStore:
         with the entries where ``pad`` (bool, same shape as ``slots``) is True set to zero."""
         raise NotImplementedError
 
-    def iter_chunks(self) -> Iterator[memoryview]:
-        """The raw frame bytes, C order, in chunks of about ``CHUNK_BYTES`` (no full copy)."""
+    def iter_chunks(self, ranges: list[tuple[int, int]]) -> Iterator[memoryview]:
+        """The raw bytes of the frame rows ``[start, stop)`` of each range, C order, in chunks of
+        about ``CHUNK_BYTES`` (no full copy). Only the filled part of a ring is ever saved."""
         raise NotImplementedError
 
-    def load_chunks(self, read_chunk: Callable[[memoryview], None]) -> None:
-        """Fill the frames from a byte stream: ``read_chunk(buf)`` must fill ``buf`` completely."""
+    def load_chunks(
+        self, read_chunk: Callable[[memoryview], None], ranges: list[tuple[int, int]]
+    ) -> None:
+        """Fill the rows of ``ranges`` from a byte stream (``read_chunk(buf)`` fills ``buf``)."""
         raise NotImplementedError
 
     def clear(self) -> None:
@@ -112,15 +115,19 @@ class NumpyFrameStore(FrameStore):
             out[pad] = 0
         return pinned.to(device, non_blocking=True)
 
-    def iter_chunks(self) -> Iterator[memoryview]:
-        raw = self.frames.reshape(-1).view(np.uint8).data
-        for start in range(0, len(raw), CHUNK_BYTES):
-            yield raw[start : start + CHUNK_BYTES]
+    def iter_chunks(self, ranges: list[tuple[int, int]]) -> Iterator[memoryview]:
+        for lo, hi in ranges:
+            raw = self.frames[lo:hi].reshape(-1).view(np.uint8).data
+            for start in range(0, len(raw), CHUNK_BYTES):
+                yield raw[start : start + CHUNK_BYTES]
 
-    def load_chunks(self, read_chunk: Callable[[memoryview], None]) -> None:
-        raw = self.frames.reshape(-1).view(np.uint8).data
-        for start in range(0, len(raw), CHUNK_BYTES):
-            read_chunk(raw[start : start + CHUNK_BYTES])
+    def load_chunks(
+        self, read_chunk: Callable[[memoryview], None], ranges: list[tuple[int, int]]
+    ) -> None:
+        for lo, hi in ranges:
+            raw = self.frames[lo:hi].reshape(-1).view(np.uint8).data
+            for start in range(0, len(raw), CHUNK_BYTES):
+                read_chunk(raw[start : start + CHUNK_BYTES])
 
     def clear(self) -> None:
         self.frames.fill(0)
@@ -169,20 +176,25 @@ class TorchFrameStore(FrameStore):
     def _rows_per_chunk(self) -> int:
         return max(1, CHUNK_BYTES // max(1, self.row_bytes))
 
-    def iter_chunks(self) -> Iterator[memoryview]:
+    def iter_chunks(self, ranges: list[tuple[int, int]]) -> Iterator[memoryview]:
         rows = self._rows_per_chunk()
-        for start in range(0, self.capacity, rows):
-            chunk = self.frames[start : start + rows].detach().cpu().contiguous().numpy()
-            yield chunk.reshape(-1).view(np.uint8).data
+        for lo, hi in ranges:
+            for start in range(lo, hi, rows):
+                stop = min(start + rows, hi)
+                chunk = self.frames[start:stop].detach().cpu().contiguous().numpy()
+                yield chunk.reshape(-1).view(np.uint8).data
 
-    def load_chunks(self, read_chunk: Callable[[memoryview], None]) -> None:
+    def load_chunks(
+        self, read_chunk: Callable[[memoryview], None], ranges: list[tuple[int, int]]
+    ) -> None:
         rows = self._rows_per_chunk()
         bounce = np.empty((rows, *self.frame_shape), dtype=self.dtype)  # one reused host buffer
-        for start in range(0, self.capacity, rows):
-            n = min(rows, self.capacity - start)
-            part = bounce[:n]
-            read_chunk(part.reshape(-1).view(np.uint8).data)
-            self.frames[start : start + n].copy_(torch.from_numpy(part))
+        for lo, hi in ranges:
+            for start in range(lo, hi, rows):
+                n = min(rows, hi - start)
+                part = bounce[:n]
+                read_chunk(part.reshape(-1).view(np.uint8).data)
+                self.frames[start : start + n].copy_(torch.from_numpy(part))
 
     def clear(self) -> None:
         self.frames.zero_()
