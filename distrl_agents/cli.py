@@ -57,6 +57,17 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
             )
         raw = OmegaConf.create(json.loads(saved.read_text()))
         # Only schedule and logging settings may change on resume.
+        others = [
+            o
+            for o in _explicit_overrides(("",))
+            if not o.lstrip("+~").startswith(("trainer.", "logger.", "resume="))
+        ]
+        if others:
+            _fail(
+                f"resume={run_dir} continues that run with its saved config.json; only trainer.* "
+                f"and logger.* settings may change, not {', '.join(others)}. Start a new run "
+                "(another run_dir, name or seed) to change them."
+            )
         for override in _explicit_overrides(("trainer.", "logger.")):
             key, value = override.lstrip("+").split("=", 1)
             OmegaConf.update(raw, key, _yaml_value(value))

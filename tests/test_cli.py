@@ -92,6 +92,9 @@ def test_smoke_run_through_the_cli_then_resume_is_a_no_op(tmp_path: Path) -> Non
     # Relaunching the same command resumes the finished run: nothing more to do.
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 0 and "Resuming" in r.stderr and "finished at agent step 240" in r.stderr
+    # resume=<dir> keeps the run's own settings: changing the agent is refused.
+    r = _cli(f"resume={run_dir}", "agent=iqn", cwd=tmp_path)
+    assert r.returncode == 2 and "agent=iqn" in r.stderr
     # resume=<dir> with a longer budget continues it.
     r = _cli(f"resume={run_dir}", "trainer.total_steps=300", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
