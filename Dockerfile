@@ -22,8 +22,8 @@ COPY pyproject.toml README.md ./
 COPY distrl_agents ./distrl_agents
 COPY scripts ./scripts
 # The same install steps as CI (scripts/install.sh); here torch==2.13.0 resolves to PyPI's CUDA
-# build. The sweeps extra brings Hydra's joblib and submitit launchers.
-RUN bash scripts/install.sh sweeps
+# build.
+RUN bash scripts/install.sh
 
 # Outputs (runs/, multirun/) go to a mounted volume; TensorBoard reads the same directory.
 WORKDIR /workspace
