@@ -100,6 +100,7 @@ def _yaml_value(text: str) -> Any:
 
 
 def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
+    from distrl_agents.training.checkpoint import CheckpointError
     from distrl_agents.training.loop import Trainer
     from distrl_agents.training.sweep import requeue_if_preempted
 
@@ -117,6 +118,8 @@ def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
                 file=sys.stderr,
             )
         summary = trainer.run()
+    except CheckpointError as exc:  # e.g. a damaged replay file found while resuming
+        _fail(str(exc))
     finally:
         trainer.close()
     state = "finished" if summary.finished else f"stopped by {summary.stopped_by}"

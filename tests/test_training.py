@@ -196,6 +196,20 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
         ckpt.find_checkpoint(tmp_path / "nothing_here")
 
 
+def test_corrupt_replay_in_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    trainer = Trainer(small_config("c51", total_steps=120, eval_period=0), tmp_path)
+    trainer.run()
+    trainer.close()
+    replay_file = ckpt.latest_checkpoint(tmp_path) / ckpt.REPLAY_FILE
+    data = replay_file.read_bytes()
+    replay_file.write_bytes(data[: len(data) // 3])
+    resumed = Trainer(small_config("c51", total_steps=240, eval_period=0), tmp_path)
+    with pytest.raises(ckpt.CheckpointError, match="cannot be restored"):
+        resumed.run()
+    resumed.close()
+    assert replay_file.read_bytes() == data[: len(data) // 3]  # left as it was
+
+
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match=r"trainer\.learning_starts"):
         small_config("c51", learning_starts=5000)

@@ -31,7 +31,7 @@ from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
 from distrl_agents.evaluation.report import append_result
 from distrl_agents.logging.writer import MetricWriter
-from distrl_agents.replay import ReplayBuffer
+from distrl_agents.replay import ReplayBuffer, ReplayLoadError
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.device import (
@@ -260,9 +260,17 @@ class Trainer:
         self.rng.bit_generator.state = state["loop_rng"]
         replay_file = self._resume_from / ckpt.REPLAY_FILE
         if replay_file.exists():
-            self._replay = ReplayBuffer.load(
-                replay_file, device=self.device, storage_device=self.replay_storage
-            )
+            try:
+                self._replay = ReplayBuffer.load(
+                    replay_file, device=self.device, storage_device=self.replay_storage
+                )
+            except ReplayLoadError as exc:
+                raise ckpt.CheckpointError(
+                    f"The replay buffer of checkpoint {self._resume_from} cannot be restored "
+                    f"({exc}). Nothing was changed. Delete that checkpoint directory to resume "
+                    "from the one before it, or set trainer.save_replay=false and move "
+                    f"{replay_file.name} away to resume with an empty buffer."
+                ) from exc
             # The games in progress at the checkpoint cannot be restored: their last observation
             # ends those episodes as a time-limit truncation (it bootstraps, it is not terminal).
             obs = state.get("obs")
