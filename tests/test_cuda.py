@@ -1,0 +1,67 @@
+"""GPU checks: skipped where PyTorch sees no CUDA device (run them with scripts/gpu_check.sh)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from distrl_agents.agents import make_agent
+from distrl_agents.replay import ReplayBuffer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _filled(storage_device: str, device: str) -> ReplayBuffer:
+    buf = ReplayBuffer(
+        2000, num_envs=2, n_step=3, prioritized=True, device=device,
+        storage_device=storage_device, seed=0,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    for t in range(300):
+        obs = rng.integers(0, 255, (2, 4, 84, 84), dtype=np.uint8)
+        buf.add(obs, [t % 3, 1], [1.0, -1.0], [t % 50 == 49, False], [False, t % 70 == 69])
+    return buf
+
+
+def test_gpu_resident_replay_samples_what_host_replay_samples() -> None:
+    host, gpu = _filled("cpu", "cuda"), _filled("cuda", "cuda")
+    for _ in range(3):
+        a, b = host.sample(32), gpu.sample(32)
+        assert a.obs.device.type == "cuda" and b.obs.device.type == "cuda"
+        for name in ("obs", "next_obs", "action", "reward", "discount", "weights", "indices"):
+            torch.testing.assert_close(getattr(a, name), getattr(b, name))
+        host.update_priorities(a.indices, torch.rand(32, device="cuda"))
+        gpu.update_priorities(b.indices, torch.rand(32, device="cuda").cpu())
+
+
+@pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_every_agent_learns_and_acts_on_cuda(name: str, precision: str) -> None:
+    agent = make_agent(
+        name, num_actions=6, obs_shape=(4, 84, 84), device="cuda", precision=precision,
+        channels_last=precision == "bf16",
+    )  # fmt: skip
+    buf = _filled("cpu", "cuda")
+    for _ in range(3):
+        batch = buf.sample(32)
+        result = agent.learn(batch)
+        assert result.loss.device.type == "cuda" and torch.isfinite(result.loss).all()
+    obs = np.zeros((3, 4, 84, 84), dtype=np.uint8)
+    assert agent.act(obs, 0.0).shape == (3,)
+
+
+def test_training_run_on_cuda_with_device_replay(tmp_path: Path) -> None:
+    from test_training import small_config
+
+    from distrl_agents.training.loop import Trainer
+
+    cfg = small_config("iqn", total_steps=200, eval_period=100, device="cuda")
+    cfg.replay.storage = "device"
+    trainer = Trainer(cfg, tmp_path)
+    summary = trainer.run()
+    trainer.close()
+    assert summary.finished and trainer.replay.storage_device.type == "cuda"
+    assert trainer.agent.precision == "bf16"  # precision=auto on CUDA
