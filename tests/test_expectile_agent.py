@@ -18,6 +18,7 @@ from test_learning import (
     LR_DROP_AT,
     _bandit_batch,
     _chain_run,
+    assert_chain_solved,
     wasserstein1,
 )
 from test_learning import MLP as LEARN_MLP
@@ -395,17 +396,7 @@ def test_distribution_recovery_through_imputed_bootstrap() -> None:
 
 def _solves_chain(hparams: dict) -> None:
     env, agent = _chain_run("expectile", hparams, steps=1500)
-    agent.eval()
-    states = np.eye(env.length, dtype=np.float32)[1 : env.length - 1]
-    assert (agent.act(states) == 1).all(), agent.act(states)
-    obs, ret = env.reset(), 0.0
-    for _ in range(env.max_steps):
-        step = env.step(int(agent.act(obs[None])[0]))
-        ret += step.reward
-        obs = step.obs
-        if step.terminated:
-            break
-    assert ret == 1.0
+    assert_chain_solved(env, agent)
 
 
 def test_control_chain() -> None:

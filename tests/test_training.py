@@ -15,7 +15,7 @@ import torch
 
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.config import ConfigError, RunConfig
-from distrl_agents.training.loop import Trainer, linear_epsilon
+from distrl_agents.training.loop import Trainer, TrainSummary, linear_epsilon
 
 AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
 SMALL_HPARAMS = {
@@ -60,6 +60,14 @@ def small_config(agent: str, protocol: str = "machado", **trainer) -> RunConfig:
     return RunConfig.from_dict(raw)
 
 
+def train(cfg: RunConfig, run_dir: Path) -> tuple[Trainer, TrainSummary]:
+    """Build a Trainer, run it to the end and close it."""
+    trainer = Trainer(cfg, run_dir)
+    summary = trainer.run()
+    trainer.close()
+    return trainer, summary
+
+
 def scalar_tags(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -71,9 +79,7 @@ def scalar_tags(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 @pytest.mark.parametrize("protocol", ["machado", "nature"])
 @pytest.mark.parametrize("agent", AGENTS)
 def test_short_run_writes_tags_and_checkpoint(agent: str, protocol: str, tmp_path: Path) -> None:
-    trainer = Trainer(small_config(agent, protocol), tmp_path)
-    summary = trainer.run()
-    trainer.close()
+    _, summary = train(small_config(agent, protocol), tmp_path)
     assert summary.finished and summary.agent_step >= 240
     assert summary.num_updates == pytest.approx((summary.agent_step - 80) / 4, abs=2)
     tags = scalar_tags(tmp_path)
@@ -94,9 +100,7 @@ def test_same_seed_gives_identical_losses(tmp_path: Path, overlap: bool) -> None
     losses = []
     for name in ("a", "b"):
         cfg = small_config("qrdqn", eval_period=0, total_steps=200, overlap=overlap)
-        trainer = Trainer(cfg, tmp_path / name)
-        trainer.run()
-        trainer.close()
+        train(cfg, tmp_path / name)
         losses.append(scalar_tags(tmp_path / name)["losses/loss"])
     assert len(losses[0]) >= 2
     assert losses[0] == losses[1]
@@ -170,9 +174,7 @@ def test_sigterm_writes_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
 
 
 def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path: Path) -> None:
-    trainer = Trainer(small_config("c51", total_steps=120, eval_period=0), tmp_path)
-    trainer.run()
-    trainer.close()
+    train(small_config("c51", total_steps=120, eval_period=0), tmp_path)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(ckpt.CheckpointError, match="different experiment"):
         Trainer(small_config("qrdqn", total_steps=120), tmp_path)
@@ -181,9 +183,7 @@ def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path: Path) -> N
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    trainer = Trainer(small_config("dqn", total_steps=120, eval_period=0), tmp_path)
-    trainer.run()
-    trainer.close()
+    train(small_config("dqn", total_steps=120, eval_period=0), tmp_path)
     state_file = ckpt.latest_checkpoint(tmp_path) / ckpt.STATE_FILE
     data = state_file.read_bytes()
     state_file.write_bytes(data[: len(data) // 2])
@@ -197,9 +197,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_corrupt_replay_in_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    trainer = Trainer(small_config("c51", total_steps=120, eval_period=0), tmp_path)
-    trainer.run()
-    trainer.close()
+    train(small_config("c51", total_steps=120, eval_period=0), tmp_path)
     replay_file = ckpt.latest_checkpoint(tmp_path) / ckpt.REPLAY_FILE
     data = replay_file.read_bytes()
     replay_file.write_bytes(data[: len(data) // 3])
@@ -244,9 +242,7 @@ def test_epsilon_schedule() -> None:
 def test_replay_ratio_holds_for_many_envs(tmp_path: Path, overlap: bool) -> None:
     cfg = small_config("dqn", total_steps=400, eval_period=0, update_period=2.0, overlap=overlap)
     cfg.env.num_envs = 8
-    trainer = Trainer(cfg, tmp_path)
-    summary = trainer.run()
-    trainer.close()
+    trainer, summary = train(cfg, tmp_path)
     assert summary.num_updates == pytest.approx((summary.agent_step - 80) / 2, abs=8)
     assert torch.is_tensor(next(iter(trainer.agent.parameters())))
 
@@ -254,9 +250,7 @@ def test_replay_ratio_holds_for_many_envs(tmp_path: Path, overlap: bool) -> None
 def test_precision_auto_and_fp32_both_train(tmp_path: Path) -> None:
     for precision in ("fp32", "auto"):
         cfg = small_config("c51", total_steps=160, eval_period=0, precision=precision)
-        trainer = Trainer(cfg, tmp_path / precision)
-        trainer.run()
-        trainer.close()
+        trainer, _ = train(cfg, tmp_path / precision)
         assert trainer.agent.precision in ("fp32", "bf16")
         if precision == "fp32":
             assert trainer.agent.precision == "fp32" and not trainer.agent.channels_last
@@ -266,9 +260,7 @@ def test_risk_sensitive_runs_are_labelled_in_results(tmp_path: Path) -> None:
     cfg = small_config("qrdqn", total_steps=120, eval_period=100)
     cfg.agent.update(risk="cvar", risk_param=0.25)
     cfg.env.overrides = {"max_num_frames_per_episode": 200}
-    trainer = Trainer(cfg, tmp_path)
-    trainer.run()
-    trainer.close()
+    train(cfg, tmp_path)
     record = json.loads((tmp_path / "evaluations.jsonl").read_text().splitlines()[0])
     assert record["agent"] == "qrdqn+cvar0.25" and record["risk"] == "cvar"
     state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
