@@ -13,15 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_learning import MLP as LEARN_MLP
 from test_learning import (
-    BANDIT_STEPS,
-    LR_DROP_AT,
-    _bandit_batch,
     _chain_run,
     assert_chain_solved,
+    train_on_bandit,
     wasserstein1,
 )
-from test_learning import MLP as LEARN_MLP
 
 from distrl_agents.agents import RUN_LEVEL_HPARAMS, agent_class, agent_hparam_names, make_agent
 from distrl_agents.agents.expectile import ExpectileAgent, expectile_levels
@@ -306,12 +304,7 @@ def test_distribution_recovery_long_tail() -> None:
         num_expectiles=31,
         lr=1e-3,
     )
-    for step in range(BANDIT_STEPS):
-        if step == LR_DROP_AT:
-            for opt in agent.optimizers:
-                for group in opt.param_groups:
-                    group["lr"] *= 0.1
-        agent.learn(_bandit_batch(env, rng, 64))
+    train_on_bandit(agent, env, rng)
     agent.eval()
     with torch.no_grad():
         dist = agent.distribution(agent.online, torch.from_numpy(env.observation()[None]))

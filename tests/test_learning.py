@@ -75,6 +75,17 @@ def _bandit_batch(env: LongTailBandit, rng: np.random.Generator, size: int) -> B
     )
 
 
+def train_on_bandit(agent, env: LongTailBandit, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
+    """The bandit schedule every agent's recovery test uses: BANDIT_STEPS batches of 64, the
+    learning rate divided by 10 at LR_DROP_AT."""
+    for step in range(BANDIT_STEPS):
+        if step == LR_DROP_AT:
+            for opt in agent.optimizers:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.1
+        agent.learn(_bandit_batch(env, rng, 64))
+
+
 # Reduced precision must not learn worse: the same tests in bf16 autocast (slow: run in CI).
 PRECISIONS = ["fp32", pytest.param("bf16", marks=pytest.mark.slow)]
 
@@ -93,12 +104,7 @@ def test_distribution_recovery_long_tail(name: str, precision: str) -> None:
         precision=precision,
         **BANDIT_HPARAMS[name],
     )
-    for step in range(BANDIT_STEPS):
-        if step == LR_DROP_AT:
-            for opt in agent.optimizers:
-                for group in opt.param_groups:
-                    group["lr"] *= 0.1
-        agent.learn(_bandit_batch(env, rng, 64))
+    train_on_bandit(agent, env, rng)
     dist = _predicted(agent, torch.from_numpy(env.observation()[None]))
     q = dist.q_values()[0].numpy()
     true_q = env.true_q()
