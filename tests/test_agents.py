@@ -170,6 +170,74 @@ def test_bf16_path_runs_and_losses_are_fp32(name: str) -> None:
     assert agent.act(batch.obs.numpy()).shape == (6,)
 
 
+@pytest.mark.parametrize("name", [*CORE, "expectile"])
+def test_bf16_target_stored_in_bf16_computes_what_the_fp32_copy_computes(name: str) -> None:
+    """Under bf16 the frozen target keeps its conv / linear weights in bf16 (no per-update weight
+    casts); under autocast that must give bit-identical outputs to an fp32 copy of the same
+    weights. The FQF fraction proposal runs in fp32 and keeps fp32 weights."""
+    agent = make_agent(
+        name,
+        num_actions=A,
+        obs_shape=(4, 84, 84),
+        network={"torso": "nature", "hidden": 16},
+        precision="bf16",
+        **SMALL.get(name, {}),
+    )
+    batch = _batch((4, 84, 84), uint8=True)
+    agent.learn(batch)
+    agent.sync_target()
+    reference = copy.deepcopy(agent.online).requires_grad_(False)  # fp32 weights, same values
+    dtypes = {n: p.dtype for n, p in agent.target.named_parameters()}
+    assert dtypes["torso.net.0.weight"] == torch.bfloat16
+    for n, p in reference.named_parameters():
+        assert p.dtype == torch.float32
+        q = agent.target.get_parameter(n)
+        torch.testing.assert_close(q, p.to(q.dtype), rtol=0, atol=0)
+    if name == "fqf":
+        assert dtypes["head.fraction_proposal.linear.weight"] == torch.float32
+    with torch.no_grad(), agent.autocast():
+        got = agent.target(batch.next_obs, generator=torch.Generator().manual_seed(3))
+        want = reference(batch.next_obs, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(got.values, want.values) and torch.equal(got.probs, want.probs)
+
+
+@pytest.mark.parametrize("name", ["c51", "fqf"])
+def test_checkpoints_move_between_fp32_and_bf16(name: str) -> None:
+    shape = (4, 84, 84)
+    kw = {"network": {"torso": "nature", "hidden": 16}, **SMALL[name]}
+    fp32 = make_agent(name, num_actions=A, obs_shape=shape, precision="fp32", **kw)
+    bf16 = make_agent(name, num_actions=A, obs_shape=shape, precision="bf16", seed=9, **kw)
+    bf16.load_state_dict(fp32.state_dict())
+    for n, p in fp32.target.named_parameters():
+        q = bf16.target.get_parameter(n)
+        torch.testing.assert_close(q, p.to(q.dtype), rtol=0, atol=0)
+    back = make_agent(name, num_actions=A, obs_shape=shape, precision="fp32", seed=9, **kw)
+    back.load_state_dict(bf16.state_dict())  # bf16 target weights widen exactly
+    for n, p in back.target.named_parameters():
+        assert p.dtype == torch.float32
+        torch.testing.assert_close(p, bf16.target.get_parameter(n).float(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_grad_norm_metric_is_the_global_norm_and_clips_only_when_asked(clip: float | None) -> None:
+    agent = _agent("qrdqn", max_grad_norm=clip)
+    batch = _batch((5,))
+    probe = copy.deepcopy(agent)
+    probe.online.zero_grad()
+    out = probe.compute_loss(batch)
+    (batch.weights * out.per_sample).mean().backward()
+    grads = [p.grad.clone() for p in probe.online.parameters()]
+    expected = torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])).item()
+    res = agent.learn(batch)
+    assert res.metrics["grad_norm"] == pytest.approx(expected, rel=1e-5)
+    assert expected > 0.5  # so that the clip below binds
+    # learn() leaves the (possibly clipped) gradients it stepped with on the parameters
+    used = torch.linalg.vector_norm(
+        torch.cat([p.grad.flatten() for p in agent.online.parameters()])
+    )
+    assert used.item() == pytest.approx(expected if clip is None else clip, rel=1e-5)
+
+
 @pytest.mark.parametrize("name", CORE)
 def test_double_dqn_noisy_dueling_variants_run(name: str) -> None:
     agent = _agent(

@@ -186,3 +186,18 @@ def test_bf16_autocast_heads_output_fp32() -> None:
             dist = network(_obs((4, 84, 84), 2))
         assert dist.values.dtype == torch.float32 and dist.probs.dtype == torch.float32
         assert torch.isfinite(dist.q_values()).all()
+
+
+def test_uint8_frames_go_straight_to_bf16_under_autocast_with_the_same_values() -> None:
+    from distrl_agents.networks.torsos import _to_float
+
+    frames = torch.arange(256, dtype=torch.uint8).view(4, 8, 8)
+    fp32 = _to_float(frames)
+    assert fp32.dtype == torch.float32
+    torch.testing.assert_close(fp32, frames.float() / 255.0, rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = _to_float(frames)
+    assert bf16.dtype == torch.bfloat16
+    # exactly what autocast would hand the first convolution from the fp32 frames
+    assert torch.equal(bf16, fp32.to(torch.bfloat16))
+    assert frames.max() == 255  # the input is untouched (the division is in place on a copy)

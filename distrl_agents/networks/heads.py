@@ -231,6 +231,9 @@ class FractionProposal(nn.Module):
     ``tau_i = sum_{k<i} q_k`` (cumulative softmax), so the fractions are ordered by construction.
     """
 
+    #: runs in fp32 even under bf16 autocast: its weights must stay fp32 (see agents/base.py).
+    runs_in_fp32 = True
+
     def __init__(self, in_features: int, num_fractions: int) -> None:
         super().__init__()
         self.num_fractions = num_fractions

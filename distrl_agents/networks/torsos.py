@@ -9,10 +9,23 @@ from torch import Tensor, nn
 
 
 def _to_float(obs: Tensor) -> Tensor:
-    """uint8 frames -> float in [0, 1] on the device; float inputs pass through unchanged."""
+    """uint8 frames -> float in [0, 1] on the device; float inputs pass through unchanged.
+
+    Under bf16 autocast the frames go straight to bf16 (0..255 are exact there) and are divided
+    in place (fp32 arithmetic, rounded once): the very values the convolution would get by
+    casting the fp32 ``obs / 255`` to bf16, without that full-size intermediate and its cast.
+    """
     if obs.dtype == torch.uint8:
+        if _autocast_bf16(obs.device.type):
+            return obs.to(torch.bfloat16).div_(255.0)
         return obs.float() / 255.0
     return obs.float()
+
+
+def _autocast_bf16(device_type: str) -> bool:
+    if device_type not in ("cpu", "cuda") or not torch.is_autocast_enabled(device_type):
+        return False
+    return torch.get_autocast_dtype(device_type) == torch.bfloat16
 
 
 class NatureCNN(nn.Module):
