@@ -12,7 +12,7 @@ this measures in one process:
 * ``loop``: agent steps/s of the real training loop (after warm-up), and ``loop / bound``.
 
     python scripts/bench_train.py [--agents c51 iqn] [--precision fp32 bf16] [--overlap both]
-                                  [--compile] [--steps 2000]
+                                  [--compile [update|graphs]] [--steps 2000]
 
 With overlap the bound is the serial sum of the parts; overlapping the environment with the update
 can beat it (loop/bound > 1). The last column projects the wall time of a 200M-frame run
@@ -41,7 +41,7 @@ def agent_preset(name: str) -> dict:
 
 
 def make_config(
-    agent: str, precision: str, args: argparse.Namespace, *, compiled: bool, overlap: bool
+    agent: str, precision: str, args: argparse.Namespace, *, compile_mode: str, overlap: bool
 ) -> RunConfig:
     network = OmegaConf.to_container(OmegaConf.load(CONFIGS / "network" / "nature.yaml"))
     return RunConfig.from_dict(
@@ -55,7 +55,7 @@ def make_config(
                 "learning_starts": args.warmup,
                 "device": args.device,
                 "precision": precision,
-                "compile": "update" if compiled else "off",
+                "compile": compile_mode,
                 "overlap": overlap,
                 "eval_period": 0,
                 "checkpoint_period": 0,
@@ -76,9 +76,9 @@ def _ms(fn, reps: int) -> float:
 
 
 def bench(
-    agent: str, precision: str, args: argparse.Namespace, *, compiled: bool, overlap: bool
+    agent: str, precision: str, args: argparse.Namespace, *, compile_mode: str, overlap: bool
 ) -> dict[str, float]:
-    cfg = make_config(agent, precision, args, compiled=compiled, overlap=overlap)
+    cfg = make_config(agent, precision, args, compile_mode=compile_mode, overlap=overlap)
     with TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp)
         trainer.run()  # warm-up: fills the buffer with random play
@@ -124,7 +124,13 @@ def main() -> None:
     p.add_argument("--game", default="breakout")
     p.add_argument("--device", default="auto")
     p.add_argument("--num-envs", type=int, default=1)
-    p.add_argument("--compile", action="store_true", help="also measure compile=update variants")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="update",
+        choices=["update", "graphs"],
+        help="also measure compiled variants: update (default) or graphs (+ CUDA graphs)",
+    )
     p.add_argument("--overlap", choices=["on", "off", "both"], default="both")
     p.add_argument("--warmup", type=int, default=1000, help="random warm-up transitions")
     p.add_argument("--steps", type=int, default=2000, help="timed training-loop agent steps")
@@ -144,14 +150,14 @@ def main() -> None:
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     overlaps = {"on": [True], "off": [False], "both": [False, True]}[args.overlap]
-    variants = [(p, False) for p in args.precision]
+    variants = [(p, "off") for p in args.precision]
     if args.compile:
-        variants += [(p, True) for p in args.precision]
+        variants += [(p, args.compile) for p in args.precision]
     for agent in args.agents:
-        for precision, compiled in variants:
+        for precision, mode in variants:
             for overlap in overlaps:
-                r = bench(agent, precision, args, compiled=compiled, overlap=overlap)
-                label = precision + ("+compile" if compiled else "")
+                r = bench(agent, precision, args, compile_mode=mode, overlap=overlap)
+                label = precision + ("" if mode == "off" else f"+{mode}")
                 print(
                     f"| {agent} | {label} | {'on' if overlap else 'off'} | {r['env']:.2f} "
                     f"| {r['act']:.2f} | {r['add']:.3f} | {r['update']:.1f} | {r['bound']:.0f} "

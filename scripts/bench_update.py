@@ -2,6 +2,7 @@
 actions), in fp32 and bf16 autocast (and channels-last), on CPU and on CUDA when present.
 
     python scripts/bench_update.py [--agents dqn c51 ...] [--iters 20] [--threads 2]
+                                   [--compile [update|graphs]]
 
 Presets are the paper ones (configs/agent/*.yaml values via the constructors' defaults).
 """
@@ -18,8 +19,8 @@ from distrl_agents.training.device import tune_host_allocator
 from distrl_agents.types import Batch
 
 AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
-VARIANTS = [("fp32", False, False), ("bf16", False, False), ("bf16", True, False)]
-COMPILED = [("fp32", False, True), ("bf16", True, True)]
+# (precision, channels-last, compile mode)
+VARIANTS = [("fp32", False, "off"), ("bf16", False, "off"), ("bf16", True, "off")]
 
 
 def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batch:
@@ -42,7 +43,7 @@ def bench(
     device: str,
     precision: str,
     channels_last: bool,
-    compiled: bool,
+    compile_mode: str,
     iters: int,
     warmup: int,
 ) -> float:
@@ -54,7 +55,7 @@ def bench(
         network={"torso": "nature"},
         precision=precision,
         channels_last=channels_last,
-        compile="update" if compiled else "off",
+        compile=compile_mode,
     )
     batch = make_batch(device)
     for _ in range(warmup):
@@ -76,7 +77,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     parser.add_argument("--devices", nargs="+", default=None)
-    parser.add_argument("--compile", action="store_true", help="add compile=update variants")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="update",
+        choices=["update", "graphs"],
+        help="add compiled variants: update (default), or graphs (update + CUDA graphs on CUDA)",
+    )
     parser.add_argument(
         "--allocator",
         choices=["tuned", "default"],
@@ -87,9 +94,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.allocator == "tuned":
         tune_host_allocator()
-    variants = VARIANTS + (COMPILED if args.compile else [])
+    variants = VARIANTS
+    if args.compile:
+        variants = [*VARIANTS, ("fp32", False, args.compile), ("bf16", True, args.compile)]
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    labels = [f"{p}{'+CL' if cl else ''}{'+compile' if c else ''}" for p, cl, c in variants]
+    labels = [f"{p}{'+CL' if cl else ''}{'' if c == 'off' else '+' + c}" for p, cl, c in variants]
     print(
         f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch "
         f"{torch.__version__}, {args.threads} CPU threads, {args.iters} iters, "

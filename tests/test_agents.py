@@ -286,7 +286,7 @@ def test_same_seed_is_deterministic() -> None:
 
 
 def test_compile_failure_warns_and_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(module):  # type: ignore[no-untyped-def]
+    def broken(module, **kwargs):  # type: ignore[no-untyped-def]
         def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
             raise RuntimeError("no compiler here")
 
@@ -298,6 +298,10 @@ def test_compile_failure_warns_and_runs_eagerly(monkeypatch: pytest.MonkeyPatch)
         with pytest.warns(UserWarning, match="running eagerly"):
             res = agent.learn(_batch((5,)))
         assert np.isfinite(res.metrics["loss"])
+    with pytest.warns(UserWarning, match="CUDA graphs need a CUDA device"):
+        agent = _agent("c51", compile="graphs")  # on CPU: compile=update, without graphs
+    with pytest.warns(UserWarning, match="running eagerly"):
+        assert np.isfinite(agent.learn(_batch((5,))).metrics["loss"])
     with pytest.raises(ValueError, match="compile"):
         _agent("c51", compile="everything")
 

@@ -221,6 +221,7 @@ def test_config_errors_name_the_field() -> None:
         small_config("c51", compile="fast")
     assert small_config("c51", compile=True).trainer.compile == "torso"
     assert small_config("c51", compile=False).trainer.compile == "off"
+    assert small_config("c51", compile="graphs").trainer.compile == "graphs"
 
 
 def test_run_level_settings_cannot_hide_in_the_agent_preset() -> None:

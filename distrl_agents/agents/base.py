@@ -66,8 +66,11 @@ class ParamGroup:
 
 
 #: ``compile`` settings: ``off``; ``torso`` compiles the torsos' forward; ``update`` compiles the
-#: whole loss computation of a learning step (online and target forwards, Bellman target, loss).
-COMPILE_MODES = ("off", "torso", "update")
+#: whole loss computation of a learning step (online and target forwards, Bellman target, loss);
+#: ``graphs`` is ``update`` plus CUDA graphs on a CUDA device (``torch.compile``'s
+#: ``reduce-overhead`` mode: the update has static shapes, so its forward and backward kernels
+#: replay from a captured graph instead of being launched one by one).
+COMPILE_MODES = ("off", "torso", "update", "graphs")
 
 
 def compile_mode(value: bool | str | None) -> str:
@@ -83,12 +86,12 @@ def compile_mode(value: bool | str | None) -> str:
 class _MaybeCompiled:
     """Calls ``torch.compile(fn)``; on any compile/runtime failure warns once and runs eager."""
 
-    def __init__(self, fn: Callable[..., Any], enabled: bool) -> None:
+    def __init__(self, fn: Callable[..., Any], enabled: bool, **compile_kwargs: Any) -> None:
         self.fn = fn
         self.compiled: Callable[..., Any] | None = None
         if enabled:
             try:
-                self.compiled = torch.compile(fn)
+                self.compiled = torch.compile(fn, **compile_kwargs)
             except Exception as exc:  # pragma: no cover - depends on the platform
                 warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=3)
 
@@ -154,8 +157,9 @@ class Agent(ABC):
         max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
         double_dqn: pick the bootstrap action with the online network (van Hasselt et al. 2016).
         precision: ``"fp32"`` or ``"bf16"`` (autocast for torso and heads; losses stay fp32).
-        compile: ``off``, ``torso`` (``True``: ``torch.compile`` the torso forward) or ``update``
-            (compile the whole loss computation of a step); falls back to eager with a warning.
+        compile: ``off``, ``torso`` (``True``: ``torch.compile`` the torso forward), ``update``
+            (compile the whole loss computation of a step) or ``graphs`` (``update`` with CUDA
+            graphs on a CUDA device); falls back to eager with a warning.
         channels_last: keep conv activations in channels-last memory format.
         seed: seeds network initialisation, tau / noise sampling and epsilon-greedy draws.
     """
@@ -263,7 +267,19 @@ class Agent(ABC):
         mode = compile_mode(compile)
         self._online_torso = _MaybeCompiled(self.online.torso, mode == "torso")
         self._target_torso = _MaybeCompiled(self.target.torso, mode == "torso")
-        self._loss_fn = _MaybeCompiled(self.compute_loss, mode == "update")
+        # CUDA graphs need a CUDA device; elsewhere ``graphs`` compiles the update without them.
+        self._cuda_graphs = mode == "graphs" and self.device.type == "cuda"
+        if mode == "graphs" and not self._cuda_graphs:
+            warnings.warn(
+                f"compile=graphs: CUDA graphs need a CUDA device, not {self.device.type!r}; "
+                "compiling the update without them (as compile=update)",
+                stacklevel=2,
+            )
+        self._loss_fn = _MaybeCompiled(
+            self.compute_loss,
+            mode in ("update", "graphs"),
+            **({"mode": "reduce-overhead"} if self._cuda_graphs else {}),
+        )
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
@@ -374,6 +390,9 @@ class Agent(ABC):
         if self.noisy:
             self.online.reset_noise(self.generator)
             self.target.reset_noise(self.generator)
+        if self._cuda_graphs:
+            # A new iteration: the graphs may now overwrite the previous update's outputs.
+            torch.compiler.cudagraph_mark_step_begin()
         out: LossOutput = self._loss_fn(batch)
         weights = batch.weights.to(self.device).float()
         per_sample = out.per_sample.float()
@@ -402,7 +421,10 @@ class Agent(ABC):
                 *(v.detach().float().mean() for v in out.metrics.values()),
             ]
         ).tolist()
-        return LearnResult(loss=per_sample.detach(), metrics=dict(zip(names, values)))
+        loss_out = per_sample.detach()
+        if self._cuda_graphs:  # graph outputs live in memory the next replay overwrites
+            loss_out = loss_out.clone()
+        return LearnResult(loss=loss_out, metrics=dict(zip(names, values)))
 
     def sync_target(self) -> None:
         """Copy the online parameters into the target network."""

@@ -188,9 +188,10 @@ class RunConfig:
                 f"replay.storage must be 'host', 'device' or 'auto', got {r.storage!r}."
             )
         t.compile = {"true": "torso", "false": "off"}.get(t.compile, t.compile)
-        if t.compile not in ("off", "torso", "update"):
+        if t.compile not in ("off", "torso", "update", "graphs"):
             raise ConfigError(
-                f"trainer.compile must be off, torso or update (true = torso); got {t.compile!r}."
+                "trainer.compile must be off, torso, update or graphs (true = torso); "
+                f"got {t.compile!r}."
             )
         if t.channels_last not in ("auto", "true", "false"):
             raise ConfigError(
