@@ -201,6 +201,49 @@ def test_bf16_target_stored_in_bf16_computes_what_the_fp32_copy_computes(name: s
     assert torch.equal(got.values, want.values) and torch.equal(got.probs, want.probs)
 
 
+@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("noisy", [False, True])
+def test_bf16_acting_copy_always_computes_what_the_online_network_computes(
+    name: str, noisy: bool
+) -> None:
+    """Under bf16, act() runs a bf16-stored copy of the online network; it must follow every
+    change of the online weights (updates, checkpoint loads, in-place edits, noise, modes)."""
+    network = {"torso": "nature", "hidden": 16, "noisy": noisy}
+    kw = {"num_actions": A, "obs_shape": (4, 84, 84), "network": network, **SMALL[name]}
+    agent = make_agent(name, precision="bf16", **kw)
+    batch = _batch((4, 84, 84), uint8=True)
+
+    def check() -> None:
+        acting = agent.acting_network()
+        assert acting is not agent.online and acting.training == agent.online.training
+        state = agent.generator.get_state()  # IQN draws its taus from the agent's generator
+        with torch.no_grad():
+            want = agent.distribution(agent.online, batch.obs).q_values()
+            agent.generator.set_state(state)
+            got = agent.distribution(acting, batch.obs).q_values()
+        assert torch.equal(got, want)
+
+    check()
+    for _ in range(2):
+        agent.learn(batch)
+        check()
+    other = make_agent(name, precision="fp32", seed=5, **kw)
+    agent.load_state_dict(other.state_dict())
+    check()
+    with torch.no_grad():
+        next(agent.online.parameters()).mul_(1.5)
+    check()
+    if noisy:
+        agent.online.reset_noise(torch.Generator().manual_seed(4))
+        check()
+    agent.eval()
+    check()
+    agent.train()
+    check()
+    fp32 = make_agent(name, precision="fp32", **kw)
+    assert fp32.acting_network() is fp32.online  # fp32 acts through the online network itself
+
+
 @pytest.mark.parametrize("name", ["c51", "fqf"])
 def test_checkpoints_move_between_fp32_and_bf16(name: str) -> None:
     shape = (4, 84, 84)

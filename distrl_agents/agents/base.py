@@ -262,11 +262,26 @@ class Agent(ABC):
         )
         self.target: DistributionalNetwork = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
+        # Acting reads the online weights every agent step; under bf16 it acts through a copy
+        # stored in bf16, refreshed only when the online weights have changed (an update every
+        # few steps), instead of casting ~1.7M fp32 weights on every step.
+        self._acting: DistributionalNetwork | None = None
+        self._acting_pairs: list[tuple[Tensor, Tensor]] = []
+        self._acting_key: tuple[int, ...] | None = None
+        self._weights_epoch = 0  # bumped where the online weights change without a version bump
         if self.precision == "bf16":
             _store_autocast_layers_in_bf16(self.target)
+            self._acting = copy.deepcopy(self.target)
+            self._acting_pairs = [
+                *zip(self.online.parameters(), self._acting.parameters()),
+                *zip(self.online.buffers(), self._acting.buffers()),
+            ]
         mode = compile_mode(compile)
-        self._online_torso = _MaybeCompiled(self.online.torso, mode == "torso")
-        self._target_torso = _MaybeCompiled(self.target.torso, mode == "torso")
+        self._torsos = {
+            id(net): _MaybeCompiled(net.torso, mode == "torso")
+            for net in (self.online, self.target, self._acting)
+            if net is not None
+        }
         # CUDA graphs need a CUDA device; elsewhere ``graphs`` compiles the update without them.
         self._cuda_graphs = mode == "graphs" and self.device.type == "cuda"
         if mode == "graphs" and not self._cuda_graphs:
@@ -328,7 +343,7 @@ class Agent(ABC):
     def features(self, net: DistributionalNetwork, obs: Tensor) -> Tensor:
         """Torso features of ``obs`` through ``net`` (online or target), possibly compiled."""
         obs = self.to_device(obs)
-        torso = self._online_torso if net is self.online else self._target_torso
+        torso = self._torsos.get(id(net), net.torso)
         with self.autocast():
             return torso(obs)
 
@@ -373,7 +388,7 @@ class Agent(ABC):
         obs_t = torch.as_tensor(obs)
         if obs_t.dim() == len(self.obs_shape):
             obs_t = obs_t.unsqueeze(0)
-        dist = self.distribution(self.online, obs_t)
+        dist = self.distribution(self.acting_network(), obs_t)
         actions = self.action_value_fn(dist).float().argmax(dim=-1).cpu().numpy().astype(np.int64)
         if epsilon > 0:
             num_envs: int = actions.shape[0]  # an int, not Any: picks rng.random's array overload
@@ -382,6 +397,28 @@ class Agent(ABC):
             if n:
                 actions[explore] = self.rng.integers(0, self.num_actions, size=n)
         return actions
+
+    def acting_network(self) -> DistributionalNetwork:
+        """The network ``act`` runs: the online network, or under bf16 its bf16-stored copy.
+
+        The copy is refreshed whenever the online weights may have changed since the last
+        refresh: after an update or a checkpoint load (the fused optimiser steps in place without
+        bumping tensor version counters, so ``learn`` counts them), and after any other in-place
+        change of an online parameter or buffer (their version counters: noise resets, copies).
+        It follows the online network's train / eval mode, so it always computes what the online
+        network computes under autocast.
+        """
+        if self._acting is None:
+            return self.online
+        key = (self._weights_epoch, *(src._version for src, _ in self._acting_pairs))
+        if key != self._acting_key:
+            with torch.no_grad():
+                for src, dst in self._acting_pairs:
+                    dst.copy_(src)
+            self._acting_key = key
+        if self._acting.training != self.online.training:
+            self._acting.train(self.online.training)
+        return self._acting
 
     # ----------------------------------------------------------------- learning
     def learn(self, batch: Batch) -> LearnResult:
@@ -411,6 +448,7 @@ class Agent(ABC):
                 norms.append(_total_grad_norm(group.params))
         for opt in self.optimizers:
             opt.step()
+        self._weights_epoch += 1
         self.num_updates += 1
         names = ["loss", "q_mean", "grad_norm", *out.metrics]
         values = torch.stack(
@@ -465,6 +503,7 @@ class Agent(ABC):
             )
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
+        self._weights_epoch += 1
         if len(state["optimizers"]) != len(self.optimizers):
             raise ValueError("checkpoint optimiser count does not match this agent's hparams")
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
