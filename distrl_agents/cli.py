@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from distrl_agents.evaluation.report import report_main
+from distrl_agents.training.sweep import register_job_dir_resolver
+
+# hydra.sweep.subdir calls it; registered on import, so that launcher worker processes (which
+# import this module to run the task) have it too.
+register_job_dir_resolver()
 
 __all__ = ["eval_main", "report_main", "train_main"]
 
@@ -21,10 +26,14 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def default_run_dir(run_cfg: Any) -> Path:
-    """``runs/<experiment name>/<game>-<agent label>-seed<seed>``: the same command always
-    lands in the same directory, so relaunching it resumes the run."""
-    name = f"{run_cfg.env.game}-{run_cfg.agent_label}-seed{run_cfg.seed}"
+def default_run_dir(run_cfg: Any, overrides: Any = ()) -> Path:
+    """``runs/<experiment name>/<game>-<agent label>-seed<seed>[/<settings>]``: the same command
+    always lands in the same directory, so relaunching it resumes the run; a command that sets
+    other run settings (``agent.lr=0.0001``) gets a directory of its own below, named after them
+    as in sweeps (:func:`distrl_agents.training.sweep.job_subdir`)."""
+    from distrl_agents.training.sweep import job_subdir
+
+    name = job_subdir(run_cfg.env.game, run_cfg.agent_label, run_cfg.seed, overrides)
     return Path("runs") / str(run_cfg.name) / name
 
 
@@ -77,7 +86,11 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
         raw_dict.pop("resume", None)
         run_dir = None
     # Sweeps (hydra/launcher=local or slurm): this job's CPU threads and GPU.
-    assign_job_resources(raw_dict.setdefault("trainer", {}))
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    assign_job_resources(
+        raw_dict.setdefault("trainer", {}), sweep_dir=hydra_cfg.sweep.dir if multirun else None
+    )
     try:
         raw_dict.setdefault("env", {})["game"] = resolve_game(str(raw_dict["env"]["game"]))
         run_cfg = RunConfig.from_dict(raw_dict)
@@ -86,10 +99,10 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
     if run_dir is None:
         if run_cfg.run_dir:
             run_dir = Path(run_cfg.run_dir)
-        elif HydraConfig.get().mode == RunMode.MULTIRUN:
-            run_dir = Path(HydraConfig.get().runtime.output_dir)
+        elif multirun:
+            run_dir = Path(hydra_cfg.runtime.output_dir)
         else:
-            run_dir = default_run_dir(run_cfg)
+            run_dir = default_run_dir(run_cfg, hydra_cfg.overrides.task)
     return run_training(run_cfg, run_dir)
 
 

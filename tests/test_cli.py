@@ -95,6 +95,10 @@ def test_smoke_run_through_the_cli_then_resume_is_a_no_op(tmp_path: Path) -> Non
     # resume=<dir> keeps the run's own settings: changing the agent is refused.
     r = _cli(f"resume={run_dir}", "agent=iqn", cwd=tmp_path)
     assert r.returncode == 2 and "agent=iqn" in r.stderr
+    # Another learning rate is another run, in a directory of its own (not a resume of this one).
+    r = _cli(*args, "agent.lr=0.001", cwd=tmp_path)
+    assert r.returncode == 0 and "Resuming" not in r.stderr, r.stderr
+    assert (run_dir / "agent.lr=0.001" / "config.json").is_file()
     # resume=<dir> with a longer budget continues it.
     r = _cli(f"resume={run_dir}", "trainer.total_steps=300", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

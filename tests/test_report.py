@@ -216,6 +216,41 @@ def test_game_without_reference_scores(tmp_path: Path) -> None:
     assert any("no human/random reference scores" in n for n in report.notes)
 
 
+def _config(lr: float, total_steps: int, threads: int = 0) -> dict:
+    """A config.json as the trainer writes it (the parts the labels read)."""
+    return {
+        "name": "sweep", "seed": 0, "run_dir": None,
+        "agent": {"name": "c51", "lr": lr, "num_atoms": 51},
+        "env": {"game": "pong", "protocol": "machado"},
+        "trainer": {"total_steps": total_steps, "torch_threads": threads, "gamma": 0.99},
+        "logger": {"progress": False},
+    }  # fmt: skip
+
+
+def test_runs_that_differ_in_a_setting_are_reported_apart(tmp_path: Path) -> None:
+    """An agent.lr sweep: same agent, game and seed, two learning rates -> two rows, not one
+    run silently dropped as a duplicate. Schedule and threads do not split runs."""
+    for lr, score in ((1e-3, 5.0), (1e-4, -7.0)):
+        run = tmp_path / "pong-c51-seed0" / f"agent.lr={lr:g}"
+        append_result(run / RESULTS_FILE, record("c51", "pong", 0, 400_000, score))
+        (run / "config.json").write_text(json.dumps(_config(lr, 100_000, threads=int(lr * 1e4))))
+    report = build_report([tmp_path], reps=20, plots=False)
+    assert set(report.per_game) == {"c51 [agent.lr=0.001]", "c51 [agent.lr=0.0001]"}
+    assert report.per_game["c51 [agent.lr=0.001]"]["pong"].raw == pytest.approx([5.0])
+    assert report.per_game["c51 [agent.lr=0.0001]"]["pong"].raw == pytest.approx([-7.0])
+    assert not any("appears twice" in n for n in report.notes)
+    # The same experiment run twice for different budgets is one agent (the longer run counts).
+    other = tmp_path / "other"
+    for steps, frames in ((100_000, 400_000), (200_000, 800_000)):
+        run = other / f"steps{steps}"
+        append_result(run / RESULTS_FILE, record("c51", "pong", 0, frames, float(steps)))
+        (run / "config.json").write_text(json.dumps(_config(1e-4, steps)))
+    report = build_report([other], reps=20, plots=False)
+    assert list(report.per_game) == ["c51"]
+    assert report.per_game["c51"]["pong"].raw == pytest.approx([200_000.0])
+    assert any("appears twice" in n for n in report.notes)
+
+
 # ------------------------------------------------------------------------------ errors
 
 

@@ -60,8 +60,12 @@ def test_local_multirun_then_report(tmp_path: Path) -> None:
     sweep_dir = sweeps[0]
     runs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert runs == [f"{g}-c51-seed{s}" for g in ("breakout", "pong") for s in (0, 1)]
+    assert (sweep_dir / ".slots").is_dir()  # one slot directory shared by the sweep's jobs
+    # The command line's other run settings name the level below (schedule/logging ones do not).
+    settings = "env.overrides.max_num_frames_per_episode=200,trainer.learning_starts=100"
     for name in runs:
-        run_dir = sweep_dir / name
+        assert [p.name for p in (sweep_dir / name).iterdir()] == [settings]
+        run_dir = sweep_dir / name / settings
         records = [json.loads(x) for x in (run_dir / "evaluations.jsonl").read_text().splitlines()]
         assert records and records[-1]["agent_step"] == 300
         assert len(records[-1]["episode_returns"]) == 2
@@ -77,6 +81,40 @@ def test_local_multirun_then_report(tmp_path: Path) -> None:
         assert game in text
 
 
+def test_a_sweep_over_any_setting_gives_each_job_its_own_directory(tmp_path: Path) -> None:
+    """agent.lr=a,b used to put both jobs in pong-c51-seed0: the second resumed the first."""
+    r = _train(
+        "-m", "experiment=smoke", "env.game=pong", "agent.lr=0.001,0.0001",
+        "trainer.total_steps=40", "trainer.eval_period=0", "trainer.checkpoint_period=0",
+        "logger.progress=false", "logger.tensorboard=false", "logger.distribution_period=0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Resuming" not in r.stderr
+    (sweep_dir,) = (tmp_path / "multirun" / "smoke").iterdir()
+    jobs = sorted(p.relative_to(sweep_dir).as_posix() for p in sweep_dir.glob("*/*") if p.is_dir())
+    assert jobs == ["pong-c51-seed0/agent.lr=0.0001", "pong-c51-seed0/agent.lr=0.001"]
+    for job in jobs:
+        saved = json.loads((sweep_dir / job / "config.json").read_text())
+        assert saved["agent"]["lr"] == float(job.split("=")[-1])
+
+
+def test_job_subdir_names() -> None:
+    assert sweep.job_subdir("pong", "c51", 0, []) == "pong-c51-seed0"
+    overrides = [
+        "agent=iqn", "env.game=pong", "seed=2", "experiment=smoke", "trainer.total_steps=9",
+        "trainer.device=cuda:1", "logger.progress=false", "hydra.launcher.n_jobs=2",
+        "+agent.risk=cvar", "agent.risk_param=0.25", "++trainer.gamma=0.98", "network=impala",
+    ]  # fmt: skip
+    assert (
+        sweep.job_subdir("pong", "iqn", 2, overrides)
+        == "pong-iqn-seed2/agent.risk=cvar,agent.risk_param=0.25,network=impala,trainer.gamma=0.98"
+    )
+    long = sweep.job_subdir("pong", "c51", 0, [f"agent.lr={i}e-5" for i in range(40)])
+    assert long.startswith("pong-c51-seed0/settings-") and len(long.split("/")[1]) == 19
+    assert sweep.job_subdir("pong", "c51", 0, ["env.overrides.path=a/b"]).count("/") == 1
+
+
 # ------------------------------------------------------------------------------ configs
 
 
@@ -87,7 +125,7 @@ def test_local_launcher_composes() -> None:
     env_set = OmegaConf.to_container(cfg.hydra.job.env_set, resolve=False)
     assert isinstance(env_set, dict)
     assert env_set[sweep.SLOTS_ENV] == "${hydra.launcher.n_jobs}"
-    assert env_set[sweep.LOCKS_ENV] == "${hydra.runtime.output_dir}/../.slots"
+    assert env_set[sweep.LOCKS_ENV] == ".slots"  # relative to the sweep directory
 
 
 def test_slurm_launcher_composes_and_asks_for_the_preemption_signal(
@@ -160,6 +198,11 @@ def test_job_resources_take_a_free_slot(tmp_path: Path) -> None:
         assert trainer["torch_threads"] == 3  # set on the command line: kept
     sweep._release_slot()
     assert sweep.assign_job_resources({}, {}) == {}  # not a sweep: nothing changes
+    # The launcher config gives the lock directory relative to the sweep directory.
+    relative = {sweep.SLOTS_ENV: "2", sweep.LOCKS_ENV: ".locks"}
+    assert sweep.assign_job_resources({}, relative, sweep_dir=tmp_path)["slot"] == 0
+    assert (tmp_path / ".locks" / "slot-0.lock").is_file()
+    sweep._release_slot()
 
 
 # ------------------------------------------------------------------------------ pre-emption
@@ -267,7 +310,8 @@ def test_submitit_preemption_requeues_and_resumes(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 300
         # The first evaluation record: the Trainer is in its loop (its handlers are installed).
-        while not list(tmp_path.glob("multirun/smoke/*/pong-c51-seed0/evaluations.jsonl")):
+        job = "pong-c51-seed0/trainer.learning_starts=100"
+        while not list(tmp_path.glob(f"multirun/smoke/*/{job}/evaluations.jsonl")):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
             time.sleep(0.2)
         (task,) = _submitit_tasks(tmp_path)
@@ -283,6 +327,6 @@ def test_submitit_preemption_requeues_and_resumes(tmp_path: Path) -> None:
     assert "checkpoint written; handing over to submitit" in logs
     assert "this job is preempted" in logs
     assert "Resuming " in logs and "finished at agent step 400" in logs
-    run_dir = sweep_dir / "pong-c51-seed0"
+    run_dir = sweep_dir / job
     records = [json.loads(x) for x in (run_dir / "evaluations.jsonl").read_text().splitlines()]
     assert records[-1]["agent_step"] == 400

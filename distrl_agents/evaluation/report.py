@@ -15,8 +15,8 @@ File format (the training loop and ``distrl-eval`` write it with :func:`append_r
   otherwise the last line of ``evaluations.jsonl`` is.
 
 A run directory is any directory that holds either file; :func:`find_run_dirs` searches
-recursively, so a Hydra multirun sweep directory (numbered subdirectories ``0/``, ``1/``, ...)
-can be passed as is.
+recursively, so a Hydra multirun sweep directory can be passed as is. Runs of one agent that
+differ in a setting of their ``config.json`` are labelled apart (``c51 [agent.lr=0.0001]``).
 
 Aggregate statistics follow Agarwal et al. 2021 (rliable); see
 :mod:`distrl_agents.evaluation.aggregates`.
@@ -166,6 +166,9 @@ class RunResult:
     protocol: str | None
     curve: list[dict[str, Any]]  # evaluations.jsonl records, sorted by frames
     final: dict[str, Any]  # eval_final.json, else the last line of evaluations.jsonl
+    #: the run's settings from its config.json, flattened (``agent.lr``), without its identity,
+    #: schedule, devices and logging (``training.sweep.names_a_run_setting``); {} without one
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final_score(self) -> float:
@@ -272,7 +275,30 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
         protocol=final.get("protocol"),
         curve=curve,
         final=final,
+        settings=_run_settings(run_dir / "config.json"),
     )
+
+
+def _run_settings(path: Path) -> dict[str, Any]:
+    """Flattened settings of a run's config.json (see ``RunResult.settings``)."""
+    from distrl_agents.training.sweep import names_a_run_setting
+
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}  # no (readable) config: the run is labelled by its records alone
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    if isinstance(config, dict):
+        walk(config, "")
+    return {k: v for k, v in flat.items() if names_a_run_setting(k) and k != "agent.name"}
 
 
 def load_runs(dirs: Sequence[str | os.PathLike[str]]) -> list[RunResult]:
@@ -495,13 +521,36 @@ class Report:
 
 
 def _label_runs(runs: list[RunResult]) -> dict[int, str]:
+    """Each run's row label: its agent, plus the protocol when one agent's runs use both, plus
+    the settings in which one agent's runs differ (a sweep over ``agent.lr``, say:
+    ``c51 [agent.lr=0.0001]``), so that different experiments are never pooled."""
     protocols: dict[str, set[str | None]] = defaultdict(set)
     for r in runs:
         protocols[r.agent].add(r.protocol)
-    return {
+    base = {
         id(r): (r.agent if len(protocols[r.agent]) == 1 else f"{r.agent} ({r.protocol})")
         for r in runs
     }
+    by_label: dict[str, list[RunResult]] = defaultdict(list)
+    for r in runs:
+        by_label[base[id(r)]].append(r)
+    labels = dict(base)
+    for label, group in by_label.items():
+        shared = set.intersection(*(set(r.settings) for r in group))
+        differing = sorted(
+            k for k in shared if len({json.dumps(r.settings[k], sort_keys=True) for r in group}) > 1
+        )
+        for r in group:
+            if differing:
+                parts = ",".join(f"{k}={_setting_text(r.settings[k])}" for k in differing)
+                labels[id(r)] = f"{label} [{parts}]"
+    return labels
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _curve_stats(

@@ -1,6 +1,11 @@
 """Sweeps over many runs: per-job resources for local parallel sweeps, pre-emption on SLURM.
 
-Two hooks, both no-ops outside the sweeps that ask for them (see docs/sweeps.md):
+Three hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
+
+* :func:`job_subdir` -- each sweep job's directory: ``<game>-<agent>-seed<seed>``, and below it
+  one level naming the job's other settings from the command line (``agent.lr=0.0001``), so that
+  two jobs of one sweep that differ in anything but the schedule and logging never share a
+  directory (they would overwrite each other, or one would resume the other).
 
 * :func:`assign_job_resources` -- local parallel sweeps (``hydra/launcher=local``, the joblib
   launcher) run ``n_jobs`` trainings side by side on one machine. The launcher config exports
@@ -32,11 +37,14 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "JOB_DIR_RESOLVER",
     "LOCKS_ENV",
     "PREEMPT_SIGNAL_ENV",
     "SLOTS_ENV",
     "assign_job_resources",
     "in_submitit_job",
+    "job_subdir",
+    "names_a_run_setting",
     "preemption_signal",
     "requeue_if_preempted",
 ]
@@ -49,6 +57,64 @@ LOCKS_ENV = "DISTRL_SWEEP_LOCKS"
 PREEMPT_SIGNAL_ENV = "SUBMITIT_PREEMPT_SIGNAL"
 
 _SLOT_WAIT_S = 60.0
+
+#: The OmegaConf resolver that ``hydra.sweep.subdir`` (configs/train.yaml) calls.
+JOB_DIR_RESOLVER = "distrl_job_dir"
+#: Command-line settings left out of a job's directory name: already in ``<game>-<agent>-seed<seed>``,
+#: or about the schedule, devices, evaluation cadence and logging rather than the run itself.
+_NOT_IN_JOB_DIR = frozenset(
+    {
+        "agent", "env.game", "seed", "experiment", "name", "run_dir", "resume",
+        "trainer.total_steps", "trainer.device", "trainer.torch_threads", "trainer.eval_period",
+        "trainer.eval_episodes", "trainer.eval_steps", "trainer.eval_epsilon",
+        "trainer.checkpoint_period", "trainer.save_replay", "logger",
+    }
+)  # fmt: skip
+_NOT_IN_JOB_DIR_PREFIXES = ("hydra.", "hydra/", "logger.")
+_MAX_NAME = 120  # longer override lists become a hash (the full settings are in config.json)
+
+
+def job_subdir(game: str, agent: str, seed: Any, overrides: Any = ()) -> str:
+    """A sweep job's directory below the sweep directory.
+
+    ``overrides`` are the job's command-line overrides (``hydra.overrides.task``): those that set
+    something beyond ``_NOT_IN_JOB_DIR`` (and ``hydra.*``, ``logger.*``) name a second level, sorted and comma-joined
+    (``agent.lr=0.0001,agent.risk=cvar``), or ``settings-<hash>`` when that would be longer than
+    120 characters. Without such overrides the job directory is ``<game>-<agent>-seed<seed>``.
+    """
+    base = f"{game}-{agent}-seed{seed}"
+    kept = []
+    for item in overrides or ():
+        text = str(item)
+        key = text.split("=", 1)[0].lstrip("+~")
+        if not names_a_run_setting(key):
+            continue
+        kept.append(text.lstrip("+~").replace("/", "_"))
+    if not kept:
+        return base
+    name = ",".join(sorted(kept))
+    if len(name) > _MAX_NAME:
+        import hashlib
+
+        name = "settings-" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{base}/{name}"
+
+
+def names_a_run_setting(key: str) -> bool:
+    """Whether a config key (``agent.lr``) sets what a run learns, as opposed to its identity
+    (game, agent, seed, name), schedule, devices, evaluation cadence or logging. Job
+    directories, and ``distrl-report``'s labels for runs that differ, are named after these."""
+    return key not in _NOT_IN_JOB_DIR and not key.startswith(_NOT_IN_JOB_DIR_PREFIXES)
+
+
+def register_job_dir_resolver() -> None:
+    """Register :func:`job_subdir` with OmegaConf (idempotent)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver(JOB_DIR_RESOLVER):
+        OmegaConf.register_new_resolver(JOB_DIR_RESOLVER, job_subdir)
+
+
 _held_slot: IO[bytes] | None = None
 _all_cpus: tuple[int, ...] | None = None
 
@@ -121,7 +187,9 @@ def _cuda_device_count() -> int:
 
 
 def assign_job_resources(
-    trainer: dict[str, Any], environ: dict[str, str] | None = None
+    trainer: dict[str, Any],
+    environ: dict[str, str] | None = None,
+    sweep_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Give this sweep job its own CPU threads and GPU; returns what was assigned.
 
@@ -129,7 +197,8 @@ def assign_job_resources(
     place. Only settings left at their defaults change: ``torch_threads: 0`` becomes
     ``cpus // n_jobs`` (at least 1) and ``device: auto`` (or ``cuda``) becomes
     ``cuda:<slot % num_gpus>`` when there are two GPUs or more. Nothing happens unless
-    ``DISTRL_SWEEP_SLOTS`` is set (hydra/launcher=local or slurm sets it for each job).
+    ``DISTRL_SWEEP_SLOTS`` is set (hydra/launcher=local or slurm sets it for each job). A
+    relative ``DISTRL_SWEEP_LOCKS`` is taken relative to ``sweep_dir`` (the sweep directory).
     """
     env = os.environ if environ is None else environ
     if not env.get(SLOTS_ENV):
@@ -137,8 +206,11 @@ def assign_job_resources(
     num_slots = _num_slots(env[SLOTS_ENV])
     slot = 0
     if num_slots > 1 and env.get(LOCKS_ENV):
+        lock_dir = Path(env[LOCKS_ENV])
+        if not lock_dir.is_absolute() and sweep_dir is not None:
+            lock_dir = Path(sweep_dir) / lock_dir
         try:
-            slot = acquire_slot(env[LOCKS_ENV], num_slots)
+            slot = acquire_slot(lock_dir, num_slots)
         except (OSError, TimeoutError) as exc:
             print(f"warning: no sweep slot ({exc}); keeping the default device", file=sys.stderr)
             num_slots = 1
