@@ -266,3 +266,27 @@ def test_risk_sensitive_runs_are_labelled_in_results(tmp_path: Path) -> None:
     assert record["agent"] == "qrdqn+cvar0.25" and record["risk"] == "cvar"
     state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
     assert state["config"]["agent"]["risk"] == "cvar"
+
+
+def test_metric_window_sums_device_metrics_without_reading_each_update_back() -> None:
+    from distrl_agents.training.loop import _MetricWindow
+    from distrl_agents.types import LearnResult
+
+    window = _MetricWindow()
+    names = ("loss", "q_mean")
+    rows = [[1.0, 10.0], [3.0, 20.0], [5.0, 60.0]]
+    results = [
+        LearnResult(torch.zeros(2), metric_names=names, metric_values=torch.tensor(r))
+        for r in rows
+    ]
+    for r in results:
+        window.add(r)
+    assert all(r._metrics is None for r in results)  # nothing was read back per update
+    assert window.means() == pytest.approx({"loss": 3.0, "q_mean": 30.0})
+    assert results[0].metrics == {"loss": 1.0, "q_mean": 10.0}  # read back on demand
+    plain = _MetricWindow()
+    plain.add(LearnResult(torch.zeros(2), {"loss": 2.0}))
+    plain.add(LearnResult(torch.zeros(2), {"loss": 4.0}))
+    assert plain.means() == {"loss": 3.0}
+    with pytest.raises(ValueError, match="metric_values has shape"):
+        LearnResult(torch.zeros(2), metric_names=names, metric_values=torch.zeros(3))

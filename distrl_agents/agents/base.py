@@ -422,7 +422,12 @@ class Agent(ABC):
 
     # ----------------------------------------------------------------- learning
     def learn(self, batch: Batch) -> LearnResult:
-        """One gradient step; returns the detached per-sample loss ``[B]`` and scalar metrics."""
+        """One gradient step; returns the detached per-sample loss ``[B]`` and scalar metrics.
+
+        Nothing here waits for the device: the metrics stay a device tensor until read
+        (``LearnResult.metrics``), so on a GPU the host goes on (stepping the games) while the
+        update runs.
+        """
         self.online.train(self.training)
         if self.noisy:
             self.online.reset_noise(self.generator)
@@ -451,6 +456,7 @@ class Agent(ABC):
         self._weights_epoch += 1
         self.num_updates += 1
         names = ["loss", "q_mean", "grad_norm", *out.metrics]
+        # Stays on the device: no host sync per update (the loop reads it back per log period).
         values = torch.stack(
             [
                 loss.detach(),
@@ -458,11 +464,11 @@ class Agent(ABC):
                 norms[0].detach().float(),
                 *(v.detach().float().mean() for v in out.metrics.values()),
             ]
-        ).tolist()
+        )
         loss_out = per_sample.detach()
         if self._cuda_graphs:  # graph outputs live in memory the next replay overwrites
-            loss_out = loss_out.clone()
-        return LearnResult(loss=loss_out, metrics=dict(zip(names, values)))
+            loss_out, values = loss_out.clone(), values.clone()
+        return LearnResult(loss=loss_out, metric_names=names, metric_values=values)
 
     def sync_target(self) -> None:
         """Copy the online parameters into the target network."""

@@ -42,6 +42,7 @@ from distrl_agents.training.device import (
     set_rng_state,
     tune_host_allocator,
 )
+from distrl_agents.types import LearnResult
 
 EVAL_SEED_OFFSET = 10_000
 #: Signals that stop training with a checkpoint (SIGUSR1, SIGUSR2: cluster pre-emption / time
@@ -542,7 +543,7 @@ class Trainer:
             result = self.agent.learn(batch)
             if self.cfg.replay.prioritized:
                 self.replay.update_priorities(batch.indices, result.loss)
-            metrics.add(result.metrics)
+            metrics.add(result)
 
     def _log_distributions(self) -> None:
         from distrl_agents.evaluation.distribution_plot import distribution_figure
@@ -564,19 +565,33 @@ class Trainer:
 
 
 class _MetricWindow:
-    """Sums of the agents' scalar metrics since the last log point."""
+    """Sums of the agents' scalar metrics since the last log point.
+
+    Device-side metrics (``LearnResult.metric_values``) are summed on the device and read back
+    once, in :meth:`means`, so that logging costs no host-device sync per update.
+    """
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
+        self.device_sums: dict[tuple[str, ...], torch.Tensor] = {}
         self.count = 0
 
-    def add(self, values: dict[str, float]) -> None:
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
+    def add(self, result: LearnResult) -> None:
+        if result.metric_values is not None:
+            names, values = result.metric_names, result.metric_values.detach()
+            total = self.device_sums.get(names)
+            self.device_sums[names] = values.clone() if total is None else total.add_(values)
+        else:
+            for key, value in result.metrics.items():
+                self.sums[key] = self.sums.get(key, 0.0) + value
         self.count += 1
 
     def means(self) -> dict[str, float]:
-        return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        sums = dict(self.sums)
+        for names, total in self.device_sums.items():
+            for key, value in zip(names, total.tolist()):
+                sums[key] = sums.get(key, 0.0) + value
+        return {k: v / max(self.count, 1) for k, v in sums.items()}
 
 
 def _next_multiple(step: int, period: int) -> int:
