@@ -160,8 +160,12 @@ class TorchFrameStore(FrameStore):
         return self._to_storage(np.asarray(slots, dtype=np.int64))
 
     def write(self, slots: np.ndarray, frames: np.ndarray | torch.Tensor) -> None:
-        src = torch.as_tensor(frames).to(self.device, non_blocking=True)
-        self.frames.index_copy_(0, self._index(slots), src)
+        src = torch.as_tensor(frames)
+        if self.device.type == "cuda" and src.device.type == "cpu":
+            # Through pinned memory: a copy from pageable memory may wait for the device to
+            # finish its queued work (the update); a pinned one is queued behind it.
+            src = src.pin_memory()
+        self.frames.index_copy_(0, self._index(slots), src.to(self.device, non_blocking=True))
 
     def gather(
         self, slots: np.ndarray, pad: np.ndarray | None, device: torch.device
