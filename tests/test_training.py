@@ -276,8 +276,7 @@ def test_metric_window_sums_device_metrics_without_reading_each_update_back() ->
     names = ("loss", "q_mean")
     rows = [[1.0, 10.0], [3.0, 20.0], [5.0, 60.0]]
     results = [
-        LearnResult(torch.zeros(2), metric_names=names, metric_values=torch.tensor(r))
-        for r in rows
+        LearnResult(torch.zeros(2), metric_names=names, metric_values=torch.tensor(r)) for r in rows
     ]
     for r in results:
         window.add(r)
