@@ -364,6 +364,25 @@ def test_compiled_update_matches_eager(name: str) -> None:
 
 
 @pytest.mark.slow
+def test_graphs_code_path_matches_eager_on_cpu() -> None:
+    """compile=graphs' learn() path (reduce-overhead compile, step marking, cloned outputs) forced
+    on CPU, where torch runs it without graphs: same losses as eager. On CUDA see test_cuda.py."""
+    from distrl_agents.agents.base import _MaybeCompiled
+
+    batch = _batch((5,))
+    eager = _agent("c51", seed=3)
+    graphs = _agent("c51", seed=3)
+    graphs._cuda_graphs = True
+    graphs._loss_fn = _MaybeCompiled(graphs.compute_loss, True, mode="reduce-overhead")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a platform without a compiler runs eagerly
+        results = [(eager.learn(batch), graphs.learn(batch)) for _ in range(3)]
+    for want, got in results:  # earlier results stay valid after later updates
+        torch.testing.assert_close(got.loss, want.loss, rtol=1e-4, atol=1e-5)
+        assert got.metrics == pytest.approx(want.metrics, rel=1e-4)
+
+
+@pytest.mark.slow
 def test_compile_flag_runs() -> None:
     agent = _agent("dqn", compile=True)
     with warnings.catch_warnings():
