@@ -49,6 +49,15 @@ def _batch(obs_shape: tuple[int, ...], batch_size: int = 6, uint8: bool = False)
     )
 
 
+def _atari_agent(name: str, noisy: bool = False, **kw):  # type: ignore[no-untyped-def]
+    """A small agent on 4x84x84 uint8 frames (Nature torso, 16 hidden units), bf16 by default."""
+    kw.setdefault("precision", "bf16")
+    network = {"torso": "nature", "hidden": 16, "noisy": noisy}
+    return make_agent(
+        name, num_actions=A, obs_shape=(4, 84, 84), network=network, **SMALL.get(name, {}), **kw
+    )
+
+
 def _agent(name: str, **kw):  # type: ignore[no-untyped-def]
     network = kw.pop("network", MLP)
     hp = {**SMALL[name], "lr": 1e-3, **kw}
@@ -154,14 +163,7 @@ def test_all_parameters_get_finite_nonzero_gradients(name: str) -> None:
 
 @pytest.mark.parametrize("name", CORE)
 def test_bf16_path_runs_and_losses_are_fp32(name: str) -> None:
-    agent = make_agent(
-        name,
-        num_actions=A,
-        obs_shape=(4, 84, 84),
-        network={"torso": "nature", "hidden": 16},
-        precision="bf16",
-        **SMALL[name],
-    )
+    agent = _atari_agent(name)
     batch = _batch((4, 84, 84), uint8=True)
     out = agent.compute_loss(batch)
     assert out.per_sample.dtype == torch.float32
@@ -175,14 +177,7 @@ def test_bf16_target_stored_in_bf16_computes_what_the_fp32_copy_computes(name: s
     """Under bf16 the frozen target keeps its conv / linear weights in bf16 (no per-update weight
     casts); under autocast that must give bit-identical outputs to an fp32 copy of the same
     weights. The FQF fraction proposal runs in fp32 and keeps fp32 weights."""
-    agent = make_agent(
-        name,
-        num_actions=A,
-        obs_shape=(4, 84, 84),
-        network={"torso": "nature", "hidden": 16},
-        precision="bf16",
-        **SMALL.get(name, {}),
-    )
+    agent = _atari_agent(name)
     batch = _batch((4, 84, 84), uint8=True)
     agent.learn(batch)
     agent.sync_target()
@@ -208,9 +203,7 @@ def test_bf16_acting_copy_always_computes_what_the_online_network_computes(
 ) -> None:
     """Under bf16, act() runs a bf16-stored copy of the online network; it must follow every
     change of the online weights (updates, checkpoint loads, in-place edits, noise, modes)."""
-    network = {"torso": "nature", "hidden": 16, "noisy": noisy}
-    kw = {"num_actions": A, "obs_shape": (4, 84, 84), "network": network, **SMALL[name]}
-    agent = make_agent(name, precision="bf16", **kw)
+    agent = _atari_agent(name, noisy)
     batch = _batch((4, 84, 84), uint8=True)
 
     def check() -> None:
@@ -227,7 +220,7 @@ def test_bf16_acting_copy_always_computes_what_the_online_network_computes(
     for _ in range(2):
         agent.learn(batch)
         check()
-    other = make_agent(name, precision="fp32", seed=5, **kw)
+    other = _atari_agent(name, noisy, precision="fp32", seed=5)
     agent.load_state_dict(other.state_dict())
     check()
     with torch.no_grad():
@@ -240,21 +233,19 @@ def test_bf16_acting_copy_always_computes_what_the_online_network_computes(
     check()
     agent.train()
     check()
-    fp32 = make_agent(name, precision="fp32", **kw)
+    fp32 = _atari_agent(name, noisy, precision="fp32")
     assert fp32.acting_network() is fp32.online  # fp32 acts through the online network itself
 
 
 @pytest.mark.parametrize("name", ["c51", "fqf"])
 def test_checkpoints_move_between_fp32_and_bf16(name: str) -> None:
-    shape = (4, 84, 84)
-    kw = {"network": {"torso": "nature", "hidden": 16}, **SMALL[name]}
-    fp32 = make_agent(name, num_actions=A, obs_shape=shape, precision="fp32", **kw)
-    bf16 = make_agent(name, num_actions=A, obs_shape=shape, precision="bf16", seed=9, **kw)
+    fp32 = _atari_agent(name, precision="fp32")
+    bf16 = _atari_agent(name, seed=9)
     bf16.load_state_dict(fp32.state_dict())
     for n, p in fp32.target.named_parameters():
         q = bf16.target.get_parameter(n)
         torch.testing.assert_close(q, p.to(q.dtype), rtol=0, atol=0)
-    back = make_agent(name, num_actions=A, obs_shape=shape, precision="fp32", seed=9, **kw)
+    back = _atari_agent(name, precision="fp32", seed=9)
     back.load_state_dict(bf16.state_dict())  # bf16 target weights widen exactly
     for n, p in back.target.named_parameters():
         assert p.dtype == torch.float32
