@@ -33,8 +33,9 @@ def test_gpu_resident_replay_samples_what_host_replay_samples() -> None:
         assert a.obs.device.type == "cuda" and b.obs.device.type == "cuda"
         for name in ("obs", "next_obs", "action", "reward", "discount", "weights", "indices"):
             torch.testing.assert_close(getattr(a, name), getattr(b, name))
-        host.update_priorities(a.indices, torch.rand(32, device="cuda"))
-        gpu.update_priorities(b.indices, torch.rand(32, device="cuda").cpu())
+        priorities = torch.rand(32)  # the same new priorities, as a CUDA and as a host tensor
+        host.update_priorities(a.indices, priorities.to("cuda"))
+        gpu.update_priorities(b.indices, priorities)
 
 
 @pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"])
