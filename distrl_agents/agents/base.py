@@ -127,7 +127,7 @@ def _total_grad_norm(params: Sequence[nn.Parameter]) -> Tensor:
     """Global L2 norm of the gradients (what ``clip_grad_norm_`` returns), without clipping."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return torch.zeros(())
+        return torch.zeros((), device=params[0].device if params else None)
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
