@@ -77,19 +77,17 @@ _MAX_NAME = 120  # longer override lists become a hash (the full settings are in
 def job_subdir(game: str, agent: str, seed: Any, overrides: Any = ()) -> str:
     """A sweep job's directory below the sweep directory.
 
-    ``overrides`` are the job's command-line overrides (``hydra.overrides.task``): those that set
-    something beyond ``_NOT_IN_JOB_DIR`` (and ``hydra.*``, ``logger.*``) name a second level, sorted and comma-joined
+    ``overrides`` are the job's command-line overrides (``hydra.overrides.task``): those that
+    set a run setting (:func:`names_a_run_setting`) name a second level, sorted and comma-joined
     (``agent.lr=0.0001,agent.risk=cvar``), or ``settings-<hash>`` when that would be longer than
     120 characters. Without such overrides the job directory is ``<game>-<agent>-seed<seed>``.
     """
     base = f"{game}-{agent}-seed{seed}"
     kept = []
     for item in overrides or ():
-        text = str(item)
-        key = text.split("=", 1)[0].lstrip("+~")
-        if not names_a_run_setting(key):
-            continue
-        kept.append(text.lstrip("+~").replace("/", "_"))
+        text = str(item).lstrip("+~")
+        if names_a_run_setting(text.split("=", 1)[0]):
+            kept.append(text.replace("/", "_"))
     if not kept:
         return base
     name = ",".join(sorted(kept))
