@@ -1,0 +1,303 @@
+"""Atari-100k runs for given agents x games x seeds: in the background, resumable, then the report.
+
+    python scripts/atari100k.py run --agents c51 iqn --games road_runner krull --seeds 0 \
+        [--out runs/atari100k] [--preset atari100k|atari100k_dopamine] [--background] \
+        [--nice 10] [-- extra distrl-train overrides]
+    python scripts/atari100k.py status [--out runs/atari100k]
+    python scripts/atari100k.py stop   [--out runs/atari100k]
+    python scripts/atari100k.py report [--out runs/atari100k] [--figure docs/figures/x.png]
+
+``run`` trains each (agent, game, seed) in turn with
+``distrl-train experiment=<preset> agent=<a> env.game=<g> seed=<s> run_dir=<out>/<g>-<a>-seed<s>``
+and, when every run has its final evaluation, calls ``report``. Runs already finished are
+skipped, and an interrupted run resumes from its last checkpoint, so the same command (or a
+longer list of agents and games into the same ``--out``) continues where it stopped.
+``--background`` detaches the whole thing into its own process group, logging to
+``<out>/atari100k.log``; ``stop`` sends it SIGINT, on which the training in progress writes a
+checkpoint and the runner stops before starting another run.
+
+``report`` runs ``distrl-report <out> --compare DER`` and draws one learning-curve panel per game:
+the training games' raw scores (a moving average over 10 games) against frames for each run, the
+final evaluations as markers, and the published DER, random and human scores as lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+TOTAL_STEPS = 100_000  # agent steps of an Atari-100k run (400k frames)
+PID_FILE = "atari100k.pid"
+LOG_FILE = "atari100k.log"
+REFERENCE = (
+    Path(__file__).resolve().parents[1]
+    / "distrl_agents"
+    / "evaluation"
+    / "data"
+    / "atari100k_published.csv"
+)
+
+
+def run_dirs(
+    out: Path, agents: list[str], games: list[str], seeds: list[int]
+) -> Iterator[tuple[str, str, int, Path]]:
+    for game in games:
+        for agent in agents:
+            for seed in seeds:
+                yield agent, game, seed, out / f"{game}-{agent}-seed{seed}"
+
+
+def final_eval(run_dir: Path, total_steps: int | None = None) -> dict | None:
+    """The run's evaluation at the end of training (its config's total_steps unless given), or
+    None while it is not there yet."""
+    path = run_dir / "evaluations.jsonl"
+    if not path.is_file():
+        return None
+    if total_steps is None:
+        config = json.loads((run_dir / "config.json").read_text())
+        total_steps = int(config["trainer"]["total_steps"])
+    last = None
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if record.get("agent_step", 0) >= total_steps:
+                last = record
+    return last
+
+
+def checkpoint_step(run_dir: Path) -> int:
+    steps = [int(p.name.split("_")[-1]) for p in (run_dir / "checkpoints").glob("step_*")]
+    return max(steps, default=0)
+
+
+# ------------------------------------------------------------------------------------- run
+_stop_requested = False
+
+
+def _request_stop(signum: int, _frame: object) -> None:
+    global _stop_requested
+    _stop_requested = True
+    print(f"atari100k: signal {signum}: stopping after the run in progress checkpoints", flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.background:
+        return _detach(args, out)
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    total = int(_override(args.overrides, "trainer.total_steps", TOTAL_STEPS))
+    for agent, game, seed, run_dir in run_dirs(out, args.agents, args.games, args.seeds):
+        if _stop_requested:
+            break
+        if final_eval(run_dir, total) is not None:
+            print(f"atari100k: {run_dir.name}: finished, skipped", flush=True)
+            continue
+        cmd = [
+            "distrl-train",
+            f"experiment={args.preset}",
+            f"agent={agent}",
+            f"env.game={game}",
+            f"seed={seed}",
+            f"run_dir={run_dir}",
+            *args.overrides,
+        ]
+        if args.nice:
+            cmd = ["nice", "-n", str(args.nice), *cmd]
+        print(f"atari100k: {' '.join(cmd)}", flush=True)
+        start = time.time()
+        code = subprocess.call(cmd)
+        hours = (time.time() - start) / 3600
+        print(f"atari100k: {run_dir.name}: exit {code} after {hours:.2f} h", flush=True)
+        _log_wall_time(run_dir, hours)
+        if code != 0:
+            print(f"atari100k: {run_dir.name} failed (exit {code}); see above", flush=True)
+            return code
+    if _stop_requested:
+        return 0
+    return cmd_report(args)
+
+
+def _override(overrides: list[str], key: str, default: object) -> object:
+    for o in overrides:
+        k, _, v = o.partition("=")
+        if k.lstrip("+") == key:
+            return v
+    return default
+
+
+def _log_wall_time(run_dir: Path, hours: float) -> None:
+    """Each stretch of training, appended: the results page states each run's wall time."""
+    if run_dir.is_dir():
+        with open(run_dir / "wall_time.jsonl", "a") as f:
+            f.write(json.dumps({"hours": round(hours, 4), "agent_step": checkpoint_step(run_dir)}))
+            f.write("\n")
+
+
+def _detach(args: argparse.Namespace, out: Path) -> int:
+    pid_file = out / PID_FILE
+    if pid_file.is_file() and _alive(int(pid_file.read_text())):
+        print(f"atari100k: already running (pid {pid_file.read_text().strip()}) in {out}")
+        return 1
+    argv = [a for a in sys.argv if a != "--background"]
+    log = open(out / LOG_FILE, "a")
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    pid_file.write_text(str(proc.pid))
+    print(f"atari100k: running in the background, pid {proc.pid}")
+    print(f"  follow: tail -f {out / LOG_FILE}    progress: python {argv[0]} status --out {out}")
+    print(f"  stop (checkpoints first): python {argv[0]} stop --out {out}")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    pid_file = Path(args.out) / PID_FILE
+    if not pid_file.is_file() or not _alive(pid := int(pid_file.read_text())):
+        print(f"atari100k: nothing running in {args.out}")
+        return 0
+    os.killpg(pid, signal.SIGINT)  # the runner and the training in progress (its own group)
+    print(f"atari100k: sent SIGINT to process group {pid}; the training checkpoints and stops")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- status
+def cmd_status(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    dirs = sorted(p.parent for p in out.glob("*/config.json"))
+    if not dirs:
+        print(f"atari100k: no runs in {out}")
+        return 1
+    for d in dirs:
+        final = final_eval(d)
+        hours = sum(json.loads(x)["hours"] for x in _lines(d / "wall_time.jsonl"))
+        state = (
+            f"final score {final['mean_return']:.1f} ({len(final['episode_returns'])} games)"
+            if final
+            else f"checkpoint at {checkpoint_step(d):,} agent steps"
+        )
+        print(f"{d.name:32s} {state}; {hours:.2f} h of training")
+    return 0
+
+
+def _lines(path: Path) -> list[str]:
+    return [x for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+# ---------------------------------------------------------------------------------- report
+def published(method: str) -> dict[str, float]:
+    rows = csv.DictReader(x for x in REFERENCE.read_text().splitlines() if not x.startswith("#"))
+    return {r["game"]: float(r[method]) for r in rows if r.get(method)}
+
+
+def training_returns(run_dir: Path) -> tuple[list[int], list[float]]:
+    """(frames, raw score) of every finished training game, from the run's TensorBoard files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: dict[int, float] = {}
+    for events in sorted((run_dir / "tb").glob("events.*")):  # resumed runs add files
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "charts/episodic_return" in acc.Tags()["scalars"]:
+            for e in acc.Scalars("charts/episodic_return"):
+                points[e.step] = e.value
+    steps = sorted(points)
+    return [4 * s for s in steps], [points[s] for s in steps]
+
+
+def plot_curves(out: Path, figure: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    dirs = sorted(p.parent for p in out.glob("*/config.json"))
+    games = sorted({json.loads((d / "config.json").read_text())["env"]["game"] for d in dirs})
+    der, rnd, hum = published("DER"), published("random"), published("human")
+    fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.2), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        for d in dirs:
+            cfg = json.loads((d / "config.json").read_text())
+            if cfg["env"]["game"] != game:
+                continue
+            frames, returns = training_returns(d)
+            label = f"{cfg['agent']['name']} seed {cfg['seed']}"
+            if returns:
+                k = min(10, len(returns))
+                smooth = np.convolve(returns, np.ones(k) / k, mode="valid")
+                (line,) = ax.plot(frames[k - 1 :], smooth, label=label + " (training)")
+                final = final_eval(d)
+                if final:
+                    ax.plot(final["frames"], final["mean_return"], "o", color=line.get_color())
+        for name, scores, style in (("DER", der, "--"), ("random", rnd, ":"), ("human", hum, ":")):
+            if game in scores:
+                ax.axhline(scores[game], ls=style, color="grey", lw=1)
+                ax.annotate(name, (0, scores[game]), fontsize=7, color="grey", va="bottom")
+        ax.set_title(game)
+        ax.set_xlabel("frames")
+        ax.set_ylabel("raw score")
+        ax.set_xlim(0, 4 * TOTAL_STEPS)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=80)
+    plt.close(fig)
+    return figure
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    figure = Path(args.figure) if args.figure else out / "report" / "atari100k_curves.png"
+    print(f"atari100k: learning curves -> {plot_curves(out, figure)}", flush=True)
+    return subprocess.call(
+        ["distrl-report", str(out), "--compare", "DER", "--out", str(out / "report")]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train (resumes; skips finished runs), then report")
+    run.add_argument("--agents", nargs="+", required=True)
+    run.add_argument("--games", nargs="+", required=True)
+    run.add_argument("--seeds", nargs="+", type=int, default=[0])
+    run.add_argument("--preset", default="atari100k", choices=["atari100k", "atari100k_dopamine"])
+    run.add_argument("--background", action="store_true", help="detach; log to <out>/atari100k.log")
+    run.add_argument("--nice", type=int, default=0, help="niceness of the training processes")
+    run.add_argument("overrides", nargs="*", help="extra distrl-train overrides (after --)")
+    for name in ("status", "stop", "report"):
+        sub.add_parser(name)
+    for parser in sub.choices.values():
+        parser.add_argument("--out", default="runs/atari100k", help="directory of the runs")
+        parser.add_argument("--figure", default=None, help="learning-curve PNG (report)")
+    args = p.parse_args(argv)
+    return {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "report": cmd_report}[
+        args.command
+    ](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
