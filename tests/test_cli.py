@@ -47,7 +47,27 @@ def test_paper_presets_pick_their_agent_and_protocol(agent: str) -> None:
     cfg = composed(f"experiment={agent}_paper")
     assert cfg.agent_name == agent
     assert cfg.env.protocol == "nature"
-    assert cfg.trainer.total_steps * 4 == 200_000_000
+    t = cfg.trainer
+    if agent == "dqn":  # Mnih et al. 2015: 50M frames, epsilon 0.1 / 0.05, the paper's RMSProp
+        assert t.total_steps * 4 == 50_000_000
+        assert (t.epsilon_end, t.eval_epsilon) == (0.1, 0.05)
+        assert cfg.agent["optimizer"] == "rmsprop_tf" and cfg.agent["optimizer_eps"] == 0.01
+        assert cfg.agent["rmsprop_initial_ms"] == 0.0 and cfg.agent["rmsprop_centered"]
+    else:  # the distributional papers (C51, Bellemare et al. 2017): 200M frames, 0.01 / 0.001
+        assert t.total_steps * 4 == 200_000_000
+        assert (t.epsilon_end, t.eval_epsilon) == (0.01, 0.001)
+    assert (t.learning_starts, t.target_update_period, t.epsilon_decay_steps) == (
+        50_000,
+        10_000,
+        1_000_000,
+    )
+
+
+def test_dqn_agent_preset_is_dopamines_tf_rmsprop() -> None:
+    cfg = composed("agent=dqn")
+    a = cfg.agent
+    assert a["optimizer"] == "rmsprop_tf" and a["optimizer_eps"] == 1e-5  # dqn.gin
+    assert a["rmsprop_alpha"] == 0.95 and a["rmsprop_centered"] and a["rmsprop_initial_ms"] == 1.0
 
 
 def test_atari100k_and_dopamine_presets() -> None:
