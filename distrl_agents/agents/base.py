@@ -401,11 +401,19 @@ class Agent(ABC):
         """Epsilon-greedy actions for a batch of observations ``[N, *obs_shape]`` -> int64 ``[N]``.
 
         One forward pass for all environments; the greedy value is ``action_value_fn(dist)``.
+        With noisy layers in training mode, fresh noise is drawn for every call, as in Rainbow
+        (Hessel et al. 2018; Fortunato et al. 2018, Algorithm 1: a new noise sample for each
+        action), from the agent's seeded generator; in eval mode the mean weights act.
         """
         obs_t = torch.as_tensor(obs)
         if obs_t.dim() == len(self.obs_shape):
             obs_t = obs_t.unsqueeze(0)
-        dist = self.distribution(self.acting_network(), obs_t)
+        net = self.acting_network()
+        if self.noisy and self.training:
+            # On the network that acts: under bf16 that is the bf16 copy, whose noise buffers
+            # the next refresh overwrites with the online ones (``learn`` redraws those anyway).
+            net.reset_noise(self.generator)
+        dist = self.distribution(net, obs_t)
         actions = self.action_value_fn(dist).float().argmax(dim=-1).cpu().numpy().astype(np.int64)
         if epsilon > 0:
             num_envs: int = actions.shape[0]  # an int, not Any: picks rng.random's array overload
