@@ -290,6 +290,37 @@ def test_double_dqn_noisy_dueling_variants_run(name: str) -> None:
     agent.train()
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_noisy_acting_draws_fresh_noise_every_step_in_training_only(precision: str) -> None:
+    # Rainbow (Hessel et al. 2018) redraws the noise for every action, not only per update.
+    network = {**MLP, "noisy": True, "dueling": True}
+    agent = _agent("c51", network=network, precision=precision)
+    obs = _RNG.standard_normal((64, 5)).astype(np.float32)
+    net = agent.acting_network()
+    noise = []
+    for _ in range(3):
+        agent.act(obs)
+        noise.append(torch.cat([b.detach().clone().float() for b in net.buffers()]))
+    assert not torch.equal(noise[0], noise[1]) and not torch.equal(noise[1], noise[2])
+    # Without any learning in between, acting alone changes the greedy actions somewhere.
+    actions = {tuple(agent.act(obs)) for _ in range(10)}
+    assert len(actions) > 1
+    # Evaluation acts with the mean weights: no draw, the same actions every time.
+    agent.eval()
+    before = torch.cat([b.detach().clone().float() for b in agent.acting_network().buffers()])
+    a0 = agent.act(obs)
+    np.testing.assert_array_equal(a0, agent.act(obs))
+    after = torch.cat([b.detach().clone().float() for b in agent.acting_network().buffers()])
+    assert torch.equal(before, after)
+    agent.train()
+    # The draws come from the agent's seeded generator: a same-seed agent acts identically.
+    a, b = (_agent("c51", network=network, precision=precision, seed=3) for _ in range(2))
+    for _ in range(3):
+        np.testing.assert_array_equal(a.act(obs), b.act(obs))
+        a.learn(_batch((5,)))
+        b.learn(_batch((5,)))
+
+
 @pytest.mark.parametrize("name", CORE)
 def test_state_dict_round_trip_continues_identically(name: str) -> None:
     a1 = _agent(name)

@@ -47,13 +47,77 @@ def test_paper_presets_pick_their_agent_and_protocol(agent: str) -> None:
     cfg = composed(f"experiment={agent}_paper")
     assert cfg.agent_name == agent
     assert cfg.env.protocol == "nature"
-    assert cfg.trainer.total_steps * 4 == 200_000_000
+    t = cfg.trainer
+    if agent == "dqn":  # Mnih et al. 2015: 50M frames, epsilon 0.1 / 0.05, the paper's RMSProp
+        assert t.total_steps * 4 == 50_000_000
+        assert (t.epsilon_end, t.eval_epsilon) == (0.1, 0.05)
+        assert cfg.agent["optimizer"] == "rmsprop_tf" and cfg.agent["optimizer_eps"] == 0.01
+        assert cfg.agent["rmsprop_initial_ms"] == 0.0 and cfg.agent["rmsprop_centered"]
+    else:  # the distributional papers (C51, Bellemare et al. 2017): 200M frames, 0.01 / 0.001
+        assert t.total_steps * 4 == 200_000_000
+        assert (t.epsilon_end, t.eval_epsilon) == (0.01, 0.001)
+    assert (t.learning_starts, t.target_update_period, t.epsilon_decay_steps) == (
+        50_000,
+        10_000,
+        1_000_000,
+    )
+
+
+def test_dqn_agent_preset_is_dopamines_tf_rmsprop() -> None:
+    cfg = composed("agent=dqn")
+    a = cfg.agent
+    assert a["optimizer"] == "rmsprop_tf" and a["optimizer_eps"] == 1e-5  # dqn.gin
+    assert a["rmsprop_alpha"] == 0.95 and a["rmsprop_centered"] and a["rmsprop_initial_ms"] == 1.0
+
+
+@pytest.mark.parametrize("agent", ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"])
+def test_atari100k_is_data_efficient_rainbow_for_every_agent(agent: str) -> None:
+    # van Hasselt et al. 2019, Appendix table.
+    cfg = composed("experiment=atari100k", f"agent={agent}")
+    t, r, n, a = cfg.trainer, cfg.replay, cfg.network, cfg.agent
+    assert cfg.agent_name == agent and cfg.env.protocol == "nature"
+    assert (t.total_steps, t.update_period, t.learning_starts, t.target_update_period) == (
+        100_000,
+        1,
+        1600,
+        2000,
+    )
+    assert (a["optimizer"], a["lr"], a["optimizer_eps"], a["double_dqn"]) == (
+        "adam",
+        1e-4,
+        1.5e-4,
+        True,
+    )
+    assert r.prioritized and (r.alpha, r.beta, r.beta_steps, r.n_step) == (0.5, 0.4, None, 20)
+    assert (n["torso"], n["hidden"], n["dueling"], n["noisy"], n["noisy_std"]) == (
+        "der",
+        256,
+        True,
+        True,
+        0.1,
+    )
+    assert t.epsilon_start == t.epsilon_end == 0.0
+    assert (t.eval_episodes, t.eval_steps, t.eval_period) == (100, 0, 100_000)
+
+
+def test_atari100k_dopamine_is_dopamines_der_gin() -> None:
+    cfg = composed("experiment=atari100k_dopamine", "agent=c51")
+    t, r, n, a = cfg.trainer, cfg.replay, cfg.network, cfg.agent
+    assert cfg.name == "atari100k_dopamine" and r.n_step == 10
+    assert (t.epsilon_start, t.epsilon_end, t.epsilon_decay_steps, t.eval_epsilon) == (
+        1.0,
+        0.01,
+        2000,
+        0.001,
+    )
+    assert (n["torso"], n["hidden"], n["noisy_std"]) == ("nature", 512, 0.1)
+    assert (a["lr"], a["optimizer_eps"], a["double_dqn"]) == (1e-4, 1.5e-4, True)
+    assert r.prioritized and r.alpha == 0.5 and r.beta == 0.5
+    assert r.beta_steps is not None and r.beta_steps >= 1e12  # constant 1/sqrt(P) weights
+    assert cfg.env.overrides == {"use_fire_reset": False}
 
 
 def test_atari100k_and_dopamine_presets() -> None:
-    cfg = composed("experiment=atari100k", "agent=qrdqn")
-    assert cfg.trainer.total_steps == 100_000 and cfg.trainer.update_period == 1
-    assert cfg.replay.n_step > 1 and cfg.agent_name == "qrdqn"
     cfg = composed("experiment=dopamine_iqn")
     assert cfg.env.protocol == "machado" and cfg.replay.n_step == 3
     assert cfg.trainer.eval_period == 250_000 and cfg.trainer.eval_steps == 125_000

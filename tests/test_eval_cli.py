@@ -76,3 +76,30 @@ def test_evaluation_stops_at_once_on_a_stop_request() -> None:
         lambda obs, eps: np.zeros(len(obs), dtype=np.int64), env, episodes=3, should_stop=stop
     )
     assert result.interrupted and result.agent_steps == 20 and result.episode_returns == []
+
+
+def test_evaluation_seed_chooses_the_games_it_starts_from() -> None:
+    import numpy as np
+
+    from distrl_agents.envs import make_atari_env
+    from distrl_agents.evaluation import evaluate
+
+    # Breakout under the nature protocol: the random no-op start shows in the first frame.
+    env = make_atari_env("breakout", protocol="nature", num_envs=1, seed=5)
+
+    def first_frame(seed: int | None) -> np.ndarray:
+        result = evaluate(
+            lambda obs, eps: np.zeros(len(obs), dtype=np.int64),
+            env,
+            episodes=1,
+            max_steps=2,
+            record_env=0,
+            seed=seed,
+        )
+        return result.observations[0]
+
+    unseeded = [first_frame(None) for _ in range(2)]
+    np.testing.assert_array_equal(*unseeded)  # without a seed every evaluation replays its start
+    np.testing.assert_array_equal(first_frame(1), first_frame(1))
+    assert not np.array_equal(first_frame(1), first_frame(2))
+    env.close()

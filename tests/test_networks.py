@@ -37,6 +37,7 @@ HEAD_N = {"expected": 1, "categorical": 11, "quantile": 7, "implicit": 5, "fqf":
     "net",
     [
         {"torso": "nature", "hidden": 32},
+        {"torso": "der", "hidden": 16, "noisy": True, "dueling": True, "noisy_std": 0.1},
         {"torso": "impala", "hidden": 16, "impala_channels": [4, 8, 8], "dueling": True},
         {"torso": "mlp", "mlp_sizes": [16], "hidden": 8, "noisy": True, "dueling": True},
     ],
@@ -74,6 +75,20 @@ def test_uint8_scaling_happens_inside_network() -> None:
 def test_nature_feature_dim_is_3136() -> None:
     network = build_network(None, obs_shape=(4, 84, 84), num_actions=A, head="expected")
     assert network.torso.output_dim == 3136
+
+
+def test_data_efficient_rainbow_torso() -> None:
+    # van Hasselt et al. 2019, Appendix table: conv 32x5x5/5, 64x5x5/5 -> 64 x 3 x 3 on 84x84.
+    network = build_network(
+        {"torso": "der", "hidden": 256}, obs_shape=(4, 84, 84), num_actions=A, head="expected"
+    )
+    convs = [m for m in network.torso.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32, (5, 5), (5, 5)),
+        (64, (5, 5), (5, 5)),
+    ]
+    assert network.torso.output_dim == 576
+    assert network(_obs((4, 84, 84))).q_values().shape[-1] == A
 
 
 def test_quantile_midpoints() -> None:

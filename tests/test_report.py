@@ -184,6 +184,30 @@ def test_compare_with_published(results: Path, tmp_path: Path, capsys) -> None:
     assert "Published aggregates" in stdout and "| C51 |" in stdout
 
 
+def test_compare_der_names_the_der_settings_each_run_used(tmp_path: Path) -> None:
+    presets = {"paper": "atari100k", "dopamine": "atari100k_dopamine", "other": "nature_paper"}
+    for seed, (where, preset) in enumerate(presets.items()):
+        run = tmp_path / where
+        append_result(run / RESULTS_FILE, record("c51", "pong", seed, 400_000, -10.0))
+        (run / "config.json").write_text(json.dumps({"name": preset, "seed": seed}))
+    append_result(tmp_path / "bare" / RESULTS_FILE, record("c51", "pong", 9, 400_000, -10.0))
+    out = tmp_path / "o"
+    report = build_report([tmp_path], out=out, compare=["der"], reps=20, plots=False)
+    by_seed = {sd: (p, d) for _, _, sd, p, d in report.der_settings}
+    assert by_seed[0][0] == "atari100k" and "the settings of the published DER" in by_seed[0][1]
+    assert by_seed[1][0] == "atari100k_dopamine" and "Dopamine" in by_seed[1][1]
+    assert "not the settings of the published DER" in by_seed[1][1]
+    assert by_seed[2][0] == "nature_paper" and "neither DER setting" in by_seed[2][1]
+    assert by_seed[9] == (None, "unknown: the run directory has no config.json naming its preset")
+    assert "## Settings compared with DER" in report.markdown
+    assert "| c51 | pong | 1 | atari100k_dopamine |" in report.markdown
+    saved = json.loads((out / "aggregates.json").read_text())["der_settings"]
+    assert [r["preset"] for r in saved] == ["atari100k", "atari100k_dopamine", "nature_paper", None]
+    # Without --compare DER the section is left out.
+    plain = build_report([tmp_path], out=out, reps=20, plots=False)
+    assert not plain.der_settings and "Settings compared with DER" not in plain.markdown
+
+
 def test_explicit_benchmark_restricts_aggregates(tmp_path: Path) -> None:
     for game in ("breakout", "defender"):
         append_result(tmp_path / game / RESULTS_FILE, record("c51", game, 0, 1_000_000, 100.0))

@@ -15,7 +15,7 @@ import torch
 
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.config import ConfigError, RunConfig
-from distrl_agents.training.loop import Trainer, TrainSummary, linear_epsilon
+from distrl_agents.training.loop import Trainer, TrainSummary, eval_env_seed, linear_epsilon
 
 AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
 SMALL_HPARAMS = {
@@ -229,6 +229,21 @@ def test_run_level_settings_cannot_hide_in_the_agent_preset() -> None:
     cfg.agent["precision"] = "bf16"
     with pytest.raises(ConfigError, match=r"trainer\.precision"):
         Trainer(cfg, "unused")
+
+
+def test_each_evaluation_draws_fresh_env_seeds_from_run_seed_and_index(tmp_path: Path) -> None:
+    seeds = {eval_env_seed(run, k) for run in (0, 1) for k in range(50)}
+    assert len(seeds) == 100 and all(0 <= x < 2**30 for x in seeds)
+    assert eval_env_seed(3, 7) == eval_env_seed(3, 7)  # a resumed run evaluates the same games
+    cfg = small_config("dqn", "nature", eval_period=80, eval_steps=20, checkpoint_period=0)
+    train(cfg, tmp_path)
+    records = [json.loads(x) for x in (tmp_path / "evaluations.jsonl").read_text().splitlines()]
+    assert [r["eval_index"] for r in records] == [r["agent_step"] // 80 for r in records]
+    assert len(records) >= 3
+    assert [r["env_seed"] for r in records] == [
+        eval_env_seed(cfg.seed, r["eval_index"]) for r in records
+    ]
+    assert len({r["env_seed"] for r in records}) == len(records)
 
 
 def test_epsilon_schedule() -> None:

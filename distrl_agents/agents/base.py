@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from distrl_agents.agents.optim import TFRMSprop
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.networks import DistributionalNetwork, build_network, network_options
 from distrl_agents.types import Batch, LearnResult
@@ -26,7 +27,9 @@ from distrl_agents.types import Batch, LearnResult
 ActionValueFn = Callable[[ReturnDistribution], Tensor]
 
 PRECISIONS = ("fp32", "bf16")
-OPTIMIZERS = ("adam", "rmsprop")
+#: ``adam``; ``rmsprop`` (PyTorch's: epsilon added outside the square root); ``rmsprop_tf``
+#: (TensorFlow's, as in the DQN paper and Dopamine: epsilon inside the square root, ``TFRMSprop``).
+OPTIMIZERS = ("adam", "rmsprop", "rmsprop_tf")
 
 
 def default_action_value(dist: ReturnDistribution) -> Tensor:
@@ -63,6 +66,7 @@ class ParamGroup:
     eps: float
     rmsprop_alpha: float = 0.95
     rmsprop_centered: bool = False
+    rmsprop_initial_ms: float = 1.0
 
 
 #: ``compile`` settings: ``off``; ``torso`` compiles the torsos' forward; ``update`` compiles the
@@ -149,11 +153,15 @@ class Agent(ABC):
         network: network options for ``build_network`` (torso, hidden, dueling, noisy, ...).
         action_value_fn: ``ReturnDistribution -> [B, A]`` greedy value used by ``act``
             (default: expected return; pass a risk measure such as CVaR for risk-sensitive acting).
-        optimizer: ``"adam"`` or ``"rmsprop"``.
+        optimizer: ``"adam"``, ``"rmsprop"`` (PyTorch's, epsilon outside the square root) or
+            ``"rmsprop_tf"`` (TensorFlow's, epsilon inside the square root: the DQN paper and
+            Dopamine; ``distrl_agents.agents.optim.TFRMSprop``).
         lr: learning rate.
         optimizer_eps: Adam / RMSprop epsilon.
         rmsprop_alpha: RMSprop smoothing constant (TF "decay").
         rmsprop_centered: centred RMSprop.
+        rmsprop_initial_ms: starting mean square of ``rmsprop_tf`` (TensorFlow 1 / Dopamine: 1;
+            the DQN paper's code: 0); unused by the other optimisers.
         max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
         double_dqn: pick the bootstrap action with the online network (van Hasselt et al. 2016).
         precision: ``"fp32"`` or ``"bf16"`` (autocast for torso and heads; losses stay fp32).
@@ -179,6 +187,7 @@ class Agent(ABC):
         optimizer_eps: float = 0.01 / 32,
         rmsprop_alpha: float = 0.95,
         rmsprop_centered: bool = False,
+        rmsprop_initial_ms: float = 1.0,
         max_grad_norm: float | None = None,
         double_dqn: bool = False,
         precision: str = "fp32",
@@ -199,6 +208,11 @@ class Agent(ABC):
             0 < float(rmsprop_alpha) < 1, "rmsprop_alpha", f"must be in (0, 1), got {rmsprop_alpha}"
         )
         check_hparam(
+            float(rmsprop_initial_ms) >= 0,
+            "rmsprop_initial_ms",
+            f"must be >= 0, got {rmsprop_initial_ms}",
+        )
+        check_hparam(
             max_grad_norm is None or float(max_grad_norm) > 0,
             "max_grad_norm",
             f"must be > 0 or null, got {max_grad_norm}",
@@ -217,6 +231,7 @@ class Agent(ABC):
         self.optimizer_eps = float(optimizer_eps)
         self.rmsprop_alpha = float(rmsprop_alpha)
         self.rmsprop_centered = bool(rmsprop_centered)
+        self.rmsprop_initial_ms = float(rmsprop_initial_ms)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.double_dqn = bool(double_dqn)
         self.precision = precision
@@ -236,6 +251,7 @@ class Agent(ABC):
             "optimizer_eps": self.optimizer_eps,
             "rmsprop_alpha": self.rmsprop_alpha,
             "rmsprop_centered": self.rmsprop_centered,
+            "rmsprop_initial_ms": self.rmsprop_initial_ms,
             "max_grad_norm": self.max_grad_norm,
             "double_dqn": self.double_dqn,
             "precision": precision,
@@ -328,6 +344,7 @@ class Agent(ABC):
                 self.optimizer_eps,
                 self.rmsprop_alpha,
                 self.rmsprop_centered,
+                self.rmsprop_initial_ms,
             )
         ]
 
@@ -384,11 +401,19 @@ class Agent(ABC):
         """Epsilon-greedy actions for a batch of observations ``[N, *obs_shape]`` -> int64 ``[N]``.
 
         One forward pass for all environments; the greedy value is ``action_value_fn(dist)``.
+        With noisy layers in training mode, fresh noise is drawn for every call, as in Rainbow
+        (Hessel et al. 2018; Fortunato et al. 2018, Algorithm 1: a new noise sample for each
+        action), from the agent's seeded generator; in eval mode the mean weights act.
         """
         obs_t = torch.as_tensor(obs)
         if obs_t.dim() == len(self.obs_shape):
             obs_t = obs_t.unsqueeze(0)
-        dist = self.distribution(self.acting_network(), obs_t)
+        net = self.acting_network()
+        if self.noisy and self.training:
+            # On the network that acts: under bf16 that is the bf16 copy, whose noise buffers
+            # the next refresh overwrites with the online ones (``learn`` redraws those anyway).
+            net.reset_noise(self.generator)
+        dist = self.distribution(net, obs_t)
         actions = self.action_value_fn(dist).float().argmax(dim=-1).cpu().numpy().astype(np.int64)
         if epsilon > 0:
             num_envs: int = actions.shape[0]  # an int, not Any: picks rng.random's array overload
@@ -529,6 +554,15 @@ class Agent(ABC):
                 return torch.optim.Adam(group.params, lr=group.lr, eps=group.eps, fused=True)
             except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
                 return torch.optim.Adam(group.params, lr=group.lr, eps=group.eps)
+        if group.kind == "rmsprop_tf":
+            return TFRMSprop(
+                group.params,
+                lr=group.lr,
+                alpha=group.rmsprop_alpha,
+                eps=group.eps,
+                centered=group.rmsprop_centered,
+                initial_mean_square=group.rmsprop_initial_ms,
+            )
         return torch.optim.RMSprop(
             group.params,
             lr=group.lr,

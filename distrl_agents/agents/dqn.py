@@ -28,7 +28,7 @@ class DQNAgent(Agent):
         self,
         *,
         huber_kappa: float = 1.0,
-        optimizer: str = "rmsprop",
+        optimizer: str = "rmsprop_tf",
         lr: float = 2.5e-4,
         optimizer_eps: float = 1e-5,
         rmsprop_alpha: float = 0.95,

@@ -50,6 +50,7 @@ def evaluate(
     record_env: int | None = None,
     on_step: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    seed: int | None = None,
 ) -> EvalResult:
     """Play ``episodes`` whole games on the vector ``env`` (an :class:`~distrl_agents.envs.AtariEnv`).
 
@@ -64,6 +65,8 @@ def evaluate(
         on_step: called with the number of agent steps after each vector step (progress bars).
         should_stop: polled every step; when it returns True play stops at once (the result then
             holds the games finished so far and ``interrupted`` is set).
+        seed: reset the environments with this seed (env ``i``: ``seed + i``) so that every
+            evaluation can start from fresh games; ``None`` uses the environments' own seed.
     """
     n = env.num_envs
     quota = np.full(n, episodes // n)
@@ -73,7 +76,7 @@ def evaluate(
     lengths: list[int] = []
     frames: list[np.ndarray] = []
     recording = record_env is not None
-    obs, _ = env.reset()
+    obs, _ = env.reset(seed=seed)
     steps = 0
     interrupted = False
     while (done < quota).any() and (max_steps is None or steps < max_steps):

@@ -86,6 +86,36 @@ _ATARI100K_MAX_FRAMES = 500_000
 
 _DATA = "data"
 _PUBLISHED_PER_GAME = "atari100k_published.csv"
+
+#: The two ways to run data-efficient Rainbow, by experiment preset, for ``--compare DER``. The
+#: published DER column is the paper's (van Hasselt et al. 2019), so only ``atari100k`` runs
+#: share its settings; ``atari100k_dopamine`` runs match Dopamine's re-implementation.
+DER_PRESETS: dict[str, str] = {
+    "atari100k": (
+        "the DER paper's settings (van Hasselt et al. 2019, Appendix table: n = 20, 5x5/5 "
+        "torso with 256 hidden units, noisy nets without epsilon-greedy): the settings of the "
+        "published DER scores"
+    ),
+    "atari100k_dopamine": (
+        "Dopamine's DER (labs/atari_100k/configs/DER.gin: n = 10, epsilon 0.01 after a "
+        "2,000-step decay, Nature torso with 512 hidden units): not the settings of the "
+        "published DER scores, which are the paper's"
+    ),
+}
+
+
+def der_settings(preset: str | None) -> str:
+    """What a run launched with ``preset`` has in common with the published DER scores."""
+    if preset in DER_PRESETS:
+        return DER_PRESETS[preset]
+    return (
+        "neither DER setting (experiment=atari100k is the paper's, experiment=atari100k_dopamine "
+        "Dopamine's)"
+        if preset
+        else "unknown: the run directory has no config.json naming its preset"
+    )
+
+
 _PUBLISHED_AGGREGATES = "published_aggregates.csv"
 # Columns of atari100k_published.csv that are not methods.
 _PER_GAME_NON_METHODS = ("game", "random", "human")
@@ -169,6 +199,8 @@ class RunResult:
     #: the run's settings from its config.json, flattened (``agent.lr``), without its identity,
     #: schedule, devices and logging (``training.sweep.names_a_run_setting``); {} without one
     settings: dict[str, Any] = field(default_factory=dict)
+    #: the experiment preset the run was launched with (config.json ``name``), or None
+    preset: str | None = None
 
     @property
     def final_score(self) -> float:
@@ -276,7 +308,18 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
         curve=curve,
         final=final,
         settings=_run_settings(run_dir / "config.json"),
+        preset=_run_preset(run_dir / "config.json"),
     )
+
+
+def _run_preset(path: Path) -> str | None:
+    """The ``name`` (experiment preset) in a run's config.json, or None without one."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    name = config.get("name") if isinstance(config, dict) else None
+    return str(name) if name is not None else None
 
 
 def _run_settings(path: Path) -> dict[str, Any]:
@@ -516,6 +559,8 @@ class Report:
     notes: list[str]
     reps: int
     confidence: float
+    #: with ``--compare DER``: (label, game, seed, preset, which DER settings) per run
+    der_settings: list[tuple[str, str, int, str | None, str]] = field(default_factory=list)
     markdown: str = ""
     files: list[Path] = field(default_factory=list)
 
@@ -713,7 +758,15 @@ def build_report(
             "bootstrap interval has zero width and says nothing about its seed variance"
         )
 
+    der_rows: list[tuple[str, str, int, str | None, str]] = []
+    if any(_key(c) == _key("DER") for c in compare):
+        der_rows = [
+            (labels[id(r)], r.game, r.seed, r.preset, der_settings(r.preset))
+            for r in sorted(runs, key=lambda r: (labels[id(r)], r.game, r.seed))
+        ]
+
     report = Report(
+        der_settings=der_rows,
         runs=runs,
         coverage=coverage,
         agents=run_agents + published_agents,
@@ -819,6 +872,10 @@ def _aggregates_json(report: Report) -> dict[str, Any]:
             for agent, metrics in report.aggregates.items()
         },
         "published_aggregates": report.published_aggregate_rows,
+        "der_settings": [
+            {"agent": a, "game": g, "seed": sd, "preset": p, "der_settings": d}
+            for a, g, sd, p, d in report.der_settings
+        ],
         "notes": report.notes,
     }
 
@@ -926,6 +983,19 @@ def _markdown(report: Report, dirs: Sequence[str | os.PathLike[str]], files: lis
             "column). These cover 54-57 games at 200M frames; compare only like with like.",
             "",
         ]
+    if report.der_settings:
+        parts += [
+            "## Settings compared with DER",
+            "",
+            "DER (published) is data-efficient Rainbow with the paper's settings (van Hasselt "
+            "et al. 2019); each run's preset says whether it used those settings:",
+            "",
+            _md_table(
+                ["agent", "game", "seed", "preset", "DER settings"],
+                [[a, g, str(sd), p or "-", d] for a, g, sd, p, d in report.der_settings],
+            ),
+            "",
+        ]
     if report.notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     parts += ["## Files", ""] + [f"- {f}" for f in ["report.md", *files]] + [""]
@@ -998,7 +1068,9 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         default="",
         help="comma-separated published results to add, e.g. DER,SPR (Atari-100k per-game "
-        "scores, shown as extra agents) or C51,IQN (published 200M-frame aggregates)",
+        "scores, shown as extra agents) or C51,IQN (published 200M-frame aggregates); with DER "
+        "the report also says which DER settings each run used (experiment=atari100k: the "
+        "paper's; atari100k_dopamine: Dopamine's)",
     )
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default 0.95)")

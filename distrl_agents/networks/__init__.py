@@ -23,7 +23,7 @@ from distrl_agents.networks.heads import (
     quantile_midpoints,
 )
 from distrl_agents.networks.layers import ActionStream, NoisyLinear, reset_noise
-from distrl_agents.networks.torsos import ImpalaCNN, MLPTorso, NatureCNN
+from distrl_agents.networks.torsos import DataEfficientCNN, ImpalaCNN, MLPTorso, NatureCNN
 
 __all__ = [
     "HEADS",
@@ -32,6 +32,7 @@ __all__ = [
     "ActionStream",
     "CategoricalHead",
     "CosineEmbedding",
+    "DataEfficientCNN",
     "DistributionalNetwork",
     "ExpectedValueHead",
     "FQFHead",

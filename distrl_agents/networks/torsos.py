@@ -58,6 +58,34 @@ class NatureCNN(nn.Module):
         return self.net(_to_float(obs))
 
 
+class DataEfficientCNN(nn.Module):
+    """Data-efficient Rainbow's smaller torso (van Hasselt et al. 2019, Appendix, hyperparameter
+    table: channels 32, 64; filter sizes 5x5, 5x5; strides 5, 5).
+
+    ``[B, S, 84, 84]`` uint8 -> conv 32x5x5/5 -> conv 64x5x5/5 -> ``[B, 576]`` (64 x 3 x 3).
+    The paper's 256-unit hidden layer belongs to the head (``hidden: 256``).
+    """
+
+    def __init__(self, obs_shape: Sequence[int]) -> None:
+        super().__init__()
+        if len(obs_shape) != 3:
+            raise ValueError(
+                f"torso 'der' needs image observations [S, H, W]; got obs_shape={tuple(obs_shape)}"
+            )
+        self.net = nn.Sequential(
+            nn.Conv2d(obs_shape[0], 32, kernel_size=5, stride=5),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=5, stride=5),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            self.output_dim = int(self.net(torch.zeros(1, *obs_shape)).shape[-1])
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(_to_float(obs))
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()

@@ -45,6 +45,20 @@ from distrl_agents.training.device import (
 from distrl_agents.types import LearnResult
 
 EVAL_SEED_OFFSET = 10_000
+
+
+def eval_env_seed(run_seed: int, eval_index: int) -> int:
+    """Environment seed of the ``eval_index``-th periodic evaluation of run ``run_seed``.
+
+    Each evaluation starts its games from fresh seeds (new no-op starts, new sticky-action
+    draws) instead of replaying the same ones, and the seed depends only on the run seed and the
+    evaluation's index, so a resumed run evaluates exactly as an uninterrupted one. Evaluation
+    env ``i`` gets ``eval_env_seed(...) + i``; the value stays below 2**30 for ALE.
+    """
+    words = np.random.SeedSequence([int(run_seed), EVAL_SEED_OFFSET, int(eval_index)])
+    return int(words.generate_state(1, dtype=np.uint32)[0]) % (1 << 30)
+
+
 #: Signals that stop training with a checkpoint (SIGUSR1, SIGUSR2: cluster pre-emption / time
 #: limit notices; SIGUSR2 is submitit's, see distrl_agents.training.sweep).
 STOP_SIGNALS = tuple(
@@ -348,6 +362,11 @@ class Trainer:
                 seed=self.cfg.seed + EVAL_SEED_OFFSET,
                 **self.cfg.env.overrides,
             )
+        # Evaluations are numbered by the period they close (the one due at step k * eval_period,
+        # run at that step or a few steps after it, is number k), never by a counter that a
+        # resume would have to restore.
+        eval_index = self.agent_step // t.eval_period if t.eval_period else self.agent_step
+        env_seed = eval_env_seed(self.cfg.seed, eval_index)
         self.agent.eval()
         try:
             result = evaluate(
@@ -357,6 +376,7 @@ class Trainer:
                 max_steps=t.eval_steps or None,
                 epsilon=t.eval_epsilon,
                 should_stop=lambda: self._stop is not None,
+                seed=env_seed,
             )
         finally:
             self.agent.train()
@@ -380,6 +400,8 @@ class Trainer:
                 "stderr_return": result.stderr_return,
                 "hns": hns,
                 "eval_epsilon": t.eval_epsilon,
+                "eval_index": eval_index,
+                "env_seed": env_seed,
                 "source": "train",
             },
         )
