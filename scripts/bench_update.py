@@ -2,9 +2,12 @@
 actions), in fp32 and bf16 autocast (and channels-last), on CPU and on CUDA when present.
 
     python scripts/bench_update.py [--agents dqn c51 ...] [--iters 20] [--threads 2]
-                                   [--compile [update|graphs]]
+                                   [--compile [update|graphs]] [--bf16-outputs]
 
 Presets are the paper ones (configs/agent/*.yaml values via the constructors' defaults).
+The bf16 columns compute the heads' output layers in fp32 (``network.fp32_output``, the
+default); ``--bf16-outputs`` adds the same bf16 variants with the output layers left to autocast
+(bf16 values) and the ratio, i.e. what fp32-exact values cost.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from distrl_agents.training.device import tune_host_allocator
 from distrl_agents.types import Batch
 
 AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
-# (precision, channels-last, compile mode)
-VARIANTS = [("fp32", False, "off"), ("bf16", False, "off"), ("bf16", True, "off")]
+# (precision, channels-last, compile mode, fp32 output layers)
+VARIANTS = [("fp32", False, "off", True), ("bf16", False, "off", True), ("bf16", True, "off", True)]
 
 
 def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batch:
@@ -44,6 +47,7 @@ def bench(
     precision: str,
     channels_last: bool,
     compile_mode: str,
+    fp32_output: bool,
     iters: int,
     warmup: int,
 ) -> float:
@@ -52,7 +56,7 @@ def bench(
         num_actions=18,
         obs_shape=(4, 84, 84),
         device=device,
-        network={"torso": "nature"},
+        network={"torso": "nature", "fp32_output": fp32_output},
         precision=precision,
         channels_last=channels_last,
         compile=compile_mode,
@@ -90,30 +94,50 @@ def main() -> None:
         default="tuned",
         help="tuned: glibc keeps large blocks for reuse, as the training loop sets it",
     )
+    parser.add_argument(
+        "--bf16-outputs",
+        action="store_true",
+        help="add the bf16 variants with bf16 output layers (fp32_output=False) to compare",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.allocator == "tuned":
         tune_host_allocator()
     variants = VARIANTS
     if args.compile:
-        variants = [*VARIANTS, ("fp32", False, args.compile), ("bf16", True, args.compile)]
+        variants = [
+            *variants,
+            ("fp32", False, args.compile, True),
+            ("bf16", True, args.compile, True),
+        ]
+    if args.bf16_outputs:
+        variants = [*variants, *((p, cl, c, False) for p, cl, c, _ in variants if p == "bf16")]
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    labels = [f"{p}{'+CL' if cl else ''}{'' if c == 'off' else '+' + c}" for p, cl, c in variants]
+    labels = [
+        f"{p}{'+CL' if cl else ''}{'' if c == 'off' else '+' + c}{'' if out else ' bf16-out'}"
+        for p, cl, c, out in variants
+    ]
+    extra = " | best bf16 / best bf16-out |" if args.bf16_outputs else ""
     print(
         f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch "
         f"{torch.__version__}, {args.threads} CPU threads, {args.iters} iters, "
         f"{args.allocator} allocator"
     )
-    print("| agent | device | " + " | ".join(labels) + " | fp32 / best bf16 |")
-    print("|---|---|" + "---:|" * (len(labels) + 1))
+    print("| agent | device | " + " | ".join(labels) + " | fp32 / best bf16 |" + extra)
+    print("|---|---|" + "---:|" * (len(labels) + 1 + bool(extra)))
     for device in devices:
         for name in args.agents:
             times = [
-                bench(name, device, p, cl, c, args.iters, args.warmup) for p, cl, c in variants
+                bench(name, device, p, cl, c, out, args.iters, args.warmup)
+                for p, cl, c, out in variants
             ]
-            best_bf16 = min(t for t, (p, _, _) in zip(times, variants) if p == "bf16")
+            best_bf16 = min(t for t, (p, _, _, out) in zip(times, variants) if p == "bf16" and out)
             cells = " | ".join(f"{t:.1f}" for t in times)
-            print(f"| {name} | {device} | {cells} | {times[0] / best_bf16:.2f}x |", flush=True)
+            row = f"| {name} | {device} | {cells} | {times[0] / best_bf16:.2f}x |"
+            if args.bf16_outputs:
+                best_out = min(t for t, (_, _, _, out) in zip(times, variants) if not out)
+                row += f" {best_bf16 / best_out:.2f}x |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":
