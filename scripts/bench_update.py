@@ -2,7 +2,7 @@
 actions), in fp32 and bf16 autocast (and channels-last), on CPU and on CUDA when present.
 
     python scripts/bench_update.py [--agents dqn c51 ...] [--iters 20] [--threads 2]
-                                   [--compile [update|graphs]] [--bf16-outputs]
+                                   [--compile [update|graphs]] [--bf16-outputs] [--rounds 1]
 
 Presets are the paper ones (configs/agent/*.yaml values via the constructors' defaults).
 The bf16 columns compute the heads' output layers in fp32 (``network.fp32_output``, the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import torch
 
@@ -41,16 +42,15 @@ def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batc
     )
 
 
-def bench(
+def build(
     name: str,
     device: str,
     precision: str,
     channels_last: bool,
     compile_mode: str,
     fp32_output: bool,
-    iters: int,
     warmup: int,
-) -> float:
+) -> tuple[Any, Batch]:
     agent = make_agent(
         name,
         num_actions=18,
@@ -64,11 +64,16 @@ def bench(
     batch = make_batch(device)
     for _ in range(warmup):
         agent.learn(batch)
+    return agent, batch
+
+
+def time_updates(agent: Any, batch: Batch, device: str, iters: int) -> float:
+    """Milliseconds per ``learn`` over ``iters`` updates."""
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(iters):
-        agent.learn(batch)  # learn() reads metrics back with .tolist(): one sync per update
+        agent.learn(batch)
     if device == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / iters * 1000.0
@@ -79,6 +84,13 @@ def main() -> None:
     parser.add_argument("--agents", nargs="+", default=AGENTS)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every variant this many times, round-robin, and report the fastest round "
+        "(variants then share the machine's load alike; use >1 on a busy machine)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     parser.add_argument("--devices", nargs="+", default=None)
     parser.add_argument(
@@ -117,20 +129,23 @@ def main() -> None:
         f"{p}{'+CL' if cl else ''}{'' if c == 'off' else '+' + c}{'' if out else ' bf16-out'}"
         for p, cl, c, out in variants
     ]
-    extra = " | best bf16 / best bf16-out |" if args.bf16_outputs else ""
+    extra = " best bf16 / best bf16-out |" if args.bf16_outputs else ""
     print(
         f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch "
         f"{torch.__version__}, {args.threads} CPU threads, {args.iters} iters, "
-        f"{args.allocator} allocator"
+        f"{args.allocator} allocator, fastest of {args.rounds} round(s)"
     )
     print("| agent | device | " + " | ".join(labels) + " | fp32 / best bf16 |" + extra)
     print("|---|---|" + "---:|" * (len(labels) + 1 + bool(extra)))
     for device in devices:
         for name in args.agents:
-            times = [
-                bench(name, device, p, cl, c, out, args.iters, args.warmup)
-                for p, cl, c, out in variants
+            agents = [build(name, device, *v, args.warmup) for v in variants]
+            rounds = [
+                [time_updates(agent, batch, device, args.iters) for agent, batch in agents]
+                for _ in range(args.rounds)
             ]
+            times = [min(r[i] for r in rounds) for i in range(len(variants))]
+            del agents
             best_bf16 = min(t for t, (p, _, _, out) in zip(times, variants) if p == "bf16" and out)
             cells = " | ".join(f"{t:.1f}" for t in times)
             row = f"| {name} | {device} | {cells} | {times[0] / best_bf16:.2f}x |"
