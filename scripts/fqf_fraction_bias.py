@@ -10,9 +10,10 @@ the proposed fractions moved from uniform.
 
     python scripts/fqf_fraction_bias.py [--seeds 0 1 2] [--steps 1500] [--kappa 0]
 
-Rows: QR-DQN, IQN, C51 (references), FQF with the paper's fraction lr (fractions stay nearly
-uniform), FQF with fraction lr 1e-4 (they move) with the paper's equally weighted target
-samples, and the same with ``weighted_targets=True``.
+Rows: QR-DQN, IQN, C51 (references); FQF with the paper's fraction lr 2.5e-9 and with RMSProp
+lr 1e-4 (the fractions barely move), with Adam lr 1e-2 (they move), and with fractions held far
+from uniform (the weighting alone), each with the paper's equally weighted target samples and
+with ``weighted_targets=True``. First the exact fixed points at the held fractions.
 """
 
 from __future__ import annotations
@@ -134,6 +135,34 @@ def run(name: str, hparams: dict[str, Any], seed: int, steps: int) -> dict[str, 
     return evaluate(agent, env)
 
 
+def fixed_points(skew: float = 2.0, n: int = 32) -> dict[str, tuple[float, float]]:
+    """Exact fixed points at held fractions (proposal logits ``skew * linspace(-1, 1, n)``), with
+    ``s1`` known exactly: (W1 % of range, Q error %) of the best staircase at those fractions (what
+    width-weighted targets converge to) and of the 1/N-weighted target's quantiles."""
+    env = TwoStepBootstrap()
+    logits = skew * np.linspace(-1, 1, n)
+    widths = np.exp(logits) / np.exp(logits).sum()
+    taus = np.concatenate([[0.0], np.cumsum(widths)])
+    tau_hats = (taus[1:] + taus[:-1]) / 2
+
+    def quantiles(values: np.ndarray, probs: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        order = np.argsort(values)
+        cdf = np.cumsum(probs[order])
+        idx = np.searchsorted(cdf, levels, side="right").clip(max=values.shape[0] - 1)
+        return values[order][idx]
+
+    true_v, true_p = env.return_distribution(0)
+    s1_v, s1_p = env.return_distribution(1)
+    target = env.first_reward + env.gamma * quantiles(s1_v, s1_p, tau_hats)  # at tau_hat_j
+    out = {}
+    for label, target_probs in (("widths", widths), ("1/N", np.full(n, 1.0 / n))):
+        z = quantiles(target, target_probs, tau_hats)  # the quantile regression's fixed point
+        w1 = 100 * wasserstein1(z, widths, true_v, true_p) / float(np.ptp(true_v))
+        q = 100 * (float((z * widths).sum()) - env.true_q(0)) / env.true_q(0)
+        out[label] = (w1, q)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -143,6 +172,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    for label, (w1, q) in fixed_points().items():
+        print(
+            f"exact fixed point, held skewed fractions, {label} targets: "
+            f"W1 {w1:.2f}% of range, Q error {q:.2f}%"
+        )
     print(
         f"TwoStepBootstrap (first reward 1, gamma 0.9, long-tailed second reward), state s0; "
         f"{args.steps} updates of 64, kappa {args.kappa}, seeds {args.seeds}; mean (min..max)"
