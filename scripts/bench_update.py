@@ -2,15 +2,19 @@
 actions), in fp32 and bf16 autocast (and channels-last), on CPU and on CUDA when present.
 
     python scripts/bench_update.py [--agents dqn c51 ...] [--iters 20] [--threads 2]
-                                   [--compile [update|graphs]]
+                                   [--compile [update|graphs]] [--bf16-outputs] [--rounds 1]
 
 Presets are the paper ones (configs/agent/*.yaml values via the constructors' defaults).
+The bf16 columns compute the heads' output layers in fp32 (``network.fp32_output``, the
+default); ``--bf16-outputs`` adds the same bf16 variants with the output layers left to autocast
+(bf16 values) and the ratio, i.e. what fp32-exact values cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import torch
 
@@ -19,8 +23,8 @@ from distrl_agents.training.device import tune_host_allocator
 from distrl_agents.types import Batch
 
 AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
-# (precision, channels-last, compile mode)
-VARIANTS = [("fp32", False, "off"), ("bf16", False, "off"), ("bf16", True, "off")]
+# (precision, channels-last, compile mode, fp32 output layers)
+VARIANTS = [("fp32", False, "off", True), ("bf16", False, "off", True), ("bf16", True, "off", True)]
 
 
 def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batch:
@@ -38,21 +42,21 @@ def make_batch(device: str, batch_size: int = 32, num_actions: int = 18) -> Batc
     )
 
 
-def bench(
+def build(
     name: str,
     device: str,
     precision: str,
     channels_last: bool,
     compile_mode: str,
-    iters: int,
+    fp32_output: bool,
     warmup: int,
-) -> float:
+) -> tuple[Any, Batch]:
     agent = make_agent(
         name,
         num_actions=18,
         obs_shape=(4, 84, 84),
         device=device,
-        network={"torso": "nature"},
+        network={"torso": "nature", "fp32_output": fp32_output},
         precision=precision,
         channels_last=channels_last,
         compile=compile_mode,
@@ -60,11 +64,16 @@ def bench(
     batch = make_batch(device)
     for _ in range(warmup):
         agent.learn(batch)
+    return agent, batch
+
+
+def time_updates(agent: Any, batch: Batch, device: str, iters: int) -> float:
+    """Milliseconds per ``learn`` over ``iters`` updates."""
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(iters):
-        agent.learn(batch)  # learn() reads metrics back with .tolist(): one sync per update
+        agent.learn(batch)
     if device == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / iters * 1000.0
@@ -75,6 +84,13 @@ def main() -> None:
     parser.add_argument("--agents", nargs="+", default=AGENTS)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every variant this many times, round-robin, and report the fastest round "
+        "(variants then share the machine's load alike; use >1 on a busy machine)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     parser.add_argument("--devices", nargs="+", default=None)
     parser.add_argument(
@@ -90,30 +106,53 @@ def main() -> None:
         default="tuned",
         help="tuned: glibc keeps large blocks for reuse, as the training loop sets it",
     )
+    parser.add_argument(
+        "--bf16-outputs",
+        action="store_true",
+        help="add the bf16 variants with bf16 output layers (fp32_output=False) to compare",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.allocator == "tuned":
         tune_host_allocator()
     variants = VARIANTS
     if args.compile:
-        variants = [*VARIANTS, ("fp32", False, args.compile), ("bf16", True, args.compile)]
+        variants = [
+            *variants,
+            ("fp32", False, args.compile, True),
+            ("bf16", True, args.compile, True),
+        ]
+    if args.bf16_outputs:
+        variants = [*variants, *((p, cl, c, False) for p, cl, c, _ in variants if p == "bf16")]
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    labels = [f"{p}{'+CL' if cl else ''}{'' if c == 'off' else '+' + c}" for p, cl, c in variants]
+    labels = [
+        f"{p}{'+CL' if cl else ''}{'' if c == 'off' else '+' + c}{'' if out else ' bf16-out'}"
+        for p, cl, c, out in variants
+    ]
+    extra = " best bf16 / best bf16-out |" if args.bf16_outputs else ""
     print(
         f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch "
         f"{torch.__version__}, {args.threads} CPU threads, {args.iters} iters, "
-        f"{args.allocator} allocator"
+        f"{args.allocator} allocator, fastest of {args.rounds} round(s)"
     )
-    print("| agent | device | " + " | ".join(labels) + " | fp32 / best bf16 |")
-    print("|---|---|" + "---:|" * (len(labels) + 1))
+    print("| agent | device | " + " | ".join(labels) + " | fp32 / best bf16 |" + extra)
+    print("|---|---|" + "---:|" * (len(labels) + 1 + bool(extra)))
     for device in devices:
         for name in args.agents:
-            times = [
-                bench(name, device, p, cl, c, args.iters, args.warmup) for p, cl, c in variants
+            agents = [build(name, device, *v, args.warmup) for v in variants]
+            rounds = [
+                [time_updates(agent, batch, device, args.iters) for agent, batch in agents]
+                for _ in range(args.rounds)
             ]
-            best_bf16 = min(t for t, (p, _, _) in zip(times, variants) if p == "bf16")
+            times = [min(r[i] for r in rounds) for i in range(len(variants))]
+            del agents
+            best_bf16 = min(t for t, (p, _, _, out) in zip(times, variants) if p == "bf16" and out)
             cells = " | ".join(f"{t:.1f}" for t in times)
-            print(f"| {name} | {device} | {cells} | {times[0] / best_bf16:.2f}x |", flush=True)
+            row = f"| {name} | {device} | {cells} | {times[0] / best_bf16:.2f}x |"
+            if args.bf16_outputs:
+                best_out = min(t for t, (_, _, _, out) in zip(times, variants) if not out)
+                row += f" {best_bf16 / best_out:.2f}x |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

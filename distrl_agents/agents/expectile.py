@@ -69,6 +69,7 @@ class ExpectileHead(QuantileHead):
         dueling: bool = False,
         noisy: bool = False,
         noisy_std: float = 0.5,
+        fp32_output: bool = True,
     ) -> None:
         if num_expectiles < 1 or num_expectiles % 2 == 0:
             raise ValueError(f"num_expectiles must be odd and >= 1, got {num_expectiles}")
@@ -80,6 +81,7 @@ class ExpectileHead(QuantileHead):
             dueling=dueling,
             noisy=noisy,
             noisy_std=noisy_std,
+            fp32_output=fp32_output,
         )
         self.num_expectiles = num_expectiles
         self.mean_index = num_expectiles // 2  # tau_{(K+1)/2} = 0.5

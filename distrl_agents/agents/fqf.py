@@ -17,10 +17,19 @@ class FQFAgent(Agent):
     """Fully parameterised quantile function.
 
     Quantile values: ``Z(x, a) ~ sum_i (tau_{i+1} - tau_i) F^-1(tau_hat_i)`` (Yang et al. 2019,
-    Eq. 1-2), trained with the quantile Huber loss at ``tau_hat`` against target values
-    ``r + gamma^n F^-1_target(tau_hat_j; x', a*)`` at the same (online, current-state) fractions,
-    as in the authors' code. Fractions: the W1 gradient of Proposition 1 (``fqf_fraction_loss``),
-    minus ``entropy_coef`` times the proposal entropy, with a separate optimiser.
+    Eq. 1-2), trained with the quantile Huber loss at ``tau_hat`` against target samples
+    ``r + gamma^n F^-1_target(tau_hat_j; x', a*)`` taken at the same (online, current-state)
+    fractions ``tau_hat_j`` (as Kuwahara's port, which shares the fractions "to reduce
+    computations"; the authors' code evaluates the target network at its own proposal for
+    ``x'``). Either way the target samples sit at non-uniform fractions, and the paper's loss
+    averages them with weight ``1/N`` each; ``weighted_targets=True`` weights sample ``j`` by its
+    fraction width ``tau_{j+1} - tau_j`` instead (see the docs' FQF section).
+    Bootstrap action ``a* = argmax_a sum_i (tau'_{i+1} - tau'_i) F^-1(tau'_hat_i; x', a)`` with
+    ``tau'`` the target network's own proposal for ``x'`` (the online network's with
+    ``double_dqn``), as in the authors' code (microsoft/FQF, ``fqf_agent.py``,
+    ``_build_networks``: ``target_convnet(next_states)``, the ``ws`` weighted sum).
+    Fractions: the W1 gradient of Proposition 1 (``fqf_fraction_loss``), minus ``entropy_coef``
+    times the proposal entropy, with a separate optimiser.
 
     Args:
         num_fractions: ``N`` (32).
@@ -32,6 +41,8 @@ class FQFAgent(Agent):
         fraction_optimizer_eps: its epsilon (1e-5).
         fraction_rmsprop_alpha: RMSprop smoothing (0.95).
         entropy_coef: weight of the fraction-entropy bonus (0; published code uses 0 to 10).
+        weighted_targets: weight each target sample by its fraction width in the quantile loss
+            (``False``: ``1/N`` each, the paper's loss and the authors' code).
         **kwargs: shared ``Agent`` arguments (``lr`` is the quantile-value network's).
     """
 
@@ -48,6 +59,7 @@ class FQFAgent(Agent):
         fraction_optimizer_eps: float = 1e-5,
         fraction_rmsprop_alpha: float = 0.95,
         entropy_coef: float = 0.0,
+        weighted_targets: bool = False,
         lr: float = 5e-5,
         optimizer_eps: float = 0.01 / 32,
         **kwargs: Any,
@@ -60,6 +72,7 @@ class FQFAgent(Agent):
         self.fraction_optimizer_eps = float(fraction_optimizer_eps)
         self.fraction_rmsprop_alpha = float(fraction_rmsprop_alpha)
         self.entropy_coef = float(entropy_coef)
+        self.weighted_targets = bool(weighted_targets)
         super().__init__(
             lr=lr,
             optimizer_eps=optimizer_eps,
@@ -72,6 +85,7 @@ class FQFAgent(Agent):
                 "fraction_optimizer_eps": self.fraction_optimizer_eps,
                 "fraction_rmsprop_alpha": self.fraction_rmsprop_alpha,
                 "entropy_coef": self.entropy_coef,
+                "weighted_targets": self.weighted_targets,
             },
             **kwargs,
         )
@@ -153,11 +167,13 @@ class FQFAgent(Agent):
             reward = batch.reward.to(self.device).float().unsqueeze(1)
             discount = batch.discount.to(self.device).float().unsqueeze(1)
             target = reward + discount * z_next  # Yang et al. 2019, Algorithm 1
-        per_sample = quantile_huber_loss(z_taken, target, tau_hats, self.kappa)
+        widths = (fr.taus[:, 1:] - fr.taus[:, :-1]).detach()  # [B, N] P(target sample j)
+        per_sample = quantile_huber_loss(
+            z_taken, target, tau_hats, self.kappa, widths if self.weighted_targets else None
+        )
         fraction = fqf_fraction_loss(
             fr.taus, z_at_taus, z_taken.detach(), fr.entropy, self.entropy_coef
         )
-        widths = (fr.taus[:, 1:] - fr.taus[:, :-1]).detach()
         q_taken = (widths * z_taken.detach()).sum(-1)  # Yang et al. 2019, Eq. 1
         return LossOutput(
             per_sample=per_sample,

@@ -3,6 +3,8 @@
 - ``LongTailBandit``: one step, fixed observation; action 0 pays a reward drawn from a discrete
   long-tailed distribution spanning two orders of magnitude, action 1 a constant. The true
   return distribution of each action is known exactly (``return_distribution``).
+- ``TwoStepBootstrap``: a constant reward, then a long-tailed random reward one step later; the
+  first state's return distribution is known exactly but reachable only by bootstrapping.
 - ``Chain``: a short corridor with a small reward at the near end and a large one at the far end;
   the optimal policy is "always right" for gamma > (small / large)^(1 / (length - 3)).
 """
@@ -65,6 +67,65 @@ class LongTailBandit:
 
     def true_q(self) -> np.ndarray:
         return np.array([float((v * p).sum()) for v, p in map(self.return_distribution, range(2))])
+
+
+class TwoStepBootstrap:
+    """Two states, one action: ``s0`` pays ``first_reward`` and moves to ``s1``; ``s1`` pays a
+    reward ~ ``LONG_TAIL_VALUES`` with ``LONG_TAIL_PROBS`` and ends the episode.
+
+    ``Z(s0) = first_reward + gamma * Z(s1)``: the distribution of ``s0`` is learned only through
+    the bootstrapped target from ``s1``. ``sample_batch`` draws transitions from both states
+    (``s0`` with probability ``p_first``), as a replay buffer of this task would hold them.
+    """
+
+    num_actions = 1
+
+    def __init__(
+        self,
+        obs_dim: int = 4,
+        first_reward: float = 1.0,
+        gamma: float = 0.9,
+        p_first: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        if obs_dim < 2:
+            raise ValueError(f"obs_dim must be >= 2, got {obs_dim}")
+        self.obs_dim = obs_dim
+        self.obs_shape = (obs_dim,)
+        self.first_reward = float(first_reward)
+        self.gamma = float(gamma)
+        self.p_first = float(p_first)
+        self.rng = np.random.default_rng(seed)
+
+    def observation(self, state: int) -> np.ndarray:
+        """One-hot observation of state 0 (``s0``) or 1 (``s1``), ``[obs_dim]`` float32."""
+        obs = np.zeros(self.obs_dim, dtype=np.float32)
+        obs[state] = 1.0
+        return obs
+
+    def sample_batch(
+        self, size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(obs, action, reward, discount, next_obs)`` for ``size`` transitions."""
+        first = self.rng.random(size) < self.p_first
+        eye = np.eye(self.obs_dim, dtype=np.float32)
+        obs = np.where(first[:, None], eye[0], eye[1])
+        next_obs = eye[np.ones(size, dtype=np.int64)]  # s1 (ignored after s1: discount 0)
+        tail = self.rng.choice(LONG_TAIL_VALUES, size=size, p=LONG_TAIL_PROBS)
+        reward = np.where(first, self.first_reward, tail).astype(np.float32)
+        discount = np.where(first, self.gamma, 0.0).astype(np.float32)
+        return obs, np.zeros(size, dtype=np.int64), reward, discount, next_obs
+
+    def return_distribution(self, state: int) -> tuple[np.ndarray, np.ndarray]:
+        """True return distribution ``(values, probs)`` of ``state``."""
+        values = LONG_TAIL_VALUES.astype(np.float64)
+        if state == 0:
+            values = self.first_reward + self.gamma * values
+        return values, LONG_TAIL_PROBS.copy()
+
+    def true_q(self, state: int) -> float:
+        values, probs = self.return_distribution(state)
+        return float((values * probs).sum())
 
 
 class Chain:

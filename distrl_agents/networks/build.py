@@ -29,13 +29,16 @@ HEADS: dict[str, type[nn.Module]] = {
 TORSOS = ("nature", "der", "impala", "mlp")
 
 # Every network option with its default. ``hidden`` is the width of the head's hidden layer
-# (512 in Nature DQN); ``noisy_std`` is sigma_0 of Fortunato et al. 2018 (0.5, factorised).
+# (512 in Nature DQN); ``noisy_std`` is sigma_0 of Fortunato et al. 2018 (0.5, factorised);
+# ``fp32_output``: the heads' output layers compute in fp32 under bf16 autocast (values are
+# fp32-exact); ``False`` leaves them to autocast (bf16 values), only to measure the difference.
 NETWORK_DEFAULTS: dict[str, Any] = {
     "torso": "nature",
     "hidden": 512,
     "dueling": False,
     "noisy": False,
     "noisy_std": 0.5,
+    "fp32_output": True,
     "impala_channels": (16, 32, 32),
     "mlp_sizes": (64, 64),
 }
@@ -60,6 +63,7 @@ def network_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     opts["dueling"] = bool(opts["dueling"])
     opts["noisy"] = bool(opts["noisy"])
     opts["noisy_std"] = float(opts["noisy_std"])
+    opts["fp32_output"] = bool(opts["fp32_output"])
     opts["impala_channels"] = tuple(int(c) for c in opts["impala_channels"])
     opts["mlp_sizes"] = tuple(int(c) for c in opts["mlp_sizes"])
     return opts
@@ -110,7 +114,7 @@ def build_network(
 
     Args:
         options: ``torso`` (nature | der | impala | mlp), ``hidden``, ``dueling``, ``noisy``,
-            ``noisy_std``, ``impala_channels``, ``mlp_sizes``; missing keys take
+            ``noisy_std``, ``fp32_output``, ``impala_channels``, ``mlp_sizes``; missing keys take
             ``NETWORK_DEFAULTS``.
         obs_shape: one observation's shape, e.g. ``(4, 84, 84)`` or ``(d,)``.
         num_actions: ``A``.
@@ -128,6 +132,7 @@ def build_network(
         dueling=opts["dueling"],
         noisy=opts["noisy"],
         noisy_std=opts["noisy_std"],
+        fp32_output=opts["fp32_output"],
         **head_kwargs,
     )
     return DistributionalNetwork(torso, head_module)

@@ -1,7 +1,9 @@
 """Heads: torso features ``[B, F]`` -> one ``ReturnDistribution`` per action.
 
-Every head casts its outputs to fp32 (softmax and quantile values are never left in bf16), so
-losses downstream are computed in fp32 even when the torso runs under bf16 autocast.
+Under bf16 autocast the torso and each head's hidden layer run in bf16, but the output layer
+(values, advantages, atom logits, quantile or expectile values) computes in fp32 from those bf16
+activations (``fp32_output``, see ``layers.FP32Linear``): values, softmax and quantiles reach the
+losses and the greedy ``argmax`` fp32-exact, not rounded to bf16's 8-bit mantissa.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ class ExpectedValueHead(nn.Module):
         dueling: bool = False,
         noisy: bool = False,
         noisy_std: float = 0.5,
+        fp32_output: bool = True,
     ) -> None:
         super().__init__()
-        self.stream = ActionStream(in_features, num_actions, 1, hidden, dueling, noisy, noisy_std)
+        self.stream = ActionStream(
+            in_features, num_actions, 1, hidden, dueling, noisy, noisy_std, fp32_output
+        )
 
     def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
         values = self.stream(features).float()  # [B, A, 1]
@@ -58,6 +63,7 @@ class CategoricalHead(nn.Module):
         dueling: bool = False,
         noisy: bool = False,
         noisy_std: float = 0.5,
+        fp32_output: bool = True,
     ) -> None:
         super().__init__()
         if num_atoms < 2:
@@ -67,7 +73,7 @@ class CategoricalHead(nn.Module):
         self.num_atoms = num_atoms
         self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms))  # [K]
         self.stream = ActionStream(
-            in_features, num_actions, num_atoms, hidden, dueling, noisy, noisy_std
+            in_features, num_actions, num_atoms, hidden, dueling, noisy, noisy_std, fp32_output
         )
 
     def logits(self, features: Tensor) -> Tensor:
@@ -102,6 +108,7 @@ class QuantileHead(nn.Module):
         dueling: bool = False,
         noisy: bool = False,
         noisy_std: float = 0.5,
+        fp32_output: bool = True,
     ) -> None:
         super().__init__()
         if num_quantiles < 1:
@@ -109,7 +116,7 @@ class QuantileHead(nn.Module):
         self.num_quantiles = num_quantiles
         self.register_buffer("taus", quantile_midpoints(num_quantiles))  # [N]
         self.stream = ActionStream(
-            in_features, num_actions, num_quantiles, hidden, dueling, noisy, noisy_std
+            in_features, num_actions, num_quantiles, hidden, dueling, noisy, noisy_std, fp32_output
         )
 
     def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
@@ -164,6 +171,7 @@ class ImplicitQuantileHead(nn.Module):
         dueling: bool = False,
         noisy: bool = False,
         noisy_std: float = 0.5,
+        fp32_output: bool = True,
     ) -> None:
         super().__init__()
         if num_quantiles < 1:
@@ -172,7 +180,9 @@ class ImplicitQuantileHead(nn.Module):
             raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
         self.num_quantiles = num_quantiles
         self.embedding = CosineEmbedding(embedding_dim, in_features)
-        self.stream = ActionStream(in_features, num_actions, 1, hidden, dueling, noisy, noisy_std)
+        self.stream = ActionStream(
+            in_features, num_actions, 1, hidden, dueling, noisy, noisy_std, fp32_output
+        )
 
     @torch.compiler.disable  # a seeded generator cannot be traced: sampled eagerly
     def sample_taus(
@@ -276,6 +286,7 @@ class FQFHead(ImplicitQuantileHead):
         dueling: bool = False,
         noisy: bool = False,
         noisy_std: float = 0.5,
+        fp32_output: bool = True,
     ) -> None:
         if num_fractions < 2:
             raise ValueError(f"num_fractions must be >= 2, got {num_fractions}")
@@ -288,6 +299,7 @@ class FQFHead(ImplicitQuantileHead):
             dueling=dueling,
             noisy=noisy,
             noisy_std=noisy_std,
+            fp32_output=fp32_output,
         )
         self.fraction_proposal = FractionProposal(in_features, num_fractions)
 

@@ -21,8 +21,12 @@ class NoisyLinear(nn.Module):
     eps_in: Tensor  # [in_features] buffer: f(eps_in)
     eps_out: Tensor  # [out_features] buffer: f(eps_out)
 
-    def __init__(self, in_features: int, out_features: int, std_init: float = 0.5) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, std_init: float = 0.5, fp32: bool = False
+    ) -> None:
         super().__init__()
+        #: ``fp32``: compute in fp32 even under autocast (an output layer, see ``FP32Linear``).
+        self.runs_in_fp32 = fp32
         self.in_features = in_features
         self.out_features = out_features
         self.std_init = std_init
@@ -54,6 +58,12 @@ class NoisyLinear(nn.Module):
         self.eps_out.copy_(self._scaled_noise(self.out_features, device, generator))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.runs_in_fp32:
+            with torch.autocast(x.device.type, enabled=False):
+                return self._linear(x.float())
+        return self._linear(x)
+
+    def _linear(self, x: Tensor) -> Tensor:
         if not self.training:
             return F.linear(x, self.weight_mu, self.bias_mu)
         weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
@@ -61,13 +71,39 @@ class NoisyLinear(nn.Module):
         return F.linear(x, weight, bias)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, std_init={self.std_init}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"std_init={self.std_init}, fp32={self.runs_in_fp32}"
+        )
 
 
-def make_linear(in_features: int, out_features: int, noisy: bool, noisy_std: float) -> nn.Module:
-    """``nn.Linear`` or ``NoisyLinear`` depending on the network's ``noisy`` option."""
+class FP32Linear(nn.Linear):
+    """``nn.Linear`` that computes in fp32 even under bf16 autocast: an output layer.
+
+    Under autocast a plain ``Linear`` returns bf16, whose 8-bit mantissa rounds a Q-value of 20
+    to a multiple of 0.125 (of 200, to a multiple of 1), so near-equal actions tie or swap. This
+    layer takes its (bf16) input exactly into fp32 and multiplies by fp32 weights: given the same
+    input it returns what the fp32 network returns. ``runs_in_fp32`` keeps its weights fp32 in the
+    bf16-stored target and acting copies (``agents/base.py``). Same parameters and state-dict keys
+    as ``nn.Linear``.
+    """
+
+    runs_in_fp32 = True
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight.float(), self.bias.float())
+
+
+def make_linear(
+    in_features: int, out_features: int, noisy: bool, noisy_std: float, fp32: bool = False
+) -> nn.Module:
+    """``nn.Linear`` or ``NoisyLinear`` depending on the network's ``noisy`` option; ``fp32``: one
+    that computes in fp32 under autocast (``FP32Linear`` / ``NoisyLinear(fp32=True)``)."""
     if noisy:
-        return NoisyLinear(in_features, out_features, noisy_std)
+        return NoisyLinear(in_features, out_features, noisy_std, fp32=fp32)
+    if fp32:
+        return FP32Linear(in_features, out_features)
     return nn.Linear(in_features, out_features)
 
 
@@ -77,6 +113,11 @@ class ActionStream(nn.Module):
     Maps features ``[..., F]`` to ``[..., A, K]`` (``K`` outputs per action: atoms, quantiles or 1).
     Dueling: ``out = V [..., 1, K] + A [..., A, K] - mean_a A``, applied per atom as in Rainbow
     (Hessel et al. 2018, Sec. 3, "dueling networks" with distributional outputs).
+
+    ``fp32_output`` (default): the output layers (advantage and value) and the dueling sum run in
+    fp32 under bf16 autocast, so the outputs are fp32-exact given the hidden activations; the
+    hidden layer stays in the autocast dtype. ``False`` gives the plain autocast layers (bf16
+    outputs), kept to measure what the fp32 outputs cost.
     """
 
     def __init__(
@@ -88,6 +129,7 @@ class ActionStream(nn.Module):
         dueling: bool = False,
         noisy: bool = False,
         noisy_std: float = 0.5,
+        fp32_output: bool = True,
     ) -> None:
         super().__init__()
         self.num_actions = num_actions
@@ -96,14 +138,14 @@ class ActionStream(nn.Module):
         self.advantage = nn.Sequential(
             make_linear(in_features, hidden, noisy, noisy_std),
             nn.ReLU(),
-            make_linear(hidden, num_actions * num_outputs, noisy, noisy_std),
+            make_linear(hidden, num_actions * num_outputs, noisy, noisy_std, fp32_output),
         )
         self.value: nn.Module | None = None
         if dueling:
             self.value = nn.Sequential(
                 make_linear(in_features, hidden, noisy, noisy_std),
                 nn.ReLU(),
-                make_linear(hidden, num_outputs, noisy, noisy_std),
+                make_linear(hidden, num_outputs, noisy, noisy_std, fp32_output),
             )
 
     def forward(self, x: Tensor) -> Tensor:
