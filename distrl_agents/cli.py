@@ -115,7 +115,7 @@ def _yaml_value(text: str) -> Any:
 def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
     from distrl_agents.training.checkpoint import CheckpointError
     from distrl_agents.training.loop import Trainer
-    from distrl_agents.training.sweep import requeue_if_preempted
+    from distrl_agents.training.sweep import leave_job_unfinished, requeue_if_preempted
 
     try:
         trainer = Trainer(run_cfg, run_dir)
@@ -143,6 +143,8 @@ def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
     )
     # SLURM (submitit): stopped by its time-limit / pre-emption signal -> requeue this job.
     requeue_if_preempted(summary.stopped_by)
+    # SLURM, stopped by SIGTERM (scancel, scontrol requeue): no result; a requeued job resumes.
+    leave_job_unfinished(summary.stopped_by)
     return {"run_dir": str(run_dir), "agent_step": summary.agent_step}
 
 
