@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -110,6 +111,12 @@ def _scalars(run_dir: Path) -> dict[str, list[int]]:
     return {t: [e.step for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
+def _run_dir(sweep_dir: Path) -> Path:
+    """The one run directory of a one-job sweep (``<game>-<agent>-seed<seed>/<settings>``)."""
+    (config,) = sweep_dir.glob("pong-c51-seed0/*/config.json")
+    return config.parent
+
+
 def _check_resumed_run(run_dir: Path, total_steps: int, stopped_at: int) -> None:
     """Resumed from the checkpoint written at ``stopped_at``, finished at ``total_steps``, with
     one evaluation per period and no TensorBoard point written twice."""
@@ -153,13 +160,13 @@ def test_scontrol_requeue_resumes_from_checkpoint(tmp_path: Path) -> None:
     job goes back to the queue) checkpoints, and the requeued job resumes in the same run
     directory; the launcher waits for the requeued job's result."""
     name = f"rq{uuid.uuid4().hex[:8]}"
-    total = 1000
+    total = 600
     proc = _sweep(
         tmp_path, name, "agent=c51", "env.game=pong", "seed=0", f"trainer.total_steps={total}",
         "trainer.eval_period=200", "trainer.checkpoint_period=200",
     )  # fmt: skip
     sweep_root = tmp_path / "multirun" / name
-    ckpts = lambda: sorted(sweep_root.glob("*/pong-c51-seed0/checkpoints/*"))  # noqa: E731
+    ckpts = lambda: sorted(sweep_root.glob("*/pong-c51-seed0/*/checkpoints/*"))  # noqa: E731
     _wait("the first checkpoint", ckpts, 600, proc)
     job = _job(name)
     assert job is not None and job[1] == "RUNNING", job
@@ -173,44 +180,81 @@ def test_scontrol_requeue_resumes_from_checkpoint(tmp_path: Path) -> None:
     assert 200 <= stopped_at < total
     assert "Resuming" in logs and f"finished at agent step {total:,}" in logs, logs[-3000:]
     assert "Training c51" in logs and logs.count("Training c51") == 1  # started once
-    _check_resumed_run(sweep_dir / "pong-c51-seed0", total, stopped_at)
+    _check_resumed_run(_run_dir(sweep_dir), total, stopped_at)
     assert "Traceback" not in out, out[-3000:]
 
 
-def test_time_limit_signal_checkpoints_and_requeues(tmp_path: Path) -> None:
-    """A job that reaches its 1-minute limit gets SIGUSR2 40 s before it, writes a checkpoint,
-    is requeued by submitit and finishes in its next submission.
+def _training_pids(sweep_dir: Path) -> list[int]:
+    """The job's Python processes (submitit's ``_submit`` of this sweep), not srun's."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            proc.name.isdigit()
+            and b"submitit.core._submit" in argv
+            and str(sweep_dir).encode() in b" ".join(argv)
+            and not argv[0].endswith(b"srun")
+        ):
+            pids.append(int(proc.name))
+    return pids
 
-    After the first requeue the test raises the job's limit to 20 minutes, so that the second
-    submission finishes whatever this machine's speed (SLURM sends the signal between 20 and
-    50 s after the start: it checks time limits every 30 s)."""
+
+def _start_time(job_id: str) -> float:
+    out = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%S"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return time.mktime(time.strptime(out, "%Y-%m-%dT%H:%M:%S"))
+
+
+def test_time_limit_signal_checkpoints_and_requeues(tmp_path: Path) -> None:
+    """A job that reaches its time limit (3 minutes) gets SIGUSR2 ``signal_delay_s`` = 90 s
+    before it, writes a checkpoint, is requeued by submitit and finishes.
+
+    So that the run cannot finish before its limit on a fast machine, nor take many limits on a
+    slow one: once it has trained 200 steps (unless the signal came first), the test pauses the
+    training process (SIGSTOP) until SLURM has sent the signal (SLURM checks time limits every
+    30 s: the signal comes 90 to 120 s after the start), then lets it go on (SIGCONT) with the
+    signal pending; and the requeued job's limit is raised to 20 minutes so that it finishes
+    whatever this machine's speed."""
     name = f"tl{uuid.uuid4().hex[:8]}"
-    total = int(os.environ.get("DISTRL_TEST_TIME_LIMIT_STEPS", "3000"))
+    total = 400
+    timeout_min, delay = 3, 90
     proc = _sweep(
         tmp_path, name, "agent=c51", "env.game=pong", "seed=0", f"trainer.total_steps={total}",
         "trainer.eval_period=200", "trainer.checkpoint_period=0",
-        "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=40",
+        f"hydra.launcher.timeout_min={timeout_min}", f"hydra.launcher.signal_delay_s={delay}",
         "hydra.launcher.max_num_timeout=3",
     )  # fmt: skip
     sweep_root = tmp_path / "multirun" / name
-
-    def requeued() -> str | None:
-        logs = "".join(_logs(d) for d in sweep_root.iterdir())
-        assert f"finished at agent step {total:,}" not in logs, (
-            "the run finished before its time limit: this machine is faster than the test "
-            "assumes; raise DISTRL_TEST_TIME_LIMIT_STEPS"
-        )
-        return logs if "handing over to submitit to requeue" in logs else None
-
-    _wait("the time-limit signal and requeue", requeued, 600, proc)
+    logs = lambda: "".join(_logs(d) for d in sweep_root.glob("*"))  # noqa: E731
+    requeued = lambda: "handing over to submitit to requeue" in logs()  # noqa: E731
+    evaluated = lambda: list(sweep_root.glob("*/pong-c51-seed0/*/evaluations.jsonl"))  # noqa: E731
+    _wait("the first evaluation (step 200)", lambda: requeued() or evaluated(), 300, proc)
+    (sweep_dir,) = sweep_root.iterdir()
+    if not requeued():  # a fast machine: hold the run until the signal has come
+        pids = _training_pids(sweep_dir)
+        job = _job(name)
+        assert pids and job is not None and job[1] == "RUNNING", (pids, job)
+        started = _start_time(job[0])
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            # The signal is due at start + limit - delay; SLURM's 30 s check may delay it.
+            time.sleep(max(0.0, started + timeout_min * 60 - delay + 35 - time.time()))
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+    _wait("the requeue", lambda: "handing over to submitit to requeue" in logs(), 120, proc)
     job = _wait("the requeued job in the queue", lambda: _job(name), 60, proc)
     subprocess.run(["scontrol", "update", f"JobId={job[0]}", "TimeLimit=20"], check=True)
     _finish(proc, 1500, name)
-    (sweep_dir,) = sweep_root.iterdir()
-    logs = _logs(sweep_dir)
-    stopped = re.search(r"stopped by SIGUSR2 at agent step ([\d,]+)", logs)
-    assert stopped, logs[-3000:]
+    text = logs()
+    stopped = re.search(r"stopped by SIGUSR2 at agent step ([\d,]+)", text)
+    assert stopped, text[-3000:]
     stopped_at = int(stopped.group(1).replace(",", ""))
-    assert "this job is timed-out" in logs, logs[-3000:]  # submitit: a time limit, not pre-emption
-    assert "Resuming" in logs and f"finished at agent step {total:,}" in logs, logs[-3000:]
-    _check_resumed_run(sweep_dir / "pong-c51-seed0", total, stopped_at)
+    assert "this job is timed-out" in text, text[-3000:]  # submitit: a time limit, not pre-emption
+    assert "Resuming" in text and f"finished at agent step {total:,}" in text, text[-3000:]
+    _check_resumed_run(_run_dir(sweep_dir), total, stopped_at)

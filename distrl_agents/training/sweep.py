@@ -27,7 +27,8 @@ Three hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
   (:func:`leave_job_unfinished`), so that the launcher waits for the requeued job rather than
   taking the unfinished run for a finished one.
 * :func:`check_slurm_launcher` -- the SLURM launcher's settings, checked before anything is
-  submitted (:class:`SlurmLauncherCheck`, a Hydra callback in hydra/launcher/slurm.yaml).
+  submitted (``distrl_agents.cli.SlurmLauncherCheck``, a Hydra callback in
+  hydra/launcher/slurm.yaml).
 
 This module does not import Hydra or submitit.
 """
@@ -48,7 +49,6 @@ __all__ = [
     "LOCKS_ENV",
     "PREEMPT_SIGNAL_ENV",
     "SLOTS_ENV",
-    "SlurmLauncherCheck",
     "assign_job_resources",
     "check_slurm_launcher",
     "in_submitit_job",
@@ -322,7 +322,7 @@ def check_slurm_launcher(
     The time limit must leave the job time to train before SLURM's warning signal: with
     ``signal_delay_s`` at or above ``timeout_min`` minutes the job is signalled as it starts,
     and each submission checkpoints and requeues after a few steps, until ``max_num_timeout``
-    runs out. (A warning is printed by :class:`SlurmLauncherCheck` when the signal would come
+    runs out. (``distrl_agents.cli.SlurmLauncherCheck`` also warns when the signal would come
     in the first half of the time limit.)
     """
     key = "hydra.launcher."
@@ -369,31 +369,3 @@ def check_slurm_launcher(
                 "Sweep values (seed=0,1,2) to run more trainings."
             )
     return problems
-
-
-_CHECKED_KEYS = (
-    "timeout_min", "signal_delay_s", "max_num_timeout", "array_parallelism", "cpus_per_task",
-    "gpus_per_node", "mem_gb", "nodes", "tasks_per_node",
-)  # fmt: skip
-
-
-class SlurmLauncherCheck:
-    """Hydra callback (``hydra.callbacks`` in hydra/launcher/slurm.yaml): stops a SLURM sweep
-    with one message per bad setting before anything is submitted."""
-
-    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        node = config.hydra.launcher
-        problems = check_slurm_launcher({k: node.get(k) for k in _CHECKED_KEYS if k in node})
-        timeout_min, delay = node.get("timeout_min"), node.get("signal_delay_s")
-        if not problems and int(delay) * 2 > int(timeout_min) * 60:
-            print(
-                f"warning: hydra.launcher.signal_delay_s={delay} is more than half of "
-                f"hydra.launcher.timeout_min={timeout_min}: each submission trains for "
-                f"{timeout_min * 60 - delay} s before the time-limit signal.",
-                file=sys.stderr,
-            )
-        if problems:
-            for problem in problems:
-                print(f"error: {problem}", file=sys.stderr)
-            print("Nothing was submitted.", file=sys.stderr)
-            raise SystemExit(2)
