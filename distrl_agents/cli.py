@@ -194,7 +194,7 @@ def misspelled_key_message(argv: list[str]) -> str | None:
 
 _CHECKED_KEYS = (
     "timeout_min", "signal_delay_s", "max_num_timeout", "array_parallelism", "cpus_per_task",
-    "gpus_per_node", "mem_gb", "nodes", "tasks_per_node",
+    "gpus_per_node", "mem_gb", "nodes", "tasks_per_node", "partition",
 )  # fmt: skip
 
 

@@ -340,8 +340,17 @@ _GOOD = {
 }  # fmt: skip
 
 
+def _sinfo(*args: str) -> list[str]:
+    """A cluster with a default CPU partition and a GPU partition."""
+    if args[:2] == ("-o", "%P"):
+        return ["cpu*", "gpu"]
+    return ["gpu:4"] if args[-1:] == ("gpu",) else ["(null)"]
+
+
 def _problems(**changes: Any) -> list[str]:
-    return sweep.check_slurm_launcher({**_GOOD, **changes}, which=lambda _: "/usr/bin/sbatch")
+    return sweep.check_slurm_launcher(
+        {**_GOOD, "partition": "gpu", **changes}, which=lambda _: "/usr/bin/x", sinfo=_sinfo
+    )
 
 
 def test_slurm_settings_check() -> None:
@@ -363,6 +372,14 @@ def test_slurm_settings_check() -> None:
     assert _problems(mem_gb=None, cpus_per_task=None, gpus_per_node=None) == []
     (msg,) = sweep.check_slurm_launcher(_GOOD, which=lambda _: None)
     assert "sbatch" in msg and "scripts/slurm_local.sh" in msg
+    # The partition is checked against sinfo: it exists, and has GPUs when asked for.
+    (msg,) = _problems(partition="gpus")
+    assert "hydra.launcher.partition=gpus" in msg and "cpu*, gpu" in msg
+    (msg,) = _problems(partition="cpu")
+    assert "hydra.launcher.gpus_per_node=1" in msg and "gpus_per_node=0" in msg
+    assert len(_problems(partition=None)) == 1  # the default partition (cpu) has no GPUs
+    assert _problems(partition="cpu", gpus_per_node=0) == []
+    assert sweep.check_slurm_launcher(_GOOD, which=lambda _: "/x", sinfo=lambda *a: None) == []
 
 
 def test_bad_slurm_settings_stop_the_sweep_before_submitting(tmp_path: Path) -> None:

@@ -313,11 +313,58 @@ def _suggested_delay(timeout_min: int) -> int:
     return max(min(600, timeout_min * 12), 1)
 
 
+def _sinfo(*args: str) -> list[str] | None:
+    """Lines of ``sinfo -h <args>``, or None when sinfo fails (no controller reachable)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", *args], capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def _check_partition(
+    launcher: Mapping[str, Any], sinfo: Callable[..., list[str] | None]
+) -> list[str]:
+    """The partition exists, and has GPUs when the jobs ask for them (as the cluster's sinfo
+    says; nothing is reported when sinfo cannot answer)."""
+    key = "hydra.launcher."
+    partitions = sinfo("-o", "%P")
+    if partitions is None:
+        return []
+    names = [p.rstrip("*") for p in partitions]
+    partition = launcher.get("partition")
+    if partition is not None and str(partition) not in names:
+        return [
+            f"{key}partition={partition}: no such partition on this cluster (sinfo lists "
+            f"{', '.join(partitions) or 'none'}; * marks the default)."
+        ]
+    gpus = launcher.get("gpus_per_node")
+    if isinstance(gpus, int) and gpus > 0:
+        where = ["-p", str(partition)] if partition is not None else []
+        gres = sinfo("-o", "%G", *where)
+        if gres is not None and not any("gpu" in g for g in gres):
+            target = f"partition {partition}" if partition is not None else "the default partition"
+            return [
+                f"{key}gpus_per_node={gpus}: {target} has no GPUs (sinfo's GRES column: "
+                f"{', '.join(gres) or 'empty'}). Choose a GPU partition with {key}partition=..., "
+                f"or set {key}gpus_per_node=0 to train on CPUs."
+            ]
+    return []
+
+
 def check_slurm_launcher(
-    launcher: Mapping[str, Any], which: Callable[[str], str | None] = shutil.which
+    launcher: Mapping[str, Any],
+    which: Callable[[str], str | None] = shutil.which,
+    sinfo: Callable[..., list[str] | None] = _sinfo,
 ) -> list[str]:
     """Problems with the SLURM launcher's settings (``hydra.launcher``), one message each;
     empty when it may submit. Each message names the ``hydra.launcher.<key>`` fields involved.
+    Where SLURM's ``sinfo`` answers, the partition must exist and, for jobs asking for GPUs,
+    have some.
 
     The time limit must leave the job time to train before SLURM's warning signal: with
     ``signal_delay_s`` at or above ``timeout_min`` minutes the job is signalled as it starts,
@@ -360,6 +407,8 @@ def check_slurm_launcher(
     mem = launcher.get("mem_gb")
     if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int | float) or mem <= 0):
         problems.append(f"{key}mem_gb={mem}: must be a positive number of GB (or null).")
+    if which("sbatch") is not None and which("sinfo") is not None:
+        problems += _check_partition(launcher, sinfo)
     for name in ("nodes", "tasks_per_node"):
         value = launcher.get(name, 1)
         if value != 1:
