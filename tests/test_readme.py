@@ -114,7 +114,10 @@ def test_readme_smoke_sweep_and_report_print_the_readme_tables(tmp_path: Path) -
     out = r.stdout
     assert "no results" not in (out + r.stderr).lower(), out + r.stderr
     readme = README.read_text()
-    for header in re.findall(r"^\| (?:game|agent) \|.*\|$", readme, flags=re.M):
+    example = readme[readme.index(report_cmd) : readme.index("The report also names")]
+    headers = re.findall(r"^\| (?:game|agent) \|.*\|$", example, flags=re.M)
+    assert len(headers) == 2, example  # the per-game table and the aggregate table
+    for header in headers:
         assert header in out, f"README table header not printed:\n{header}\n---\n{out}"
     for game in ("pong", "breakout"):
         row = re.search(rf"^\| {game} \|(.*)\|$", out, flags=re.M)
