@@ -7,7 +7,8 @@ running cluster, e.g. the one-node cluster of ``sudo bash scripts/slurm_local.sh
 that cluster and runs ``python -m pytest -m cluster``. Where ``sbatch`` is absent they are
 skipped, unless ``DISTRL_REQUIRE_CLUSTER=1`` (set by CI) turns the skip into a failure.
 Jobs ask for one CPU, no GPU and 1 GB, in the cluster's default partition (or
-``DISTRL_TEST_PARTITION``).
+``DISTRL_TEST_PARTITION``). The time-limit test raises a job's limit with ``scontrol update``,
+which needs a SLURM administrator (root on the local cluster).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Sweeps over many runs: per-job resources for local parallel sweeps, pre-emption on SLURM.
 
-Three hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
+Hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
 
 * :func:`job_subdir` -- each sweep job's directory: ``<game>-<agent>-seed<seed>``, and below it
   one level naming the job's other settings from the command line (``agent.lr=0.0001``), so that
