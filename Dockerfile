@@ -1,6 +1,9 @@
 # distrl-agents for GPU nodes: CUDA runtime, PyTorch's CUDA build, the CLI as entry point.
 #   docker build -t distrl-agents .
-#   docker run --gpus all -v "$PWD/runs:/workspace/runs" distrl-agents agent=iqn env.game=breakout
+#   docker run --gpus all -v "$PWD:/workspace" distrl-agents agent=iqn env.game=breakout
+#   docker run --gpus all -v "$PWD:/workspace" distrl-agents -m agent=c51,iqn env.game=pong,breakout
+# The whole working directory is mounted: runs/ (single runs) and multirun/ (sweeps) both land
+# on the host.
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive \

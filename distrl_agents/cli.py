@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+from hydra.experimental.callback import Callback
+
 from distrl_agents.evaluation.report import report_main
 from distrl_agents.training.sweep import register_job_dir_resolver
 
@@ -27,13 +29,15 @@ def _fail(message: str) -> None:
 
 
 def default_run_dir(run_cfg: Any, overrides: Any = ()) -> Path:
-    """``runs/<experiment name>/<game>-<agent label>-seed<seed>[/<settings>]``: the same command
+    """``runs/<experiment name>/<game>-<agent>-seed<seed>[/<settings>]``: the same command
     always lands in the same directory, so relaunching it resumes the run; a command that sets
     other run settings (``agent.lr=0.0001``) gets a directory of its own below, named after them
     as in sweeps (:func:`distrl_agents.training.sweep.job_subdir`)."""
     from distrl_agents.training.sweep import job_subdir
 
-    name = job_subdir(run_cfg.env.game, run_cfg.agent_label, run_cfg.seed, overrides)
+    # The agent's name, not its label: risk-sensitive acting (agent.risk=cvar) is named once,
+    # by the settings level below, as in sweeps.
+    name = job_subdir(run_cfg.env.game, run_cfg.agent_name, run_cfg.seed, overrides)
     return Path("runs") / str(run_cfg.name) / name
 
 
@@ -115,7 +119,7 @@ def _yaml_value(text: str) -> Any:
 def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
     from distrl_agents.training.checkpoint import CheckpointError
     from distrl_agents.training.loop import Trainer
-    from distrl_agents.training.sweep import requeue_if_preempted
+    from distrl_agents.training.sweep import leave_job_unfinished, requeue_if_preempted
 
     try:
         trainer = Trainer(run_cfg, run_dir)
@@ -143,13 +147,88 @@ def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
     )
     # SLURM (submitit): stopped by its time-limit / pre-emption signal -> requeue this job.
     requeue_if_preempted(summary.stopped_by)
+    # SLURM, stopped by SIGTERM (scancel, scontrol requeue): no result; a requeued job resumes.
+    leave_job_unfinished(summary.stopped_by)
     return {"run_dir": str(run_dir), "agent_step": summary.agent_step}
+
+
+#: Config groups whose fields the command line sets as ``<group>.<field>=...``.
+_GROUPS = ("agent", "env", "network", "replay", "trainer", "logger")
+
+
+def misspelled_key_message(argv: list[str]) -> str | None:
+    """The message for a command line that sets a field its config does not have
+    (``trainer.total_step=...``), in the words of every other config mistake: the valid
+    fields of that group and the closest one. None when every key exists, or when the
+    command line cannot be composed (Hydra then reports that itself)."""
+    keys, choices = [], []
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        if key.startswith(("+", "~")):  # adds or deletes a field on purpose
+            continue
+        if "." in key and key.split(".", 1)[0] in _GROUPS:
+            keys.append(key)
+        elif key in (*_GROUPS, "experiment"):
+            choices.append(f"{key}={value.split(',', 1)[0]}")  # a sweep's first value
+    if not keys:
+        return None
+    try:
+        from hydra import compose, initialize_config_module
+        from omegaconf import DictConfig, OmegaConf
+
+        with initialize_config_module("distrl_agents.configs", version_base="1.3"):
+            cfg = compose("train", overrides=choices)
+    except Exception:  # a mistake Hydra reports better (unknown agent, bad syntax)
+        return None
+    from distrl_agents.training.config import unknown_fields_message
+
+    for key in keys:
+        section, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, section)
+        if isinstance(node, DictConfig) and leaf not in node:
+            return unknown_fields_message(section, [leaf], [str(k) for k in node])
+    return None
+
+
+_CHECKED_KEYS = (
+    "timeout_min", "signal_delay_s", "max_num_timeout", "array_parallelism", "cpus_per_task",
+    "gpus_per_node", "mem_gb", "nodes", "tasks_per_node", "partition",
+)  # fmt: skip
+
+
+class SlurmLauncherCheck(Callback):
+    """Hydra callback (``hydra.callbacks`` in hydra/launcher/slurm.yaml): stops a SLURM sweep
+    with one message per bad setting before anything is submitted."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        node = config.hydra.launcher
+        from distrl_agents.training.sweep import check_slurm_launcher
+
+        problems = check_slurm_launcher({k: node.get(k) for k in _CHECKED_KEYS if k in node})
+        timeout_min, delay = node.get("timeout_min"), node.get("signal_delay_s")
+        if not problems and int(delay) * 2 > int(timeout_min) * 60:
+            print(
+                f"warning: hydra.launcher.signal_delay_s={delay} is more than half of "
+                f"hydra.launcher.timeout_min={timeout_min}: each submission trains for "
+                f"{timeout_min * 60 - delay} s before the time-limit signal.",
+                file=sys.stderr,
+            )
+        if problems:
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            print("Nothing was submitted.", file=sys.stderr)
+            raise SystemExit(2)
 
 
 def train_main() -> None:
     """``distrl-train``: Hydra app over ``distrl_agents/configs/train.yaml``."""
     import hydra
 
+    message = misspelled_key_message(sys.argv[1:])
+    if message:
+        _fail(message)
     hydra.main(config_path="configs", config_name="train", version_base="1.3")(_train_task)()
 
 

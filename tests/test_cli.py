@@ -167,3 +167,64 @@ def test_smoke_run_through_the_cli_then_resume_is_a_no_op(tmp_path: Path) -> Non
     r = _cli(f"resume={run_dir}", "trainer.total_steps=300", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "finished at agent step 300" in r.stderr
+
+
+def test_misspelled_key_names_the_valid_keys_and_the_closest(tmp_path: Path) -> None:
+    r = _cli("experiment=smoke", "trainer.total_step=100", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "Unknown field(s) trainer.total_step" in r.stderr
+    assert (
+        "Valid fields of trainer:" in r.stderr and "Did you mean trainer.total_steps?" in r.stderr
+    )
+    from distrl_agents.cli import misspelled_key_message
+
+    # The fields of the agent chosen on the command line (IQN has kappa, C51 has not).
+    assert "agent.kappa?" in (misspelled_key_message(["agent=iqn", "agent.kapa=1"]) or "")
+    assert misspelled_key_message(["agent=iqn", "agent.kappa=2", "+agent.risk=cvar"]) is None
+    assert misspelled_key_message(["-m", "agent=c51,iqn", "env.game=pong,breakout"]) is None
+    assert misspelled_key_message(["agent=rainbow", "agent.lr=1"]) is None  # Hydra says it
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_run_dir_is_a_clear_error_before_set_up(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    r = _cli("experiment=smoke", "run_dir=afile/run", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "afile is a file, not a directory" in r.stderr
+    assert "Training" not in r.stderr
+
+
+def test_read_only_run_dir_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from distrl_agents.training import loop
+
+    real_access = os.access
+    monkeypatch.setattr(loop.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(loop, "_read_only_fs", lambda path: True)
+    with pytest.raises(ValueError, match="read-only file system"):
+        loop.check_writable_dir(tmp_path / "new" / "run")
+    monkeypatch.setattr(loop.os, "access", real_access)
+    loop.check_writable_dir(tmp_path / "new" / "run")
+    assert not (tmp_path / "new").exists()  # the check writes nothing
+
+
+def test_risk_sensitive_run_directory_names_the_risk_once() -> None:
+    from distrl_agents.cli import default_run_dir
+
+    cfg = composed("agent=iqn", "+agent.risk=cvar", "+agent.risk_param=0.25")
+    assert cfg.agent_label == "iqn+cvar0.25"  # reports still tell it apart
+    path = default_run_dir(cfg, ["agent=iqn", "+agent.risk=cvar", "+agent.risk_param=0.25"])
+    assert (
+        path.as_posix() == "runs/default/breakout-iqn-seed0/agent.risk=cvar,agent.risk_param=0.25"
+    )
+
+
+def test_help_lists_launchers_and_risk_options(tmp_path: Path) -> None:
+    from distrl_agents.risk import RISK_MEASURES
+
+    r = _cli("--help", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "hydra/launcher=local" in r.stdout and "hydra/launcher=slurm" in r.stdout
+    assert "+agent.risk=" + "|".join(RISK_MEASURES) in r.stdout
+    assert "+agent.risk_param" in r.stdout

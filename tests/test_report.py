@@ -379,3 +379,27 @@ def test_evaluations_without_a_finished_game_are_skipped(tmp_path):
     )  # fmt: skip
     result = load_run(run)
     assert result.final_score == -21.0 and len(result.curve) == 1
+
+
+def test_learning_curve_titles_fit_the_figure(monkeypatch) -> None:
+    """The learning-curve title was cut on the left with one or two games: every title lies
+    inside the figure."""
+    from distrl_agents.evaluation import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, stem: figures.append(fig) or [])
+    x = np.array([0.0, 1e6])
+    for games in (["pong"], ["pong", "breakout"]):
+        curves = {"c51": {g: (x, x, x, x) for g in games}}
+        plots.plot_learning_curves(curves, {g: "HNS" for g in games}, Path("unused"))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for fig in figures:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        width, height = fig.bbox.width, fig.bbox.height
+        titles = [fig._suptitle, *(ax.title for ax in fig.axes if ax.get_visible())]
+        for text in titles:
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height, text.get_text()

@@ -330,3 +330,77 @@ def test_submitit_preemption_requeues_and_resumes(tmp_path: Path) -> None:
     run_dir = sweep_dir / job
     records = [json.loads(x) for x in (run_dir / "evaluations.jsonl").read_text().splitlines()]
     assert records[-1]["agent_step"] == 400
+
+
+# ------------------------------------------------------------------------------ SLURM settings
+
+_GOOD = {
+    "timeout_min": 1440, "signal_delay_s": 600, "max_num_timeout": 30, "array_parallelism": 64,
+    "cpus_per_task": 8, "gpus_per_node": 1, "mem_gb": 64, "nodes": 1, "tasks_per_node": 1,
+}  # fmt: skip
+
+
+def _sinfo(*args: str) -> list[str]:
+    """A cluster with a default CPU partition and a GPU partition."""
+    if args[:2] == ("-o", "%P"):
+        return ["cpu*", "gpu"]
+    return ["gpu:4"] if args[-1:] == ("gpu",) else ["(null)"]
+
+
+def _problems(**changes: Any) -> list[str]:
+    return sweep.check_slurm_launcher(
+        {**_GOOD, "partition": "gpu", **changes}, which=lambda _: "/usr/bin/x", sinfo=_sinfo
+    )
+
+
+def test_slurm_settings_check() -> None:
+    assert _problems() == []
+    # The default 600 s warning with a 10-minute limit: signalled at the start, forever.
+    (msg,) = _problems(timeout_min=10)
+    assert "hydra.launcher.signal_delay_s=600" in msg and "hydra.launcher.timeout_min=10" in msg
+    assert _problems(timeout_min=10, signal_delay_s=120) == []
+    assert len(_problems(timeout_min=5, signal_delay_s=300)) == 1  # equal: no time at all
+    assert _problems(timeout_min=1, signal_delay_s=59) == []
+    for key, bad in [
+        ("timeout_min", 0), ("timeout_min", "1h"), ("signal_delay_s", -1),
+        ("max_num_timeout", -1), ("array_parallelism", 0), ("cpus_per_task", 0),
+        ("gpus_per_node", -1), ("mem_gb", 0), ("mem_gb", True), ("nodes", 2),
+        ("tasks_per_node", 4),
+    ]:  # fmt: skip
+        problems = _problems(**{key: bad})
+        assert problems and f"hydra.launcher.{key}={bad}" in problems[0], (key, problems)
+    assert _problems(mem_gb=None, cpus_per_task=None, gpus_per_node=None) == []
+    (msg,) = sweep.check_slurm_launcher(_GOOD, which=lambda _: None)
+    assert "sbatch" in msg and "scripts/slurm_local.sh" in msg
+    # The partition is checked against sinfo: it exists, and has GPUs when asked for.
+    (msg,) = _problems(partition="gpus")
+    assert "hydra.launcher.partition=gpus" in msg and "cpu*, gpu" in msg
+    (msg,) = _problems(partition="cpu")
+    assert "hydra.launcher.gpus_per_node=1" in msg and "gpus_per_node=0" in msg
+    assert len(_problems(partition=None)) == 1  # the default partition (cpu) has no GPUs
+    assert _problems(partition="cpu", gpus_per_node=0) == []
+    assert sweep.check_slurm_launcher(_GOOD, which=lambda _: "/x", sinfo=lambda *a: None) == []
+
+
+def test_bad_slurm_settings_stop_the_sweep_before_submitting(tmp_path: Path) -> None:
+    r = _train(
+        "-m", "experiment=smoke", "seed=0,1", "hydra/launcher=slurm",
+        "hydra.launcher.timeout_min=10", "hydra.launcher.tasks_per_node=2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "hydra.launcher.signal_delay_s=600" in r.stderr and "tasks_per_node=2" in r.stderr
+    assert "Nothing was submitted" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "multirun").exists()
+
+
+def test_a_sigterm_stopped_slurm_job_leaves_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scancel / scontrol requeue: the job must not report the unfinished run as done."""
+    monkeypatch.delenv("SUBMITIT_FOLDER", raising=False)
+    sweep.leave_job_unfinished("SIGTERM")  # not a submitit job: nothing happens
+    monkeypatch.setenv("SUBMITIT_FOLDER", "/nonexistent")
+    sweep.leave_job_unfinished(None)  # finished run: returns normally
+    with pytest.raises(SystemExit) as exc:
+        sweep.leave_job_unfinished("SIGTERM")
+    assert exc.value.code == 128 + signal.SIGTERM
+    assert not isinstance(exc.value, Exception)  # passes submitit's `except Exception`

@@ -304,3 +304,21 @@ def test_metric_window_sums_device_metrics_without_reading_each_update_back() ->
     assert plain.means() == {"loss": 3.0}
     with pytest.raises(ValueError, match="metric_values has shape"):
         LearnResult(torch.zeros(2), metric_names=names, metric_values=torch.zeros(3))
+
+
+def test_progress_bar_names_the_job(tmp_path: Path) -> None:
+    cfg = small_config("c51", total_steps=10)
+    settings = (
+        tmp_path / "pong-c51-seed0" / "agent.lr=0.0001,env.overrides.max_num_frames_per_episode=400"
+    )
+    trainer = Trainer(cfg, settings)
+    try:
+        label = trainer._job_label()
+    finally:
+        trainer.close()
+    assert label == f"{trainer.game} c51 seed0 " + settings.name  # in full, not truncated
+    trainer = Trainer(cfg, tmp_path / "elsewhere")
+    try:
+        assert trainer._job_label() == f"{trainer.game} c51 seed0"
+    finally:
+        trainer.close()

@@ -36,7 +36,8 @@ def _save(fig, stem: Path) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
         path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=120 if ext == "png" else None)
+        # "tight": the saved area holds every title and label, whatever the figure size.
+        fig.savefig(path, dpi=120 if ext == "png" else None, bbox_inches="tight")
         paths.append(path)
     return paths
 
@@ -56,7 +57,8 @@ def plot_learning_curves(
     colors = _colors(agents)
     ncols = min(4, max(1, len(games)))
     nrows = max(1, math.ceil(len(games) / ncols))
-    fig = _figure(3.6 * ncols, 2.8 * nrows)
+    # At least 5 inches wide: the title fits above a single panel.
+    fig = _figure(max(3.6 * ncols, 5.0), 2.8 * nrows + 0.3)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).reshape(-1)
     for ax, game in zip(axes, games):
         for agent in agents:
@@ -73,7 +75,7 @@ def plot_learning_curves(
         ax.set_visible(False)
     if agents and games:
         axes[0].legend(fontsize="small")
-    fig.suptitle("Learning curves (mean over seeds; band = min..max over seeds)")
+    fig.suptitle("Learning curves\nmean over seeds; band = min..max over seeds", fontsize="medium")
     return _save(fig, stem)
 
 

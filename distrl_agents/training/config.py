@@ -8,6 +8,7 @@ Library code receives these objects (or keyword arguments), never the global Hyd
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,6 +206,24 @@ class RunConfig:
             )
 
 
+def unknown_fields_message(section: str, unknown: Iterable[str], valid: Iterable[str]) -> str:
+    """``Unknown field(s) trainer.total_step. Valid fields of trainer: ... Did you mean
+    trainer.total_steps?`` -- the message for a misspelled key, wherever it is found."""
+    import difflib
+
+    unknown, valid = sorted(unknown), sorted(valid)
+    close = [
+        f"{section}.{match[0]}"
+        for key in unknown
+        if (match := difflib.get_close_matches(key, valid, n=1, cutoff=0.6))
+    ]
+    hint = f" Did you mean {' / '.join(close)}?" if close else ""
+    return (
+        f"Unknown field(s) {', '.join(f'{section}.{k}' for k in unknown)}. "
+        f"Valid fields of {section}: {', '.join(valid)}.{hint}"
+    )
+
+
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         raise ConfigError(f"{name} must be > 0, got {value}.")
@@ -214,10 +233,7 @@ def _build(klass: type, values: dict[str, Any], section: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(klass)}
     unknown = set(values) - set(names)
     if unknown:
-        raise ConfigError(
-            f"Unknown field(s) {', '.join(f'{section}.{k}' for k in sorted(unknown))}. "
-            f"Valid fields of {section}: {', '.join(sorted(names))}."
-        )
+        raise ConfigError(unknown_fields_message(section, unknown, names))
     defaults = klass()
     out = {}
     for key, value in values.items():

@@ -178,6 +178,7 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike[str]) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        check_writable_dir(self.run_dir)
         t = cfg.trainer
         self.device = resolve_device(t.device)
         tune_host_allocator()
@@ -414,6 +415,16 @@ class Trainer:
                 self.writer.scalar("eval/hns", hns, step)
         return result
 
+    def _job_label(self) -> str:
+        """What the progress bar names: game, agent, seed and, for a run in a settings
+        directory (``<game>-<agent>-seed<seed>/<settings>``), those settings in full."""
+        cfg = self.cfg
+        label = f"{self.game} {cfg.agent_label} seed{cfg.seed}"
+        parent = self.run_dir.resolve().parent.name
+        if parent.startswith(f"{self.game}-") and parent.endswith(f"-seed{cfg.seed}"):
+            label += f" {self.run_dir.name}"
+        return label
+
     # ------------------------------------------------------------------ main loop
     def run(self) -> TrainSummary:
         cfg, t, lg = self.cfg, self.cfg.trainer, self.cfg.logger
@@ -432,7 +443,7 @@ class Trainer:
         n_envs = cfg.env.num_envs
         obs, _ = self.env.reset(seed=cfg.seed + (self.agent_step if resumed else 0))
         self.obs = obs
-        progress = _progress(t.total_steps, self.agent_step, lg.progress, self.run_dir)
+        progress = _progress(t.total_steps, self.agent_step, lg.progress, self._job_label())
         last_eval: EvalResult | None = None
         next_eval = _next_multiple(self.agent_step, t.eval_period)
         next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
@@ -622,6 +633,32 @@ def _next_multiple(step: int, period: int) -> int:
     return (step // period + 1) * period
 
 
+def check_writable_dir(path: Path) -> None:
+    """Raise ``ValueError`` (with what to do) unless ``path`` is, or can be created as, a
+    directory this process may write in. Writes nothing: checked before any set-up."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(
+            f"The run directory {path} cannot be created: {existing} is a file, not a "
+            "directory. Choose another run_dir (or name)."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        reason = "is on a read-only file system" if _read_only_fs(existing) else "is not writable"
+        raise ValueError(
+            f"The run directory {path} cannot be written: {existing} {reason}. Choose a "
+            "run_dir (or a working directory) you can write to."
+        )
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _truncate_jsonl(path: Path, max_step: int) -> None:
     if not path.exists():
         return
@@ -642,7 +679,7 @@ def _markdown_table(values: dict[str, Any]) -> str:
     return "| hyperparameter | value |\n|---|---|\n" + rows
 
 
-def _progress(total: int, initial: int, enabled: bool, run_dir: Path):
+def _progress(total: int, initial: int, enabled: bool, label: str):
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -653,5 +690,5 @@ def _progress(total: int, initial: int, enabled: bool, run_dir: Path):
         dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
         disable=not enabled,
-        desc=run_dir.name[-32:],
+        desc=label,
     )

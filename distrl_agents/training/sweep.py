@@ -1,6 +1,6 @@
 """Sweeps over many runs: per-job resources for local parallel sweeps, pre-emption on SLURM.
 
-Three hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
+Hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
 
 * :func:`job_subdir` -- each sweep job's directory: ``<game>-<agent>-seed<seed>``, and below it
   one level naming the job's other settings from the command line (``agent.lr=0.0001``), so that
@@ -22,7 +22,13 @@ Three hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
   over while it trains (SIGUSR2 is one of its stop signals): it finishes the current step,
   writes a checkpoint and returns. This function then hands the signal to submitit's handler,
   which requeues the job; the requeued job runs the same Hydra job with the same run directory
-  and resumes from that checkpoint.
+  and resumes from that checkpoint. A run stopped by SIGTERM in a SLURM job (``scancel``,
+  ``scontrol requeue``, pre-emption) leaves the job without a result
+  (:func:`leave_job_unfinished`), so that the launcher waits for the requeued job rather than
+  taking the unfinished run for a finished one.
+* :func:`check_slurm_launcher` -- the SLURM launcher's settings, checked before anything is
+  submitted (``distrl_agents.cli.SlurmLauncherCheck``, a Hydra callback in
+  hydra/launcher/slurm.yaml).
 
 This module does not import Hydra or submitit.
 """
@@ -30,9 +36,11 @@ This module does not import Hydra or submitit.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,8 +50,10 @@ __all__ = [
     "PREEMPT_SIGNAL_ENV",
     "SLOTS_ENV",
     "assign_job_resources",
+    "check_slurm_launcher",
     "in_submitit_job",
     "job_subdir",
+    "leave_job_unfinished",
     "names_a_run_setting",
     "preemption_signal",
     "requeue_if_preempted",
@@ -261,3 +271,150 @@ def requeue_if_preempted(stopped_by: str | None) -> bool:
     sys.stderr.flush()
     handler(int(sig), None)  # submitit: dump the job, `scontrol requeue`, sys.exit
     return True
+
+
+def leave_job_unfinished(stopped_by: str | None) -> None:
+    """In a submitit job, end a run that a signal stopped before its end without a result.
+
+    submitit reports a job as done once it has written a result, and takes a task that returns
+    for a finished one. A run stopped by SIGTERM (``scancel``, ``scontrol requeue``, a
+    pre-emption that requeues) has only written its checkpoint: exiting here, without a result,
+    keeps the launcher waiting for the requeued job, which resumes the run from that checkpoint
+    and reports when it really ends (a cancelled job shows as CANCELLED where SLURM keeps
+    accounting). Does nothing outside a submitit job or when the run was not stopped.
+    """
+    if stopped_by is None or not in_submitit_job():
+        return
+    print(
+        f"{stopped_by}: checkpoint written; the run is not finished, so this SLURM job ends "
+        "without a result (a requeued job resumes it)",
+        file=sys.stderr,
+    )
+    sys.stderr.flush()
+    try:
+        code = 128 + int(signal.Signals[stopped_by])
+    except KeyError:
+        code = 1
+    # SystemExit passes through Hydra's and submitit's `except Exception`: no result is written.
+    raise SystemExit(code)
+
+
+# ---------------------------------------------------------------------------------------------
+# SLURM launcher settings
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _suggested_delay(timeout_min: int) -> int:
+    """A warning time that leaves most of the limit for training: 600 s, at most a fifth."""
+    return max(min(600, timeout_min * 12), 1)
+
+
+def _sinfo(*args: str) -> list[str] | None:
+    """Lines of ``sinfo -h <args>``, or None when sinfo fails (no controller reachable)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", *args], capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def _check_partition(
+    launcher: Mapping[str, Any], sinfo: Callable[..., list[str] | None]
+) -> list[str]:
+    """The partition exists, and has GPUs when the jobs ask for them (as the cluster's sinfo
+    says; nothing is reported when sinfo cannot answer)."""
+    key = "hydra.launcher."
+    partitions = sinfo("-o", "%P")
+    if partitions is None:
+        return []
+    names = [p.rstrip("*") for p in partitions]
+    partition = launcher.get("partition")
+    if partition is not None and str(partition) not in names:
+        return [
+            f"{key}partition={partition}: no such partition on this cluster (sinfo lists "
+            f"{', '.join(partitions) or 'none'}; * marks the default)."
+        ]
+    gpus = launcher.get("gpus_per_node")
+    if isinstance(gpus, int) and gpus > 0:
+        where = ["-p", str(partition)] if partition is not None else []
+        gres = sinfo("-o", "%G", *where)
+        if gres is not None and not any("gpu" in g for g in gres):
+            target = f"partition {partition}" if partition is not None else "the default partition"
+            return [
+                f"{key}gpus_per_node={gpus}: {target} has no GPUs (sinfo's GRES column: "
+                f"{', '.join(gres) or 'empty'}). Choose a GPU partition with {key}partition=..., "
+                f"or set {key}gpus_per_node=0 to train on CPUs."
+            ]
+    return []
+
+
+def check_slurm_launcher(
+    launcher: Mapping[str, Any],
+    which: Callable[[str], str | None] = shutil.which,
+    sinfo: Callable[..., list[str] | None] = _sinfo,
+) -> list[str]:
+    """Problems with the SLURM launcher's settings (``hydra.launcher``), one message each;
+    empty when it may submit. Each message names the ``hydra.launcher.<key>`` fields involved.
+    Where SLURM's ``sinfo`` answers, the partition must exist and, for jobs asking for GPUs,
+    have some.
+
+    The time limit must leave the job time to train before SLURM's warning signal: with
+    ``signal_delay_s`` at or above ``timeout_min`` minutes the job is signalled as it starts,
+    and each submission checkpoints and requeues after a few steps, until ``max_num_timeout``
+    runs out. (``distrl_agents.cli.SlurmLauncherCheck`` also warns when the signal would come
+    in the first half of the time limit.)
+    """
+    key = "hydra.launcher."
+    problems: list[str] = []
+    if which("sbatch") is None:
+        problems.append(
+            "hydra/launcher=slurm submits with SLURM's sbatch, which is not on this machine's "
+            "PATH. Run the sweep on a cluster's login node, or start a one-node cluster here "
+            "with `sudo bash scripts/slurm_local.sh` (or use hydra/launcher=local)."
+        )
+
+    def count(name: str, minimum: int, nullable: bool = False, what: str = "") -> Any:
+        value = launcher.get(name)
+        if value is None and nullable:
+            return None
+        if not (isinstance(value, int) and _is_int(value) and value >= minimum):
+            problems.append(f"{key}{name}={value}: must be a whole number >= {minimum}{what}.")
+            return None
+        return value
+
+    timeout_min = count("timeout_min", 1, what=" (minutes per submission)")
+    delay = count("signal_delay_s", 0, what=" (seconds of warning before the time limit)")
+    if timeout_min is not None and delay is not None and delay >= timeout_min * 60:
+        problems.append(
+            f"{key}signal_delay_s={delay} is not shorter than {key}timeout_min={timeout_min} "
+            f"({timeout_min * 60} s): SLURM sends its time-limit signal signal_delay_s before "
+            "the limit, i.e. as the job starts, and every submission would checkpoint and "
+            "requeue after a few steps. Set signal_delay_s well below the limit (e.g. "
+            f"signal_delay_s={_suggested_delay(timeout_min)}) or raise timeout_min."
+        )
+    count("max_num_timeout", 0, what=" (requeues after time limits)")
+    count("array_parallelism", 1, nullable=True, what=" (array tasks running at once)")
+    count("cpus_per_task", 1, nullable=True)
+    count("gpus_per_node", 0, nullable=True)
+    mem = launcher.get("mem_gb")
+    if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int | float) or mem <= 0):
+        problems.append(f"{key}mem_gb={mem}: must be a positive number of GB (or null).")
+    if which("sbatch") is not None and which("sinfo") is not None:
+        problems += _check_partition(launcher, sinfo)
+    for name in ("nodes", "tasks_per_node"):
+        value = launcher.get(name, 1)
+        if value != 1:
+            problems.append(
+                f"{key}{name}={value}: must be 1. A training run is one process on one node; "
+                "more tasks would run the same training several times in one run directory. "
+                "Sweep values (seed=0,1,2) to run more trainings."
+            )
+    return problems
