@@ -264,3 +264,26 @@ def test_fqf_with_moving_fractions_recovers_a_bootstrapped_distribution() -> Non
     assert abs(q_err) <= 0.05, (w1, q_err, moved)
     w1_u, q_err_u, moved_u = _two_step_errors(weighted=False)
     assert w1_u > w1 and abs(q_err_u) > abs(q_err), (w1_u, q_err_u, moved_u)
+
+
+def test_fraction_optimiser_is_the_authors_centred_tf_rmsprop() -> None:
+    """microsoft/FQF FQFAgent.optimizer1: tf.train.RMSPropOptimizer(decay=0.95, momentum=0.0,
+    epsilon=0.00001, centered=True); the port's PyTorch RMSprop stays available."""
+    from distrl_agents.agents.optim import TFRMSprop
+
+    agent = make_agent("fqf", num_actions=2, obs_shape=(3,), network=MLP)
+    fraction_opt = agent.optimizers[1]
+    assert isinstance(fraction_opt, TFRMSprop)
+    group = fraction_opt.param_groups[0]
+    assert group["centered"] is True
+    assert (group["alpha"], group["eps"], group["lr"]) == (0.95, 1e-5, 2.5e-9)
+    port = make_agent(
+        "fqf",
+        num_actions=2,
+        obs_shape=(3,),
+        network=MLP,
+        fraction_optimizer="rmsprop",
+        fraction_rmsprop_centered=False,
+    )
+    assert isinstance(port.optimizers[1], torch.optim.RMSprop)
+    assert port.optimizers[1].param_groups[0]["centered"] is False

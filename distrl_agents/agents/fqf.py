@@ -37,9 +37,12 @@ class FQFAgent(Agent):
         kappa: Huber threshold (1).
         fraction_lr: learning rate of the fraction-proposal network (2.5e-9; published
             implementations use 5e-10 to 2.5e-9).
-        fraction_optimizer: ``"rmsprop"`` (paper) or ``"adam"``.
+        fraction_optimizer: ``"rmsprop_tf"`` (the paper's RMSProp in the authors' TensorFlow form:
+            epsilon inside the square root, mean square starting at 1), ``"rmsprop"``
+            (PyTorch's) or ``"adam"``.
         fraction_optimizer_eps: its epsilon (1e-5).
         fraction_rmsprop_alpha: RMSprop smoothing (0.95).
+        fraction_rmsprop_centered: centred RMSProp for the fractions (authors' code: ``True``).
         entropy_coef: weight of the fraction-entropy bonus (0; published code uses 0 to 10).
         weighted_targets: weight each target sample by its fraction width in the quantile loss
             (``False``: ``1/N`` each, the paper's loss and the authors' code).
@@ -55,9 +58,10 @@ class FQFAgent(Agent):
         embedding_dim: int = 64,
         kappa: float = 1.0,
         fraction_lr: float = 2.5e-9,
-        fraction_optimizer: str = "rmsprop",
+        fraction_optimizer: str = "rmsprop_tf",
         fraction_optimizer_eps: float = 1e-5,
         fraction_rmsprop_alpha: float = 0.95,
+        fraction_rmsprop_centered: bool = True,
         entropy_coef: float = 0.0,
         weighted_targets: bool = False,
         lr: float = 5e-5,
@@ -71,6 +75,7 @@ class FQFAgent(Agent):
         self.fraction_optimizer = fraction_optimizer
         self.fraction_optimizer_eps = float(fraction_optimizer_eps)
         self.fraction_rmsprop_alpha = float(fraction_rmsprop_alpha)
+        self.fraction_rmsprop_centered = bool(fraction_rmsprop_centered)
         self.entropy_coef = float(entropy_coef)
         self.weighted_targets = bool(weighted_targets)
         super().__init__(
@@ -84,6 +89,7 @@ class FQFAgent(Agent):
                 "fraction_optimizer": self.fraction_optimizer,
                 "fraction_optimizer_eps": self.fraction_optimizer_eps,
                 "fraction_rmsprop_alpha": self.fraction_rmsprop_alpha,
+                "fraction_rmsprop_centered": self.fraction_rmsprop_centered,
                 "entropy_coef": self.entropy_coef,
                 "weighted_targets": self.weighted_targets,
             },
@@ -134,7 +140,7 @@ class FQFAgent(Agent):
                 self.fraction_lr,
                 self.fraction_optimizer_eps,
                 self.fraction_rmsprop_alpha,
-                False,
+                self.fraction_rmsprop_centered,
             ),
         ]
 
