@@ -1,13 +1,13 @@
 """Atari-100k runs for given agents x games x seeds: in the background, resumable, then the report.
 
     python scripts/atari100k.py run --agents c51 iqn --games road_runner krull --seeds 0 \
-        [--out runs/atari100k] [--preset atari100k|atari100k_dopamine] [--background] \
-        [--nice 10] [-- extra distrl-train overrides]
+        [--runs qrdqn:pong ...] [--out runs/atari100k] [--jobs 1] [--background] [--nice 10] \
+        [--preset atari100k|atari100k_dopamine] [-- extra distrl-train overrides]
     python scripts/atari100k.py status [--out runs/atari100k]
     python scripts/atari100k.py stop   [--out runs/atari100k]
     python scripts/atari100k.py report [--out runs/atari100k] [--figure docs/figures/x.png]
 
-``run`` trains each (agent, game, seed) in turn with
+``run`` trains each (agent, game, seed), ``--jobs`` at a time (default 1), with
 ``distrl-train experiment=<preset> agent=<a> env.game=<g> seed=<s> run_dir=<out>/<g>-<a>-seed<s>``
 and, when every run has its final evaluation, calls ``report``. Runs already finished are
 skipped, and an interrupted run resumes from its last checkpoint, so the same command (or a
@@ -47,12 +47,24 @@ REFERENCE = (
 
 
 def run_dirs(
-    out: Path, agents: list[str], games: list[str], seeds: list[int]
+    out: Path, pairs: list[tuple[str, str]], seeds: list[int]
 ) -> Iterator[tuple[str, str, int, Path]]:
-    for game in games:
-        for agent in agents:
-            for seed in seeds:
-                yield agent, game, seed, out / f"{game}-{agent}-seed{seed}"
+    for agent, game in pairs:
+        for seed in seeds:
+            yield agent, game, seed, out / f"{game}-{agent}-seed{seed}"
+
+
+def agent_game_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``--agents`` x ``--games``, then each ``--runs agent:game``."""
+    pairs = [(a, g) for g in args.games for a in args.agents]
+    for spec in args.runs:
+        agent, sep, game = spec.partition(":")
+        if not sep or not agent or not game:
+            raise SystemExit(f"atari100k: --runs takes agent:game pairs (c51:pong), got {spec!r}")
+        pairs.append((agent, game))
+    if not pairs:
+        raise SystemExit("atari100k: nothing to run: give --agents and --games, or --runs")
+    return pairs
 
 
 def final_eval(run_dir: Path, total_steps: int | None = None) -> dict | None:
@@ -95,39 +107,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _detach(args, out)
     signal.signal(signal.SIGINT, _request_stop)
     signal.signal(signal.SIGTERM, _request_stop)
-    total = int(_override(args.overrides, "trainer.total_steps", TOTAL_STEPS))
-    for agent, game, seed, run_dir in run_dirs(out, args.agents, args.games, args.seeds):
-        if _stop_requested:
-            break
-        if final_eval(run_dir, total) is not None:
-            print(f"atari100k: {run_dir.name}: finished, skipped", flush=True)
+    total = int(_override(args.overrides, "trainer.total_steps", None) or TOTAL_STEPS)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    pending = list(run_dirs(out, agent_game_pairs(args), args.seeds))
+    running: dict[subprocess.Popen, tuple[Path, float]] = {}
+    failed = 0
+    while (pending and not _stop_requested) or running:
+        if pending and not _stop_requested and len(running) < args.jobs:
+            agent, game, seed, run_dir = pending.pop(0)
+            if final_eval(run_dir, total) is not None:
+                print(f"atari100k: {run_dir.name}: finished, skipped", flush=True)
+                continue
+            cmd = [
+                "distrl-train",
+                f"experiment={args.preset}",
+                f"agent={agent}",
+                f"env.game={game}",
+                f"seed={seed}",
+                f"run_dir={run_dir}",
+                *args.overrides,
+            ]
+            if args.jobs > 1 and _override(args.overrides, "trainer.torch_threads", None) is None:
+                cmd.append(f"trainer.torch_threads={threads}")  # the jobs share the cores
+            if args.nice:
+                cmd = ["nice", "-n", str(args.nice), *cmd]
+            print(f"atari100k: {' '.join(cmd)}", flush=True)
+            running[subprocess.Popen(cmd)] = (run_dir, time.time())
             continue
-        cmd = [
-            "distrl-train",
-            f"experiment={args.preset}",
-            f"agent={agent}",
-            f"env.game={game}",
-            f"seed={seed}",
-            f"run_dir={run_dir}",
-            *args.overrides,
-        ]
-        if args.nice:
-            cmd = ["nice", "-n", str(args.nice), *cmd]
-        print(f"atari100k: {' '.join(cmd)}", flush=True)
-        start = time.time()
-        code = subprocess.call(cmd)
-        hours = (time.time() - start) / 3600
-        print(f"atari100k: {run_dir.name}: exit {code} after {hours:.2f} h", flush=True)
-        _log_wall_time(run_dir, hours)
-        if code != 0:
-            print(f"atari100k: {run_dir.name} failed (exit {code}); see above", flush=True)
-            return code
+        time.sleep(1.0)
+        for proc in [p for p in running if p.poll() is not None]:
+            run_dir, start = running.pop(proc)
+            hours = (time.time() - start) / 3600
+            print(
+                f"atari100k: {run_dir.name}: exit {proc.returncode} after {hours:.2f} h", flush=True
+            )
+            _log_wall_time(run_dir, hours)
+            if proc.returncode != 0:
+                print(f"atari100k: {run_dir.name} failed; see its output above", flush=True)
+                failed += 1
+    if failed:
+        return 1
     if _stop_requested:
         return 0
     return cmd_report(args)
 
 
-def _override(overrides: list[str], key: str, default: object) -> object:
+def _override(overrides: list[str], key: str, default: str | None) -> str | None:
     for o in overrides:
         k, _, v = o.partition("=")
         if k.lstrip("+") == key:
@@ -281,12 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train (resumes; skips finished runs), then report")
-    run.add_argument("--agents", nargs="+", required=True)
-    run.add_argument("--games", nargs="+", required=True)
+    run.add_argument("--agents", nargs="+", default=[], help="with --games: every pair")
+    run.add_argument("--games", nargs="+", default=[])
+    run.add_argument("--runs", nargs="+", default=[], help="agent:game pairs, e.g. c51:pong")
     run.add_argument("--seeds", nargs="+", type=int, default=[0])
     run.add_argument("--preset", default="atari100k", choices=["atari100k", "atari100k_dopamine"])
     run.add_argument("--background", action="store_true", help="detach; log to <out>/atari100k.log")
     run.add_argument("--nice", type=int, default=0, help="niceness of the training processes")
+    run.add_argument(
+        "--jobs", type=int, default=1, help="trainings at a time (each gets CPUs // jobs threads)"
+    )
     run.add_argument("overrides", nargs="*", help="extra distrl-train overrides (after --)")
     for name in ("status", "stop", "report"):
         sub.add_parser(name)
