@@ -211,6 +211,14 @@ def _training_pids(sweep_dir: Path) -> list[int]:
     return pids
 
 
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # it ended (the signal came just before the pause)
+            pass
+
+
 def _start_time(job_id: str) -> float:
     out = subprocess.run(
         ["squeue", "-h", "-j", job_id, "-o", "%S"], capture_output=True, text=True, check=True
@@ -225,8 +233,8 @@ def test_time_limit_signal_checkpoints_and_requeues(tmp_path: Path) -> None:
     So that the run cannot finish before its limit on a fast machine, nor take many limits on a
     slow one: once it has trained 200 steps (unless the signal came first), the test pauses the
     training process (SIGSTOP) until SLURM has sent the signal (SLURM checks time limits every
-    30 s: the signal comes 90 to 120 s after the start), then lets it go on (SIGCONT) with the
-    signal pending; and the requeued job's limit is raised to 20 minutes so that it finishes
+    30 s and signals up to 30 s early: 60 to 90 s after the start), then lets it go on
+    (SIGCONT) with the signal pending; and the requeued job's limit is raised to 20 minutes so that it finishes
     whatever this machine's speed."""
     name = f"tl{uuid.uuid4().hex[:8]}"
     total = 400
@@ -248,14 +256,13 @@ def test_time_limit_signal_checkpoints_and_requeues(tmp_path: Path) -> None:
         job = _job(name)
         assert pids and job is not None and job[1] == "RUNNING", (pids, job)
         started = _start_time(job[0])
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
+        _signal_all(pids, signal.SIGSTOP)
         try:
-            # The signal is due at start + limit - delay; SLURM's 30 s check may delay it.
-            time.sleep(max(0.0, started + timeout_min * 60 - delay + 35 - time.time()))
+            # SLURM checks time limits every 30 s and sends the warning at the first check
+            # less than signal_delay_s + 30 s before the limit: by start + limit - delay.
+            time.sleep(max(0.0, started + timeout_min * 60 - delay + 5 - time.time()))
         finally:
-            for pid in pids:
-                os.kill(pid, signal.SIGCONT)
+            _signal_all(pids, signal.SIGCONT)
     _wait("the requeue", lambda: "handing over to submitit to requeue" in logs(), 120, proc)
     job = _wait("the requeued job in the queue", lambda: _job(name), 60, proc)
     subprocess.run(["scontrol", "update", f"JobId={job[0]}", "TimeLimit=20"], check=True)

@@ -322,3 +322,34 @@ def test_progress_bar_names_the_job(tmp_path: Path) -> None:
         assert trainer._job_label() == f"{trainer.game} c51 seed0"
     finally:
         trainer.close()
+
+
+def test_evaluation_cut_short_by_a_stop_signal_is_played_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLURM's time-limit signal during the evaluation at step 200: nothing is recorded for
+    200 then; the resumed run plays that evaluation first, at step 200, so every period keeps
+    its record."""
+    from distrl_agents.training import loop
+
+    cfg = small_config("c51", total_steps=400, eval_period=200, checkpoint_period=0)
+    real_evaluate = loop.evaluate
+    trainer = Trainer(cfg, tmp_path)
+
+    def stopped_evaluate(*args, **kwargs):  # the signal arrives as the evaluation starts
+        trainer._stop = int(signal.SIGUSR2)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", stopped_evaluate)
+    summary = trainer.run()
+    trainer.close()
+    assert summary.stopped_by == "SIGUSR2" and summary.agent_step == 200
+    assert not (tmp_path / "evaluations.jsonl").exists()
+    monkeypatch.setattr(loop, "evaluate", real_evaluate)
+    trainer, summary = train(cfg, tmp_path)
+    assert summary.finished
+    steps = [
+        json.loads(x)["agent_step"]
+        for x in (tmp_path / "evaluations.jsonl").read_text().splitlines()
+    ]
+    assert steps == [200, 400]

@@ -415,6 +415,23 @@ class Trainer:
                 self.writer.scalar("eval/hns", hns, step)
         return result
 
+    def _evaluation_missed(self) -> bool:
+        """Whether the last evaluation due at or before this step has no record (a stop signal
+        interrupted it; records after the checkpoint were already dropped by ``_restore``)."""
+        period = self.cfg.trainer.eval_period
+        due = self.agent_step // period * period if period else 0
+        if due <= 0:
+            return False
+        path = self.run_dir / "evaluations.jsonl"
+        recorded = 0
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    recorded = max(recorded, int(json.loads(line).get("agent_step", 0)))
+                except (json.JSONDecodeError, TypeError, ValueError):
+                    continue
+        return recorded < due
+
     def _job_label(self) -> str:
         """What the progress bar names: game, agent, seed and, for a run in a settings
         directory (``<game>-<agent>-seed<seed>/<settings>``), those settings in full."""
@@ -453,6 +470,10 @@ class Trainer:
         window_start, window_steps = time.perf_counter(), 0
         latest_return = float("nan")
         with self._signals():
+            if resumed and self._evaluation_missed():
+                # The evaluation due at the checkpoint was cut short by the stop signal (none
+                # is recorded then): play it now, at the same agent step.
+                last_eval = self.evaluate()
             while self.agent_step < t.total_steps and self._stop is None:
                 # ---- act
                 epsilon = linear_epsilon(
