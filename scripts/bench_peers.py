@@ -102,11 +102,12 @@ with TemporaryDirectory() as tmp:
     start = time.perf_counter()
     trainer.run()
     rate = steps / (time.perf_counter() - start)
+    threads = torch.get_num_threads()  # the run's count (close() restores the previous one)
     trainer.close()
 print(json.dumps({"framework": "distrl-agents", "agent": agent, "steps_per_s": rate,
                   "precision": trainer.agent.hparams.get("precision"),
                   "act_precision": trainer.agent.hparams.get("act_precision"),
-                  "threads": torch.get_num_threads()}), flush=True)
+                  "threads": threads}), flush=True)
 """
 
 
@@ -215,6 +216,10 @@ def main() -> None:
                 args.timeout,
             )  # fmt: skip
             r["shipped"].append(shipped["steps_per_s"])
+            print(
+                f"#   {agent}: tianshou as shipped {shipped['steps_per_s']:.1f} agent steps/s",
+                flush=True,
+            )
 
     def fmt(values: list[float]) -> str:
         if not values:
