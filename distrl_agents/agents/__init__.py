@@ -26,8 +26,15 @@ REGISTRY: dict[str, str] = {
 }
 
 #: Constructor arguments that belong to the training run, not to an agent preset: the trainer
-#: sets them from trainer.precision, trainer.compile, trainer.channels_last and the run seed.
-RUN_LEVEL_HPARAMS: tuple[str, ...] = ("precision", "compile", "channels_last", "seed")
+#: sets them from trainer.precision (both precisions), trainer.compile, trainer.channels_last and
+#: the run seed.
+RUN_LEVEL_HPARAMS: tuple[str, ...] = (
+    "precision",
+    "act_precision",
+    "compile",
+    "channels_last",
+    "seed",
+)
 
 # Arguments that make_agent passes itself (not hparams), and the internal plumbing argument.
 _RESERVED = {"self", "num_actions", "obs_shape", "device", "network", "agent_hparams"}

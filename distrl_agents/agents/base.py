@@ -165,6 +165,8 @@ class Agent(ABC):
         max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
         double_dqn: pick the bootstrap action with the online network (van Hasselt et al. 2016).
         precision: ``"fp32"`` or ``"bf16"`` (autocast for torso and heads; losses stay fp32).
+        act_precision: the precision of ``act`` (``None``: ``precision``). Acting runs on small
+            batches, where bf16 may not pay for its casts even when the update gains from it.
         compile: ``off``, ``torso`` (``True``: ``torch.compile`` the torso forward), ``update``
             (compile the whole loss computation of a step) or ``graphs`` (``update`` with CUDA
             graphs on a CUDA device); falls back to eager with a warning.
@@ -191,6 +193,7 @@ class Agent(ABC):
         max_grad_norm: float | None = None,
         double_dqn: bool = False,
         precision: str = "fp32",
+        act_precision: str | None = None,
         compile: bool | str = False,
         channels_last: bool = False,
         seed: int = 0,
@@ -222,6 +225,12 @@ class Agent(ABC):
             "precision",
             f"must be one of {list(PRECISIONS)}, got {precision!r}",
         )
+        act_precision = precision if act_precision is None else act_precision
+        check_hparam(
+            act_precision in PRECISIONS,
+            "act_precision",
+            f"must be one of {list(PRECISIONS)}, got {act_precision!r}",
+        )
         self.num_actions = int(num_actions)
         self.obs_shape = tuple(int(d) for d in obs_shape)
         self.device = torch.device(device)
@@ -235,6 +244,8 @@ class Agent(ABC):
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         self.double_dqn = bool(double_dqn)
         self.precision = precision
+        self.act_precision = act_precision
+        self._autocast_on = precision == "bf16"  # acting switches it to its own precision
         self.channels_last = bool(channels_last)
         self.seed = int(seed)
         self.network_options = network_options(network)
@@ -255,6 +266,7 @@ class Agent(ABC):
             "max_grad_norm": self.max_grad_norm,
             "double_dqn": self.double_dqn,
             "precision": precision,
+            "act_precision": act_precision,
             "compile": compile_mode(compile),
             "channels_last": self.channels_last,
             "seed": self.seed,
@@ -278,16 +290,19 @@ class Agent(ABC):
         )
         self.target: DistributionalNetwork = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
-        # Acting reads the online weights every agent step; under bf16 it acts through a copy
-        # stored in bf16, refreshed only when the online weights have changed (an update every
-        # few steps), instead of casting ~1.7M fp32 weights on every step.
+        # Acting reads the online weights every agent step; acting in bf16 it acts through a
+        # copy stored in bf16, refreshed only when the online weights have changed (an update
+        # every few steps), instead of casting ~1.7M fp32 weights on every step.
         self._acting: DistributionalNetwork | None = None
         self._acting_pairs: list[tuple[Tensor, Tensor]] = []
         self._acting_key: tuple[int, ...] | None = None
         self._weights_epoch = 0  # bumped where the online weights change without a version bump
         if self.precision == "bf16":
             _store_autocast_layers_in_bf16(self.target)
-            self._acting = copy.deepcopy(self.target)
+        if self.act_precision == "bf16":
+            self._acting = copy.deepcopy(self.online)
+            self._acting.requires_grad_(False)
+            _store_autocast_layers_in_bf16(self._acting)
             self._acting_pairs = [
                 *zip(self.online.parameters(), self._acting.parameters()),
                 *zip(self.online.buffers(), self._acting.buffers()),
@@ -350,11 +365,12 @@ class Agent(ABC):
 
     # ----------------------------------------------------------------- helpers for subclasses
     def autocast(self) -> AbstractContextManager[Any]:
-        """bf16 autocast for torso and heads when ``precision == "bf16"`` (no-op otherwise)."""
+        """bf16 autocast for torso and heads when ``precision == "bf16"`` (no-op otherwise);
+        inside ``act``, when ``act_precision == "bf16"``."""
         return torch.autocast(
             device_type=self.device.type,
             dtype=torch.bfloat16,
-            enabled=self.precision == "bf16",
+            enabled=self._autocast_on,
         )
 
     def features(self, net: DistributionalNetwork, obs: Tensor) -> Tensor:
@@ -413,8 +429,13 @@ class Agent(ABC):
             # On the network that acts: under bf16 that is the bf16 copy, whose noise buffers
             # the next refresh overwrites with the online ones (``learn`` redraws those anyway).
             net.reset_noise(self.generator)
-        dist = self.distribution(net, obs_t)
-        actions = self.action_value_fn(dist).float().argmax(dim=-1).cpu().numpy().astype(np.int64)
+        self._autocast_on = self.act_precision == "bf16"
+        try:
+            dist = self.distribution(net, obs_t)
+            values = self.action_value_fn(dist).float()
+        finally:
+            self._autocast_on = self.precision == "bf16"
+        actions = values.argmax(dim=-1).cpu().numpy().astype(np.int64)
         if epsilon > 0:
             num_envs: int = actions.shape[0]  # an int, not Any: picks rng.random's array overload
             explore = self.rng.random(num_envs) < epsilon
@@ -423,8 +444,12 @@ class Agent(ABC):
                 actions[explore] = self.rng.integers(0, self.num_actions, size=n)
         return actions
 
+    def weights_changed(self) -> None:
+        """Mark the online weights as changed (the acting copy is refreshed before next use)."""
+        self._weights_epoch += 1
+
     def acting_network(self) -> DistributionalNetwork:
-        """The network ``act`` runs: the online network, or under bf16 its bf16-stored copy.
+        """The network ``act`` runs: the online network, or acting in bf16 its bf16-stored copy.
 
         The copy is refreshed whenever the online weights may have changed since the last
         refresh: after an update or a checkpoint load (the fused optimiser steps in place without

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -22,23 +23,39 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def cpu_has_bf16_matmul() -> bool:
-    """True when this x86 CPU has bf16 matrix units (AMX-BF16 or AVX512-BF16)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
-
-
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on CUDA and on CPUs with bf16 matrix units, else ``fp32``."""
-    if precision != "auto":
+    """``auto`` -> ``bf16`` on CUDA devices with bf16 support (``fp32`` on those without);
+    elsewhere ``auto`` stays ``auto``: the run measures which precision is faster for each part
+    (``distrl_agents.training.precision``) instead of guessing from the CPU's flags."""
+    if precision != "auto" or device.type != "cuda":
         return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_bf16_matmul() else "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a SLURM or container limit)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_torch_threads(
+    torch_threads: int, device: torch.device, *, env_threads: int, overlap: bool
+) -> int:
+    """torch's intra-op threads for a run: ``torch_threads`` when set (> 0); else, on a CPU
+    device with overlap on, what the game threads leave of the CPUs, so that ale-py's
+    ``env_threads`` (which step the games while the learner updates) and torch's threads do
+    not compete for the same cores (at least 1, at most torch's default); 0 (torch's default)
+    elsewhere."""
+    if torch_threads > 0:
+        return torch_threads
+    if device.type != "cpu" or not overlap:
+        return 0
+    cpus = available_cpus()
+    if torch.get_num_threads() + env_threads <= cpus:
+        return 0
+    return max(1, cpus - env_threads)
 
 
 def seed_everything(seed: int) -> None:

@@ -35,13 +35,16 @@ from distrl_agents.replay import ReplayBuffer, ReplayLoadError
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.device import (
+    available_cpus,
     resolve_device,
     resolve_precision,
+    resolve_torch_threads,
     rng_state,
     seed_everything,
     set_rng_state,
     tune_host_allocator,
 )
+from distrl_agents.training.precision import cached_choice, measure_precision
 from distrl_agents.types import LearnResult
 
 EVAL_SEED_OFFSET = 10_000
@@ -92,8 +95,19 @@ def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int, war
     return start + frac * (end - start)
 
 
-def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...], device: Any):
-    """The configured agent; precision, compile, channels-last and seed come from the run."""
+def build_agent(
+    cfg: RunConfig,
+    *,
+    num_actions: int,
+    obs_shape: tuple[int, ...],
+    device: Any,
+    obs_dtype: torch.dtype = torch.uint8,
+):
+    """The configured agent; precision, compile, channels-last and seed come from the run.
+
+    ``trainer.precision=auto`` on a CPU measures fp32 and bf16 for the update and for acting
+    (``distrl_agents.training.precision``) once per process and configuration, and logs it.
+    """
     hparams = cfg.agent_hparams
     owned = sorted(set(hparams) & set(RUN_LEVEL_HPARAMS))
     if owned:
@@ -117,24 +131,52 @@ def build_agent(cfg: RunConfig, *, num_actions: int, obs_shape: tuple[int, ...],
             risk, risk_param, from_expectiles=from_expectiles, **extra
         )
     # Run-level settings own these: trainer.precision / trainer.compile and the run seed.
-    precision = resolve_precision(cfg.trainer.precision, torch.device(device))
-    hparams["precision"] = precision
+    dev = torch.device(device)
     conv = cfg.network.get("torso", "nature") != "mlp"
-    if cfg.trainer.channels_last == "auto":
-        # bf16 convolutions are fast in channels-last memory format (oneDNN / cuDNN).
-        hparams["channels_last"] = conv and precision == "bf16"
-    else:
-        hparams["channels_last"] = cfg.trainer.channels_last == "true"
-    hparams["compile"] = cfg.trainer.compile
-    hparams["seed"] = cfg.seed
-    return make_agent(
-        cfg.agent_name,
-        num_actions=num_actions,
-        obs_shape=obs_shape,
-        device=device,
-        network=dict(cfg.network),
-        **hparams,
-    )
+
+    def channels_last(precision: str) -> bool:
+        if cfg.trainer.channels_last == "auto":
+            # bf16 convolutions are fast in channels-last memory format (oneDNN / cuDNN).
+            return conv and precision == "bf16"
+        return cfg.trainer.channels_last == "true"
+
+    def make(precision: str, act_precision: str, compile_mode: str = cfg.trainer.compile) -> Any:
+        return make_agent(
+            cfg.agent_name,
+            num_actions=num_actions,
+            obs_shape=obs_shape,
+            device=device,
+            network=dict(cfg.network),
+            **hparams,
+            precision=precision,
+            act_precision=act_precision,
+            channels_last=channels_last(precision),
+            compile=compile_mode,
+            seed=cfg.seed,
+        )
+
+    precision = resolve_precision(cfg.trainer.precision, dev)
+    act_precision = precision
+    if precision == "auto":
+        # On a CPU: time both precisions for each part and keep the faster, with throw-away
+        # agents that are never compiled (the timing is of the eager parts).
+        key = json.dumps(
+            [cfg.agent_name, repr(sorted(hparams.items())), dict(cfg.network), obs_shape,
+             str(obs_dtype), num_actions, cfg.trainer.batch_size, cfg.env.num_envs,
+             cfg.trainer.update_period, cfg.trainer.channels_last, str(dev),
+             torch.get_num_threads()],
+            default=str,
+        )  # fmt: skip
+        choice = cached_choice(
+            key,
+            lambda: measure_precision(
+                lambda update, act: make(update, act, "off"), obs_shape=obs_shape, obs_dtype=obs_dtype, num_actions=num_actions,
+                batch_size=cfg.trainer.batch_size, num_envs=cfg.env.num_envs,
+                update_period=cfg.trainer.update_period, device=dev,
+            ),
+        )  # fmt: skip
+        precision, act_precision = choice.update, choice.act
+    return make(precision, act_precision)
 
 
 #: Bytes per stored transition (an 84x84 frame plus metadata; see docs/replay.md).
@@ -182,8 +224,21 @@ class Trainer:
         t = cfg.trainer
         self.device = resolve_device(t.device)
         tune_host_allocator()
-        if t.torch_threads:
-            torch.set_num_threads(t.torch_threads)
+        self._torch_threads_before = torch.get_num_threads()
+        env_threads = int(cfg.env.overrides.get("num_threads", 0)) or min(
+            cfg.env.num_envs, available_cpus()
+        )
+        threads = resolve_torch_threads(
+            t.torch_threads, self.device, env_threads=env_threads, overlap=t.overlap
+        )
+        if threads:
+            if not t.torch_threads:
+                print(
+                    f"torch intra-op threads: {threads} ({available_cpus()} CPUs, {env_threads} "
+                    "for ale-py's game threads)",
+                    file=sys.stderr,
+                )
+            torch.set_num_threads(threads)
         seed_everything(cfg.seed)
         self.env = make_atari_env(
             cfg.env.game,
@@ -197,8 +252,13 @@ class Trainer:
         obs_shape = self.env.single_observation_space.shape
         assert obs_shape is not None
         self.obs_shape: tuple[int, ...] = tuple(obs_shape)
+        obs_dtype = torch.from_numpy(np.zeros(0, self.env.single_observation_space.dtype)).dtype
         self.agent = build_agent(
-            cfg, num_actions=self.num_actions, obs_shape=self.obs_shape, device=self.device
+            cfg,
+            num_actions=self.num_actions,
+            obs_shape=self.obs_shape,
+            device=self.device,
+            obs_dtype=obs_dtype,
         )
         self.rng = np.random.default_rng(cfg.seed)
         self.agent_step = 0
@@ -616,6 +676,7 @@ class Trainer:
         self.env.close()
         if self._eval_env is not None:
             self._eval_env.close()
+        torch.set_num_threads(self._torch_threads_before)
 
 
 class _MetricWindow:

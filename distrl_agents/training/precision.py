@@ -1,0 +1,168 @@
+"""``trainer.precision=auto`` on a CPU: time fp32 and bf16 for each part, keep the faster.
+
+Whether bf16 pays on a CPU depends on more than its flags: an update of 32 frames gains from bf16
+matrix units where the CPU has them, while acting on one game (a batch of one) may lose more to
+the casts than it gains, and CPUs without bf16 units emulate it. So at start-up the run builds
+throw-away copies of its agent (same hparams, network and batch size; fresh weights), times a
+learning update and an acting step in each precision on synthetic inputs, alternating the
+candidates so that load on a shared machine affects both alike, and keeps the faster for each
+part. The result is logged and recorded in the agent's hparams (``precision``,
+``act_precision``). Neither choice changes what is learned beyond rounding: weights, optimiser
+state and losses stay fp32.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+from distrl_agents.types import Batch
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The measured choice: ``update`` and ``act`` precisions, and the median ms of each."""
+
+    update: str
+    act: str
+    update_ms: dict[str, float]
+    act_ms: dict[str, float]
+
+    def describe(self) -> str:
+        def part(name: str, chosen: str, ms: dict[str, float]) -> str:
+            times = ", ".join(f"{p} {v:.2f} ms" for p, v in ms.items())
+            return f"{name} {chosen} ({times})"
+
+        return (
+            "precision=auto (measured): "
+            + part("update", self.update, self.update_ms)
+            + "; "
+            + part("acting", self.act, self.act_ms)
+        )
+
+
+def faster(ms: dict[str, float], margin: float = 0.05) -> str:
+    """``bf16`` only where it is faster than fp32 by more than ``margin`` (ties keep fp32)."""
+    return "bf16" if ms["bf16"] < ms["fp32"] * (1.0 - margin) else "fp32"
+
+
+def _median_ms(
+    fns: dict[str, Callable[[], Any]], *, rounds: int, budget_s: float, sync: Callable[[], None]
+) -> dict[str, float]:
+    """Median ms per call of each function, calling them in turn (one warm-up call each)."""
+    for fn in fns.values():
+        fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    deadline = time.perf_counter() + budget_s
+    for i in range(rounds):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[key].append((time.perf_counter() - start) * 1e3)
+        if i >= 2 and time.perf_counter() > deadline:
+            break
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def synthetic_batch(
+    obs_shape: tuple[int, ...], obs_dtype: torch.dtype, num_actions: int, batch_size: int
+) -> Batch:
+    """A replay-shaped batch of random observations (the timing does not depend on values)."""
+    g = torch.Generator().manual_seed(0)
+
+    def frames() -> torch.Tensor:
+        if obs_dtype == torch.uint8:
+            return torch.randint(0, 256, (batch_size, *obs_shape), generator=g, dtype=torch.uint8)
+        return torch.rand((batch_size, *obs_shape), generator=g).to(obs_dtype)
+
+    return Batch(
+        obs=frames(),
+        action=torch.randint(0, num_actions, (batch_size,), generator=g),
+        reward=torch.zeros(batch_size),
+        discount=torch.full((batch_size,), 0.99),
+        next_obs=frames(),
+        weights=torch.ones(batch_size),
+        indices=torch.arange(batch_size),
+    )
+
+
+def measure_precision(
+    make: Callable[[str, str], Any],
+    *,
+    obs_shape: tuple[int, ...],
+    obs_dtype: torch.dtype,
+    num_actions: int,
+    batch_size: int,
+    num_envs: int,
+    update_period: float,
+    device: torch.device,
+    rounds: int = 7,
+    budget_s: float = 2.0,
+) -> PrecisionChoice:
+    """Time each part in fp32 and bf16 and choose the faster.
+
+    Args:
+        make: ``(update_precision, act_precision) -> agent``, a fresh throw-away agent.
+        obs_shape, obs_dtype, num_actions: what the environment gives.
+        batch_size: the run's batch size (the update); ``num_envs``: the acting batch;
+            ``update_period``: acting steps per update.
+        rounds, budget_s: at most ``rounds`` timed calls per candidate, fewer once a part has
+            taken ``budget_s`` seconds (at least 3).
+    """
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size)
+    batch = Batch(**{f.name: getattr(batch, f.name).to(device) for f in fields(batch)})
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        learners = {p: make(p, p) for p in ("fp32", "bf16")}
+        update_ms = _median_ms(
+            {p: partial(a.learn, batch) for p, a in learners.items()},
+            rounds=rounds,
+            budget_s=budget_s,
+            sync=sync,
+        )
+        update = faster(update_ms)
+        # Acting is timed in the agent the run will build (its update precision and memory
+        # format), with each acting precision, as in a run: the online weights change once per
+        # ``update_period`` acting steps (a bf16 acting copy is then refreshed once).
+        rng = np.random.default_rng(0)
+        high = 256 if obs_dtype == torch.uint8 else 2
+        obs = rng.integers(0, high, (num_envs, *obs_shape)).astype(
+            np.uint8 if obs_dtype == torch.uint8 else np.float32
+        )
+        actors = {p: make(update, p) for p in ("fp32", "bf16")}
+        period = max(1, round(update_period))
+
+        def cycle(agent: Any) -> None:
+            agent.weights_changed()
+            for _ in range(period):
+                agent.act(obs, 0.0)
+
+        act_ms = _median_ms(
+            {p: partial(cycle, a) for p, a in actors.items()},
+            rounds=rounds * 3,
+            budget_s=budget_s / 2,
+            sync=sync,
+        )
+        act_ms = {p: v / period for p, v in act_ms.items()}
+    return PrecisionChoice(update=update, act=faster(act_ms), update_ms=update_ms, act_ms=act_ms)
+
+
+_CACHE: dict[str, PrecisionChoice] = {}
+
+
+def cached_choice(key: str, compute: Callable[[], PrecisionChoice]) -> PrecisionChoice:
+    """Measure once per process and configuration (a sweep or test suite builds many runs)."""
+    if key not in _CACHE:
+        _CACHE[key] = compute()
+        print(_CACHE[key].describe(), file=sys.stderr, flush=True)
+    return _CACHE[key]
