@@ -27,7 +27,6 @@ import torch
 
 from distrl_agents.agents import make_agent
 from distrl_agents.envs.toy import LONG_TAIL_VALUES, TwoStepBootstrap
-from distrl_agents.types import Batch
 
 MLP = {"torso": "mlp", "mlp_sizes": [64], "hidden": 64}
 
@@ -80,29 +79,6 @@ def wasserstein1(v1: np.ndarray, p1: np.ndarray, v2: np.ndarray, p2: np.ndarray)
     return float((np.abs(f1 - f2)[:-1] * np.diff(xs)).sum())
 
 
-def train(agent: Any, env: TwoStepBootstrap, steps: int, batch_size: int = 64) -> None:
-    drop_at = int(0.6 * steps)
-    for step in range(steps):
-        if step == drop_at:
-            for opt in agent.optimizers:
-                for group in opt.param_groups:
-                    group["lr"] *= 0.1
-        obs, action, reward, discount, next_obs = env.sample_batch(batch_size)
-        agent.learn(
-            Batch(
-                obs=torch.from_numpy(obs),
-                action=torch.from_numpy(action),
-                reward=torch.from_numpy(reward),
-                discount=torch.from_numpy(discount),
-                next_obs=torch.from_numpy(next_obs),
-                weights=torch.ones(batch_size),
-                indices=torch.arange(batch_size),
-            )
-        )
-        if step % 50 == 0:
-            agent.sync_target()
-
-
 def evaluate(agent: Any, env: TwoStepBootstrap, state: int = 0) -> dict[str, float]:
     """W1 (% of the range) and Q error (% of the mean) at ``state``; FQF: fraction movement."""
     agent.eval()
@@ -139,7 +115,7 @@ def run(name: str, hparams: dict[str, Any], seed: int, steps: int) -> dict[str, 
         with torch.no_grad():
             proposal.bias.copy_(skew * torch.linspace(-1, 1, proposal.bias.shape[0]))
         agent.sync_target()
-    train(agent, env, steps)
+    env.train(agent, steps)
     return evaluate(agent, env)
 
 

@@ -198,29 +198,6 @@ def test_weighted_targets_hparam_and_loss() -> None:
 
 
 # ------------------------------------------------------------------- learning
-def _train_two_step(agent: Any, env: TwoStepBootstrap, steps: int, batch_size: int = 64) -> None:
-    """Transitions from both states; target synced every 50 updates; lr / 10 for the last 40%."""
-    for step in range(steps):
-        if step == int(0.6 * steps):
-            for opt in agent.optimizers:
-                for group in opt.param_groups:
-                    group["lr"] *= 0.1
-        obs, action, reward, discount, next_obs = env.sample_batch(batch_size)
-        agent.learn(
-            Batch(
-                obs=torch.from_numpy(obs),
-                action=torch.from_numpy(action),
-                reward=torch.from_numpy(reward),
-                discount=torch.from_numpy(discount),
-                next_obs=torch.from_numpy(next_obs),
-                weights=torch.ones(batch_size),
-                indices=torch.arange(batch_size),
-            )
-        )
-        if step % 50 == 0:
-            agent.sync_target()
-
-
 def _two_step_errors(weighted: bool) -> tuple[float, float, float]:
     """(W1 / range, signed Q error / Q, max_i |tau_i - i/N|) at s0 after training FQF with a
     fraction optimiser at which the fractions move (Adam, lr 1e-2)."""
@@ -238,7 +215,7 @@ def _two_step_errors(weighted: bool) -> tuple[float, float, float]:
         fraction_optimizer="adam",
         weighted_targets=weighted,
     )
-    _train_two_step(agent, env, 1500)
+    env.train(agent, 1500)
     agent.eval()
     with torch.no_grad():
         dist = agent.distribution(agent.online, torch.from_numpy(env.observation(0)[None]))

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,33 @@ class TwoStepBootstrap:
         reward = np.where(first, self.first_reward, tail).astype(np.float32)
         discount = np.where(first, self.gamma, 0.0).astype(np.float32)
         return obs, np.zeros(size, dtype=np.int64), reward, discount, next_obs
+
+    def train(self, agent: Any, steps: int, batch_size: int = 64) -> None:
+        """Train ``agent`` offline on ``steps`` batches from :meth:`sample_batch`: target synced
+        every 50 updates, learning rates divided by 10 for the last 40% of the updates."""
+        import torch
+
+        from distrl_agents.types import Batch
+
+        for step in range(steps):
+            if step == int(0.6 * steps):
+                for opt in agent.optimizers:
+                    for group in opt.param_groups:
+                        group["lr"] *= 0.1
+            obs, action, reward, discount, next_obs = self.sample_batch(batch_size)
+            agent.learn(
+                Batch(
+                    obs=torch.from_numpy(obs),
+                    action=torch.from_numpy(action),
+                    reward=torch.from_numpy(reward),
+                    discount=torch.from_numpy(discount),
+                    next_obs=torch.from_numpy(next_obs),
+                    weights=torch.ones(batch_size),
+                    indices=torch.arange(batch_size),
+                )
+            )
+            if step % 50 == 0:
+                agent.sync_target()
 
     def return_distribution(self, state: int) -> tuple[np.ndarray, np.ndarray]:
         """True return distribution ``(values, probs)`` of ``state``."""
