@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -28,29 +28,19 @@ def _autocast_bf16(device_type: str) -> bool:
     return torch.get_autocast_dtype(device_type) == torch.bfloat16
 
 
-class NatureCNN(nn.Module):
-    """Nature DQN convolutional torso (Mnih et al. 2015, Methods "Model architecture").
+class _ConvStack(nn.Module):
+    """An image torso: ``layers`` (built for the observation's ``S`` channels) over the frames
+    scaled to [0, 1], then flattened; ``output_dim`` is measured on a zero frame."""
 
-    ``[B, S, 84, 84]`` uint8 -> conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> ``[B, 3136]``.
-    The 512-unit fully connected layer belongs to the head (its ``hidden`` width).
-    """
-
-    def __init__(self, obs_shape: Sequence[int]) -> None:
+    def __init__(
+        self, name: str, obs_shape: Sequence[int], layers: Callable[[int], list[nn.Module]]
+    ) -> None:
         super().__init__()
         if len(obs_shape) != 3:
             raise ValueError(
-                f"torso 'nature' needs image observations [S, H, W]; got obs_shape={tuple(obs_shape)}"
+                f"torso {name!r} needs image observations [S, H, W]; got obs_shape={tuple(obs_shape)}"
             )
-        channels = obs_shape[0]
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, kernel_size=8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-        )
+        self.net = nn.Sequential(*layers(obs_shape[0]), nn.Flatten())
         with torch.no_grad():
             self.output_dim = int(self.net(torch.zeros(1, *obs_shape)).shape[-1])
 
@@ -58,7 +48,29 @@ class NatureCNN(nn.Module):
         return self.net(_to_float(obs))
 
 
-class DataEfficientCNN(nn.Module):
+class NatureCNN(_ConvStack):
+    """Nature DQN convolutional torso (Mnih et al. 2015, Methods "Model architecture").
+
+    ``[B, S, 84, 84]`` uint8 -> conv 32x8x8/4 -> conv 64x4x4/2 -> conv 64x3x3/1 -> ``[B, 3136]``.
+    The 512-unit fully connected layer belongs to the head (its ``hidden`` width).
+    """
+
+    def __init__(self, obs_shape: Sequence[int]) -> None:
+        super().__init__(
+            "nature",
+            obs_shape,
+            lambda channels: [
+                nn.Conv2d(channels, 32, kernel_size=8, stride=4),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, kernel_size=4, stride=2),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, kernel_size=3, stride=1),
+                nn.ReLU(),
+            ],
+        )
+
+
+class DataEfficientCNN(_ConvStack):
     """Data-efficient Rainbow's smaller torso (van Hasselt et al. 2019, Appendix, hyperparameter
     table: channels 32, 64; filter sizes 5x5, 5x5; strides 5, 5).
 
@@ -67,23 +79,16 @@ class DataEfficientCNN(nn.Module):
     """
 
     def __init__(self, obs_shape: Sequence[int]) -> None:
-        super().__init__()
-        if len(obs_shape) != 3:
-            raise ValueError(
-                f"torso 'der' needs image observations [S, H, W]; got obs_shape={tuple(obs_shape)}"
-            )
-        self.net = nn.Sequential(
-            nn.Conv2d(obs_shape[0], 32, kernel_size=5, stride=5),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=5, stride=5),
-            nn.ReLU(),
-            nn.Flatten(),
+        super().__init__(
+            "der",
+            obs_shape,
+            lambda channels: [
+                nn.Conv2d(channels, 32, kernel_size=5, stride=5),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, kernel_size=5, stride=5),
+                nn.ReLU(),
+            ],
         )
-        with torch.no_grad():
-            self.output_dim = int(self.net(torch.zeros(1, *obs_shape)).shape[-1])
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.net(_to_float(obs))
 
 
 class _ResidualBlock(nn.Module):
