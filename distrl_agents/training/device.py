@@ -43,19 +43,14 @@ def available_cpus() -> int:
 def resolve_torch_threads(
     torch_threads: int, device: torch.device, *, env_threads: int, overlap: bool
 ) -> int:
-    """torch's intra-op threads for a run: ``torch_threads`` when set (> 0); else, on a CPU
-    device with overlap on, what the game threads leave of the CPUs, so that ale-py's
-    ``env_threads`` (which step the games while the learner updates) and torch's threads do
-    not compete for the same cores (at least 1, at most torch's default); 0 (torch's default)
-    elsewhere."""
-    if torch_threads > 0:
-        return torch_threads
-    if device.type != "cpu" or not overlap:
-        return 0
-    cpus = available_cpus()
-    if torch.get_num_threads() + env_threads <= cpus:
-        return 0
-    return max(1, cpus - env_threads)
+    """torch's intra-op threads for a run: ``torch_threads`` when set (> 0), else 0 (torch's
+    default, all CPUs), also next to ale-py's ``env_threads``: measured side by side on a quiet
+    2-core CPU (scripts/bench_peers.py, docs/performance.md), capping torch at the CPUs the game
+    threads leave (1 of 2) halved the whole loop's rate (C51 41.8 -> 83.8 agent steps/s with 2
+    threads, IQN 5.9 -> 12.9): the game threads mostly wait while the learner updates.
+    ``device``, ``env_threads`` and ``overlap`` are kept for callers that report them."""
+    del device, env_threads, overlap
+    return max(0, int(torch_threads))
 
 
 def seed_everything(seed: int) -> None:

@@ -232,12 +232,6 @@ class Trainer:
             t.torch_threads, self.device, env_threads=env_threads, overlap=t.overlap
         )
         if threads:
-            if not t.torch_threads:
-                print(
-                    f"torch intra-op threads: {threads} ({available_cpus()} CPUs, {env_threads} "
-                    "for ale-py's game threads)",
-                    file=sys.stderr,
-                )
             torch.set_num_threads(threads)
         seed_everything(cfg.seed)
         self.env = make_atari_env(
