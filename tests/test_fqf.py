@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from test_learning import MLP, wasserstein1
+from test_losses import naive_quantile_huber
 
 from distrl_agents.agents import make_agent
 from distrl_agents.envs.toy import TwoStepBootstrap
@@ -18,22 +19,6 @@ from distrl_agents.types import Batch
 
 
 # ------------------------------------------------------------------- weighted quantile loss
-def _naive_weighted(pred, target, taus, weights, kappa):  # type: ignore[no-untyped-def]
-    """sum_i sum_j w_j |tau_i - 1{u<0}| L_kappa(u) / kappa, u = target_j - pred_i (loops)."""
-    out = torch.zeros(pred.shape[0], dtype=torch.float64)
-    for b in range(pred.shape[0]):
-        for i in range(pred.shape[1]):
-            for j in range(target.shape[1]):
-                u = float(target[b, j] - pred[b, i])
-                if kappa == 0:
-                    h = abs(u)
-                else:
-                    h = 0.5 * u * u if abs(u) <= kappa else kappa * (abs(u) - 0.5 * kappa)
-                    h /= kappa
-                out[b] += float(weights[b, j]) * abs(float(taus[b, i]) - (u < 0)) * h
-    return out
-
-
 @pytest.mark.parametrize("kappa", [0.0, 1.0])
 def test_weighted_quantile_loss_matches_loops_and_uniform_weights_are_the_mean(
     kappa: float,
@@ -43,7 +28,9 @@ def test_weighted_quantile_loss_matches_loops_and_uniform_weights_are_the_mean(
     taus = torch.rand(4, 5, generator=g)
     weights = torch.softmax(torch.randn(4, 6, generator=g), -1)
     out = quantile_huber_loss(pred, target, taus, kappa, target_weights=weights)
-    torch.testing.assert_close(out.double(), _naive_weighted(pred, target, taus, weights, kappa))
+    torch.testing.assert_close(
+        out.double(), naive_quantile_huber(pred, target, taus, kappa, weights)
+    )
     uniform = torch.full((4, 6), 1 / 6)
     torch.testing.assert_close(
         quantile_huber_loss(pred, target, taus, kappa, target_weights=uniform),
@@ -190,7 +177,7 @@ def test_weighted_targets_hparam_and_loss() -> None:
         z_next = cast(FQFHead, weighted.target.head).quantile_values(next_feats, fr.tau_hats)
         target = batch.reward[:, None] + 0.9 * z_next[torch.arange(6), a_star]
         widths = fr.taus[:, 1:] - fr.taus[:, :-1]
-        want = _naive_weighted(z_taken, target, fr.tau_hats, widths, weighted.kappa)
+        want = naive_quantile_huber(z_taken, target, fr.tau_hats, weighted.kappa, widths)
         got_w = weighted.compute_loss(batch).per_sample
         got_u = plain.compute_loss(batch).per_sample
     torch.testing.assert_close(got_w.double(), want, rtol=1e-5, atol=1e-6)

@@ -103,15 +103,15 @@ def test_projection_does_not_mutate_inputs() -> None:
     assert torch.equal(atoms, a0) and torch.equal(probs, p0)
 
 
-def naive_quantile_huber(pred, target, taus, kappa):  # type: ignore[no-untyped-def]
+def naive_quantile_huber(pred, target, taus, kappa, weights=None):  # type: ignore[no-untyped-def]
+    """sum_i sum_j w_j |tau_i - 1{u<0}| L_kappa(u) / kappa, u = target_j - pred_i, in loops;
+    ``weights`` [B, M] default to 1/M (the mean over target samples)."""
     B, N = pred.shape
     M = target.shape[1]
     taus = taus.expand(B, N) if taus.dim() == 2 else taus.unsqueeze(0).expand(B, N)
     out = torch.zeros(B, dtype=torch.float64)
     for b in range(B):
-        total = 0.0
         for i in range(N):
-            inner = 0.0
             for j in range(M):
                 u = float(target[b, j] - pred[b, i])
                 if kappa == 0:
@@ -119,9 +119,8 @@ def naive_quantile_huber(pred, target, taus, kappa):  # type: ignore[no-untyped-
                 else:
                     h = 0.5 * u * u if abs(u) <= kappa else kappa * (abs(u) - 0.5 * kappa)
                     h /= kappa
-                inner += abs(float(taus[b, i]) - (1.0 if u < 0 else 0.0)) * h
-            total += inner / M
-        out[b] = total
+                w = 1.0 / M if weights is None else float(weights[b, j])
+                out[b] += w * abs(float(taus[b, i]) - (1.0 if u < 0 else 0.0)) * h
     return out
 
 
