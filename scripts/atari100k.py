@@ -34,6 +34,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 TOTAL_STEPS = 100_000  # agent steps of an Atari-100k run (400k frames)
 PID_FILE = "atari100k.pid"
 LOG_FILE = "atari100k.log"
@@ -238,6 +240,7 @@ def published(method: str) -> dict[str, float]:
 
 def training_returns(run_dir: Path) -> tuple[list[int], list[float]]:
     """(frames, raw score) of every finished training game, from the run's TensorBoard files."""
+    frameskip = int(json.loads((run_dir / "config.json").read_text())["env"].get("frameskip", 4))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     points: dict[int, float] = {}
@@ -248,7 +251,7 @@ def training_returns(run_dir: Path) -> tuple[list[int], list[float]]:
             for e in acc.Scalars("charts/episodic_return"):
                 points[e.step] = e.value
     steps = sorted(points)
-    return [4 * s for s in steps], [points[s] for s in steps]
+    return [frameskip * s for s in steps], [points[s] for s in steps]
 
 
 def plot_curves(out: Path, figure: Path) -> Path:
@@ -256,7 +259,6 @@ def plot_curves(out: Path, figure: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     dirs = sorted(p.parent for p in out.glob("*/config.json"))
     games = sorted({json.loads((d / "config.json").read_text())["env"]["game"] for d in dirs})
@@ -293,10 +295,54 @@ def plot_curves(out: Path, figure: Path) -> Path:
     return figure
 
 
+def _hns(x: float | None, game: str, rnd: dict[str, float], hum: dict[str, float]) -> str:
+    """Human-normalized score ``(x - random) / (human - random)``, or a dash."""
+    if x is None or game not in rnd or game not in hum:
+        return "—"
+    return f"{(x - rnd[game]) / (hum[game] - rnd[game]):.3f}"
+
+
+def results_table(out: Path) -> str:
+    """Markdown: each run's final score next to DER's, random and human, its human-normalized
+    score and the wall time it trained (every stretch, evaluation included)."""
+    der, rnd, hum = published("DER"), published("random"), published("human")
+    rows = [
+        "| game | agent | seed | agent steps | final score (games) | DER | random | human "
+        "| HNS | DER HNS | wall time |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for d in sorted(p.parent for p in out.glob("*/config.json")):
+        cfg = json.loads((d / "config.json").read_text())
+        game, final = cfg["env"]["game"], final_eval(d)
+        hours = sum(json.loads(x)["hours"] for x in _lines(d / "wall_time.jsonl"))
+        if final:
+            returns = final["episode_returns"]
+            sem = float(np.std(returns, ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else 0
+            score, steps = (
+                f"{final['mean_return']:.1f} ± {sem:.1f} ({len(returns)})",
+                final["agent_step"],
+            )
+        else:
+            score, steps = "not finished", checkpoint_step(d)
+
+        rows.append(
+            f"| {game} | {cfg['agent']['name']} | {cfg['seed']} | {steps:,} | {score} "
+            f"| {der.get(game, float('nan')):.1f} | {rnd.get(game, float('nan')):.1f} "
+            f"| {hum.get(game, float('nan')):.1f} "
+            f"| {_hns(final['mean_return'] if final else None, game, rnd, hum)} | {_hns(der.get(game), game, rnd, hum)} "
+            f"| {hours:.2f} h |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     figure = Path(args.figure) if args.figure else out / "report" / "atari100k_curves.png"
     print(f"atari100k: learning curves -> {plot_curves(out, figure)}", flush=True)
+    table = results_table(out)
+    (out / "report").mkdir(parents=True, exist_ok=True)
+    (out / "report" / "atari100k_results.md").write_text(table)
+    print(table, flush=True)
     return subprocess.call(
         ["distrl-report", str(out), "--compare", "DER", "--out", str(out / "report")]
     )

@@ -1,0 +1,64 @@
+"""scripts/atari100k.py: which runs are finished, and the results table it writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "atari100k.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("atari100k_script", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(out: Path, game: str, agent: str, evals: list[dict], hours: list[float]) -> Path:
+    d = out / f"{game}-{agent}-seed0"
+    d.mkdir(parents=True)
+    config = {
+        "env": {"game": game, "frameskip": 4},
+        "agent": {"name": agent},
+        "seed": 0,
+        "trainer": {"total_steps": 100_000},
+    }
+    (d / "config.json").write_text(json.dumps(config))
+    (d / "evaluations.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    (d / "wall_time.jsonl").write_text(
+        "".join(json.dumps({"hours": h, "agent_step": 0}) + "\n" for h in hours)
+    )
+    return d
+
+
+def test_final_evaluation_is_the_one_at_the_end_of_training(script, tmp_path: Path) -> None:
+    early = {"agent_step": 50_000, "mean_return": 1.0, "episode_returns": [1.0]}
+    d = _run(tmp_path, "pong", "c51", [early], [0.5])
+    assert script.final_eval(d) is None  # only the mid-run evaluation
+    final = {"agent_step": 100_000, "mean_return": 3.0, "episode_returns": [2.0, 4.0]}
+    d2 = _run(tmp_path, "breakout", "c51", [early, final], [1.0])
+    assert script.final_eval(d2) == final
+
+
+def test_results_table_normalizes_by_the_published_random_and_human_scores(
+    script, tmp_path: Path
+) -> None:
+    rnd, hum, der = script.published("random"), script.published("human"), script.published("DER")
+    final = {"agent_step": 100_000, "mean_return": 20.0, "episode_returns": [10.0, 30.0]}
+    _run(tmp_path, "breakout", "c51", [final], [1.25, 0.5])
+    _run(tmp_path, "road_runner", "iqn", [], [0.25])
+    rows = script.results_table(tmp_path).splitlines()
+    assert len(rows) == 4
+    breakout = [c.strip() for c in rows[2].strip("|").split("|")]
+    hns = (20.0 - rnd["breakout"]) / (hum["breakout"] - rnd["breakout"])
+    assert breakout[:5] == ["breakout", "c51", "0", "100,000", "20.0 ± 10.0 (2)"]
+    assert float(breakout[5]) == pytest.approx(der["breakout"], abs=0.05)
+    assert float(breakout[8]) == pytest.approx(hns, abs=5e-4)
+    assert breakout[-1] == "1.75 h"  # every stretch of training summed
+    assert "not finished" in rows[3] and "0.25 h" in rows[3]
