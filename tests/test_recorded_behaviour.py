@@ -45,8 +45,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "nature_fp32": {"network": {"torso": "nature", "hidden": 64}, "hparams": {}},
     "der_double_weighted": {
         "network": {"torso": "der", "hidden": 32, "dueling": True, "noisy": True, "noisy_std": 0.1},
-        "hparams": {"optimizer": "adam", "lr": 1e-3, "optimizer_eps": 1.5e-4,
-                    "double_dqn": True, "max_grad_norm": None},
+        "hparams": {
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "optimizer_eps": 1.5e-4,
+            "double_dqn": True,
+            "max_grad_norm": None,
+        },
         "weights": True,
     },
     "nature_bf16": {
@@ -73,8 +78,12 @@ def platform_key() -> dict[str, str]:
     except OSError:
         pass
     units = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return {"cpu": cpu, "vector_units": " ".join(units), "torch": torch.__version__,
-            "numpy": np.__version__}
+    return {
+        "cpu": cpu,
+        "vector_units": " ".join(units),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def _hex(x: Any) -> Any:
@@ -140,8 +149,9 @@ def record_updates(agent_name: str, setting: str) -> dict[str, Any]:
         )
         if i == 2:
             agent.sync_target()
-    obs = torch.randint(0, 256, (4, *OBS), generator=torch.Generator().manual_seed(99),
-                        dtype=torch.uint8)
+    obs = torch.randint(
+        0, 256, (4, *OBS), generator=torch.Generator().manual_seed(99), dtype=torch.uint8
+    )
     explore = agent.act(obs, epsilon=0.5).tolist()
     agent.eval()
     greedy = agent.act(obs).tolist()
@@ -163,9 +173,16 @@ def training_config(agent: str) -> Any:
         "env": {"game": "pong", "protocol": "nature", "num_envs": 2, "eval_num_envs": 1},
         "replay": {"capacity": 1000},
         "trainer": {
-            "total_steps": 240, "learning_starts": 80, "target_update_period": 40,
-            "epsilon_decay_steps": 100, "eval_period": 200, "eval_episodes": 1,
-            "eval_steps": 60, "checkpoint_period": 0, "batch_size": 8, "precision": "fp32",
+            "total_steps": 240,
+            "learning_starts": 80,
+            "target_update_period": 40,
+            "epsilon_decay_steps": 100,
+            "eval_period": 200,
+            "eval_episodes": 1,
+            "eval_steps": 60,
+            "checkpoint_period": 0,
+            "batch_size": 8,
+            "precision": "fp32",
             "torch_threads": 1,
         },
         "logger": {"log_period": 40, "distribution_period": 100, "distribution_states": 1},
@@ -175,8 +192,9 @@ def training_config(agent: str) -> Any:
         raw["network"] = {"torso": "der", "hidden": 32, "dueling": True, "noisy": True}
         raw["replay"].update({"prioritized": True, "n_step": 5, "alpha": 0.5, "beta": 0.4})
         raw["agent"].update({"double_dqn": True, "optimizer": "adam", "lr": 1e-4})
-        raw["trainer"].update({"update_period": 1, "epsilon_start": 0.0, "epsilon_end": 0.0,
-                               "epsilon_decay_steps": 0})
+        raw["trainer"].update(
+            {"update_period": 1, "epsilon_start": 0.0, "epsilon_end": 0.0, "epsilon_decay_steps": 0}
+        )
     return RunConfig.from_dict(raw)
 
 
@@ -269,8 +287,12 @@ def test_short_training_run_writes_the_recorded_scalars(agent: str) -> None:
             f"recorded on {recorded['platform']}; bit-exact training trajectories are defined only "
             "on the recording platform"
         )
-    _compare(_floats(_hex(record_training(agent))), _floats(recorded["training"][agent]), True,
-             f"training/{agent}")
+    _compare(
+        _floats(_hex(record_training(agent))),
+        _floats(recorded["training"][agent]),
+        True,
+        f"training/{agent}",
+    )
 
 
 if __name__ == "__main__":
