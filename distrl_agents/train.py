@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distrl_agents.cli import train_main
+from distrl_agents.cli.train import train_main
 
 if __name__ == "__main__":
     train_main()

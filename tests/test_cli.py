@@ -176,7 +176,7 @@ def test_misspelled_key_names_the_valid_keys_and_the_closest(tmp_path: Path) -> 
     assert (
         "Valid fields of trainer:" in r.stderr and "Did you mean trainer.total_steps?" in r.stderr
     )
-    from distrl_agents.cli import misspelled_key_message
+    from distrl_agents.cli.train import misspelled_key_message
 
     # The fields of the agent chosen on the command line (IQN has kappa, C51 has not).
     assert "agent.kappa?" in (misspelled_key_message(["agent=iqn", "agent.kapa=1"]) or "")
@@ -210,7 +210,7 @@ def test_read_only_run_dir_is_refused(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_risk_sensitive_run_directory_names_the_risk_once() -> None:
-    from distrl_agents.cli import default_run_dir
+    from distrl_agents.cli.train import default_run_dir
 
     cfg = composed("agent=iqn", "+agent.risk=cvar", "+agent.risk_param=0.25")
     assert cfg.agent_label == "iqn+cvar0.25"  # reports still tell it apart

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from distrl_agents.evaluation.report import report_main
+from distrl_agents.cli.report import report_main
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_training import small_config
 
-from distrl_agents.cli import eval_main
+from distrl_agents.cli.eval import eval_main
 from distrl_agents.training.loop import Trainer
 
 

@@ -18,7 +18,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from distrl_agents.cli import misspelled_key_message
+from distrl_agents.cli.train import misspelled_key_message
 from distrl_agents.training.config import RunConfig
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -106,7 +106,7 @@ def test_readme_smoke_sweep_and_report_print_the_readme_tables(tmp_path: Path) -
     (sweep_dir,) = (tmp_path / "multirun" / "smoke").iterdir()
     report_args = shlex.split(report_cmd.replace("<timestamp>", sweep_dir.name))[1:]
     r = subprocess.run(
-        [sys.executable, "-c", "import sys; from distrl_agents.cli import report_main; "
+        [sys.executable, "-c", "import sys; from distrl_agents.cli.report import report_main; "
          "sys.exit(report_main(sys.argv[1:]))", *report_args],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -9,21 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from distrl_agents.cli.report import report_main
 from distrl_agents.envs.games import ATARI55, ATARI57, ATARI100K
+from distrl_agents.evaluation.benchmarks import benchmark_coverage, published_per_game
 from distrl_agents.evaluation.normalization import human_normalized_score
-from distrl_agents.evaluation.report import (
+from distrl_agents.evaluation.records import (
     FINAL_FILE,
     RESULTS_FILE,
     ReportError,
     append_result,
-    benchmark_coverage,
-    build_report,
     find_run_dirs,
     load_run,
-    published_per_game,
-    report_main,
     write_final_result,
 )
+from distrl_agents.evaluation.report import build_report
 
 GAMES = {"breakout": 20.0, "pong": -5.0, "ms_pacman": 1500.0}
 AGENTS = {"c51": 1.0, "qrdqn": 1.5}
@@ -363,8 +362,6 @@ def test_run_without_records_yet_is_skipped(results: Path, tmp_path: Path) -> No
 
 
 def test_evaluations_without_a_finished_game_are_skipped(tmp_path):
-    from distrl_agents.evaluation.report import append_result, load_run
-
     base = {"agent": "c51", "game": "pong", "seed": 0, "protocol": "machado", "source": "train"}
     run = tmp_path / "run"
     append_result(
@@ -403,3 +400,26 @@ def test_learning_curve_titles_fit_the_figure(monkeypatch) -> None:
         for text in titles:
             box = text.get_window_extent(renderer)
             assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height, text.get_text()
+
+
+def test_evaluation_record_counts_frames_with_the_runs_frameskip(tmp_path):
+    from distrl_agents.evaluation.evaluator import EvalResult
+    from distrl_agents.evaluation.records import RECORD_FIELDS, evaluation_record
+
+    result = EvalResult("pong", [-21.0, -19.0], [800, 900], agent_steps=1700, frames_per_step=3)
+    record = evaluation_record(
+        result, agent="c51+cvar0.25", agent_settings={"name": "c51", "risk": "cvar",
+        "risk_param": 0.25}, game="pong", seed=1, protocol="nature", agent_step=1000,
+        frameskip=3, eval_epsilon=0.001, source="train", eval_index=2, env_seed=7,
+    )  # fmt: skip
+    assert record["frames"] == 3000
+    assert (record["risk"], record["risk_param"]) == ("cvar", 0.25)
+    assert record["mean_return"] == -20.0 and record["hns"] == result.hns
+    assert list(record)[-3:] == ["eval_index", "env_seed", "source"]  # extras, then source
+    assert set(RECORD_FIELDS) <= set(record)
+    append_result(tmp_path / RESULTS_FILE, record)  # a complete record: the writer takes it
+    neutral = evaluation_record(
+        result, agent="c51", agent_settings={"name": "c51"}, game="pong", seed=1,
+        protocol="nature", agent_step=10, frameskip=4, eval_epsilon=0.001, source="distrl-eval",
+    )  # fmt: skip
+    assert (neutral["risk"], neutral["risk_param"], neutral["frames"]) == ("neutral", None, 40)

@@ -18,8 +18,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from distrl_agents.cli.report import report_main
 from distrl_agents.envs.games import ATARI57, ATARI100K
-from distrl_agents.evaluation.report import report_main
 from distrl_agents.training import sweep
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
@@ -272,7 +272,7 @@ def test_preemption_signal_checkpoints_then_hands_over_to_submitit(
 
 
 def _integrated() -> bool:
-    from distrl_agents import cli
+    from distrl_agents.cli import train as cli
     from distrl_agents.training import loop
 
     return signal.SIGUSR2 in loop.STOP_SIGNALS and "requeue_if_preempted" in inspect.getsource(cli)
@@ -293,7 +293,7 @@ def _submitit_tasks(folder: Path) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _integrated(), reason="loop.py/cli.py do not route SIGUSR2 yet")
+@pytest.mark.skipif(not _integrated(), reason="loop.py/cli/train.py do not route SIGUSR2 yet")
 def test_submitit_preemption_requeues_and_resumes(tmp_path: Path) -> None:
     """End to end with submitit's local executor, which plays SLURM: once the run is training,
     the job gets submitit's pre-emption signal; it checkpoints, submitit requeues it, and the

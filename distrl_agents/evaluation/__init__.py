@@ -15,22 +15,22 @@ from distrl_agents.evaluation.aggregates import (
     performance_profile,
     stratified_bootstrap_ci,
 )
+from distrl_agents.evaluation.benchmarks import benchmark_coverage
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
-from distrl_agents.evaluation.report import (
+from distrl_agents.evaluation.records import (
     FINAL_FILE,
     RECORD_FIELDS,
     RESULTS_FILE,
     ReportError,
     append_result,
-    benchmark_coverage,
-    build_report,
+    evaluation_record,
     find_run_dirs,
     load_run,
     load_runs,
-    report_main,
     write_final_result,
 )
+from distrl_agents.evaluation.report import build_report
 
 __all__ = [
     "FINAL_FILE",
@@ -47,6 +47,7 @@ __all__ = [
     "bootstrap_distribution",
     "build_report",
     "evaluate",
+    "evaluation_record",
     "find_run_dirs",
     "has_reference_scores",
     "human_normalized_score",
@@ -57,7 +58,6 @@ __all__ = [
     "median",
     "optimality_gap",
     "performance_profile",
-    "report_main",
     "stratified_bootstrap_ci",
     "write_final_result",
 ]

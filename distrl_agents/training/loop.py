@@ -29,7 +29,7 @@ from distrl_agents.agents import RUN_LEVEL_HPARAMS, make_agent
 from distrl_agents.envs import AtariEnv, make_atari_env
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
-from distrl_agents.evaluation.report import append_result
+from distrl_agents.evaluation.records import RESULTS_FILE, append_result, evaluation_record
 from distrl_agents.logging.writer import MetricWriter
 from distrl_agents.replay import ReplayBuffer, ReplayLoadError
 from distrl_agents.training import checkpoint as ckpt
@@ -438,28 +438,21 @@ class Trainer:
         if result.interrupted:  # a stop signal arrived: no partial evaluation is recorded
             return result
         hns = result.hns
-        append_result(
-            self.run_dir / "evaluations.jsonl",
-            {
-                "agent": self.cfg.agent_label,
-                "risk": self.cfg.agent.get("risk", "neutral"),
-                "risk_param": self.cfg.agent.get("risk_param"),
-                "game": self.game,
-                "seed": self.cfg.seed,
-                "protocol": self.cfg.env.protocol,
-                "agent_step": self.agent_step,
-                "frames": self.agent_step * self.env.spec_info.frameskip,
-                "episode_returns": result.episode_returns,
-                "episode_lengths": result.episode_lengths,
-                "mean_return": result.mean_return,
-                "stderr_return": result.stderr_return,
-                "hns": hns,
-                "eval_epsilon": t.eval_epsilon,
-                "eval_index": eval_index,
-                "env_seed": env_seed,
-                "source": "train",
-            },
+        record = evaluation_record(
+            result,
+            agent=self.cfg.agent_label,
+            agent_settings=self.cfg.agent,
+            game=self.game,
+            seed=self.cfg.seed,
+            protocol=self.cfg.env.protocol,
+            agent_step=self.agent_step,
+            frameskip=self.env.spec_info.frameskip,
+            eval_epsilon=t.eval_epsilon,
+            source="train",
+            eval_index=eval_index,
+            env_seed=env_seed,
         )
+        append_result(self.run_dir / RESULTS_FILE, record)
         if self.writer is not None:
             step = self.agent_step
             self.writer.scalar("eval/episodic_return", result.mean_return, step)

@@ -27,7 +27,7 @@ Hooks, no-ops outside the sweeps that ask for them (see docs/sweeps.md):
   (:func:`leave_job_unfinished`), so that the launcher waits for the requeued job rather than
   taking the unfinished run for a finished one.
 * :func:`check_slurm_launcher` -- the SLURM launcher's settings, checked before anything is
-  submitted (``distrl_agents.cli.SlurmLauncherCheck``, a Hydra callback in
+  submitted (``distrl_agents.cli.train.SlurmLauncherCheck``, a Hydra callback in
   hydra/launcher/slurm.yaml).
 
 This module does not import Hydra or submitit.
@@ -44,8 +44,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from distrl_agents.run_settings import names_a_run_setting
+
 __all__ = [
-    "JOB_DIR_RESOLVER",
     "LOCKS_ENV",
     "PREEMPT_SIGNAL_ENV",
     "SLOTS_ENV",
@@ -54,7 +55,6 @@ __all__ = [
     "in_submitit_job",
     "job_subdir",
     "leave_job_unfinished",
-    "names_a_run_setting",
     "preemption_signal",
     "requeue_if_preempted",
 ]
@@ -68,19 +68,6 @@ PREEMPT_SIGNAL_ENV = "SUBMITIT_PREEMPT_SIGNAL"
 
 _SLOT_WAIT_S = 60.0
 
-#: The OmegaConf resolver that ``hydra.sweep.subdir`` (configs/train.yaml) calls.
-JOB_DIR_RESOLVER = "distrl_job_dir"
-#: Command-line settings left out of a job's directory name: already in ``<game>-<agent>-seed<seed>``,
-#: or about the schedule, devices, evaluation cadence and logging rather than the run itself.
-_NOT_IN_JOB_DIR = frozenset(
-    {
-        "agent", "env.game", "seed", "experiment", "name", "run_dir", "resume",
-        "trainer.total_steps", "trainer.device", "trainer.torch_threads", "trainer.eval_period",
-        "trainer.eval_episodes", "trainer.eval_steps", "trainer.eval_epsilon",
-        "trainer.checkpoint_period", "trainer.save_replay", "logger",
-    }
-)  # fmt: skip
-_NOT_IN_JOB_DIR_PREFIXES = ("hydra.", "hydra/", "logger.")
 _MAX_NAME = 120  # longer override lists become a hash (the full settings are in config.json)
 
 
@@ -88,9 +75,9 @@ def job_subdir(game: str, agent: str, seed: Any, overrides: Any = ()) -> str:
     """A sweep job's directory below the sweep directory.
 
     ``overrides`` are the job's command-line overrides (``hydra.overrides.task``): those that
-    set a run setting (:func:`names_a_run_setting`) name a second level, sorted and comma-joined
-    (``agent.lr=0.0001,agent.risk=cvar``), or ``settings-<hash>`` when that would be longer than
-    120 characters. Without such overrides the job directory is ``<game>-<agent>-seed<seed>``.
+    set a run setting (:func:`distrl_agents.run_settings.names_a_run_setting`) name a second
+    level, sorted and comma-joined (``agent.lr=0.0001,agent.risk=cvar``), or
+    ``settings-<hash>`` when that would be longer than 120 characters. Without such overrides the job directory is ``<game>-<agent>-seed<seed>``.
     """
     base = f"{game}-{agent}-seed{seed}"
     kept = []
@@ -106,21 +93,6 @@ def job_subdir(game: str, agent: str, seed: Any, overrides: Any = ()) -> str:
 
         name = "settings-" + hashlib.sha1(name.encode()).hexdigest()[:10]
     return f"{base}/{name}"
-
-
-def names_a_run_setting(key: str) -> bool:
-    """Whether a config key (``agent.lr``) sets what a run learns, as opposed to its identity
-    (game, agent, seed, name), schedule, devices, evaluation cadence or logging. Job
-    directories, and ``distrl-report``'s labels for runs that differ, are named after these."""
-    return key not in _NOT_IN_JOB_DIR and not key.startswith(_NOT_IN_JOB_DIR_PREFIXES)
-
-
-def register_job_dir_resolver() -> None:
-    """Register :func:`job_subdir` with OmegaConf (idempotent)."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver(JOB_DIR_RESOLVER):
-        OmegaConf.register_new_resolver(JOB_DIR_RESOLVER, job_subdir)
 
 
 _held_slot: IO[bytes] | None = None
@@ -356,30 +328,11 @@ def _check_partition(
     return []
 
 
-def check_slurm_launcher(
-    launcher: Mapping[str, Any],
-    which: Callable[[str], str | None] = shutil.which,
-    sinfo: Callable[..., list[str] | None] = _sinfo,
-) -> list[str]:
-    """Problems with the SLURM launcher's settings (``hydra.launcher``), one message each;
-    empty when it may submit. Each message names the ``hydra.launcher.<key>`` fields involved.
-    Where SLURM's ``sinfo`` answers, the partition must exist and, for jobs asking for GPUs,
-    have some.
-
-    The time limit must leave the job time to train before SLURM's warning signal: with
-    ``signal_delay_s`` at or above ``timeout_min`` minutes the job is signalled as it starts,
-    and each submission checkpoints and requeues after a few steps, until ``max_num_timeout``
-    runs out. (``distrl_agents.cli.SlurmLauncherCheck`` also warns when the signal would come
-    in the first half of the time limit.)
-    """
+def _check_numbers(launcher: Mapping[str, Any]) -> list[str]:
+    """The launcher's counts, time limit and memory are whole numbers in range, and the
+    time-limit signal comes before the limit."""
     key = "hydra.launcher."
     problems: list[str] = []
-    if which("sbatch") is None:
-        problems.append(
-            "hydra/launcher=slurm submits with SLURM's sbatch, which is not on this machine's "
-            "PATH. Run the sweep on a cluster's login node, or start a one-node cluster here "
-            "with `sudo bash scripts/slurm_local.sh` (or use hydra/launcher=local)."
-        )
 
     def count(name: str, minimum: int, nullable: bool = False, what: str = "") -> Any:
         value = launcher.get(name)
@@ -407,6 +360,34 @@ def check_slurm_launcher(
     mem = launcher.get("mem_gb")
     if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int | float) or mem <= 0):
         problems.append(f"{key}mem_gb={mem}: must be a positive number of GB (or null).")
+    return problems
+
+
+def check_slurm_launcher(
+    launcher: Mapping[str, Any],
+    which: Callable[[str], str | None] = shutil.which,
+    sinfo: Callable[..., list[str] | None] = _sinfo,
+) -> list[str]:
+    """Problems with the SLURM launcher's settings (``hydra.launcher``), one message each;
+    empty when it may submit. Each message names the ``hydra.launcher.<key>`` fields involved.
+    Where SLURM's ``sinfo`` answers, the partition must exist and, for jobs asking for GPUs,
+    have some.
+
+    The time limit must leave the job time to train before SLURM's warning signal: with
+    ``signal_delay_s`` at or above ``timeout_min`` minutes the job is signalled as it starts,
+    and each submission checkpoints and requeues after a few steps, until ``max_num_timeout``
+    runs out. (``distrl_agents.cli.train.SlurmLauncherCheck`` also warns when the signal would
+    come in the first half of the time limit.)
+    """
+    key = "hydra.launcher."
+    problems: list[str] = []
+    if which("sbatch") is None:
+        problems.append(
+            "hydra/launcher=slurm submits with SLURM's sbatch, which is not on this machine's "
+            "PATH. Run the sweep on a cluster's login node, or start a one-node cluster here "
+            "with `sudo bash scripts/slurm_local.sh` (or use hydra/launcher=local)."
+        )
+    problems += _check_numbers(launcher)
     if which("sbatch") is not None and which("sinfo") is not None:
         problems += _check_partition(launcher, sinfo)
     for name in ("nodes", "tasks_per_node"):

@@ -19,6 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from distrl_agents.evaluation.evaluator import EvalResult, evaluate
+from distrl_agents.evaluation.records import FINAL_FILE, evaluation_record, write_final_result
+
+__all__ = ["eval_main", "load_agent", "write_distribution_pictures", "write_gif"]
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -66,11 +71,9 @@ def load_agent(checkpoint: Path, device: str = "auto") -> tuple[Any, Any, dict[s
     return agent, cfg, state
 
 
-def main(argv: list[str] | None = None) -> int:
+def eval_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``distrl-eval``; returns the process exit status."""
     args = _parser().parse_args(argv)
-    from distrl_agents.envs import make_atari_env
-    from distrl_agents.evaluation.evaluator import evaluate
-    from distrl_agents.evaluation.report import write_final_result
     from distrl_agents.training import checkpoint as ckpt
 
     if args.episodes < 1 or args.num_envs < 1 or not 0 <= args.epsilon <= 1:
@@ -86,13 +89,38 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
     protocol = args.protocol or cfg.env.protocol
+    result, frameskip = _play(agent, cfg, protocol, args)
+    record = evaluation_record(
+        result,
+        agent=cfg.agent_label,
+        agent_settings=cfg.agent,
+        game=result.game,
+        seed=cfg.seed,
+        protocol=protocol,
+        agent_step=int(state["agent_step"]),
+        frameskip=frameskip,
+        eval_epsilon=args.epsilon,
+        source="distrl-eval",
+        checkpoint=checkpoint.name,
+    )
+    _write_scores(out, record, result)
+    if result.episode_returns and not args.no_final and args.protocol in (None, cfg.env.protocol):
+        write_final_result(run_dir / FINAL_FILE, record)
+    _write_pictures(args, out, result, agent, state)
+    return _print_summary(cfg, result, protocol, checkpoint.name, out)
+
+
+def _play(agent: Any, cfg: Any, protocol: str, args: argparse.Namespace) -> tuple[EvalResult, int]:
+    """Play the evaluation games; returns the result and the frameskip of the run's games."""
+    from tqdm.auto import tqdm
+
+    from distrl_agents.envs import make_atari_env
+
     seed = cfg.seed + 20_000 if args.seed is None else args.seed
     env = make_atari_env(
         cfg.env.game, protocol=protocol, num_envs=args.num_envs, seed=seed, **cfg.env.overrides
     )
     want_frames = args.video or args.distributions
-    from tqdm.auto import tqdm
-
     with tqdm(unit="step", desc="eval", disable=not sys.stderr.isatty()) as bar:
         result = evaluate(
             agent.act,
@@ -104,37 +132,32 @@ def main(argv: list[str] | None = None) -> int:
             on_step=bar.update,
         )
     env.close()
-    step = int(state["agent_step"])
-    record = {
-        "agent": cfg.agent_label,
-        "risk": cfg.agent.get("risk", "neutral"),
-        "risk_param": cfg.agent.get("risk_param"),
-        "game": result.game,
-        "seed": cfg.seed,
-        "protocol": protocol,
-        "agent_step": step,
-        "frames": step * 4,
-        "episode_returns": result.episode_returns,
-        "episode_lengths": result.episode_lengths,
-        "mean_return": result.mean_return,
-        "stderr_return": result.stderr_return,
-        "hns": result.hns,
-        "eval_epsilon": args.epsilon,
-        "checkpoint": checkpoint.name,
-        "source": "distrl-eval",
-    }
+    # The run's env settings (cfg.env.overrides) set the frameskip; a protocol does not.
+    return result, env.spec_info.frameskip
+
+
+def _write_scores(out: Path, record: dict[str, Any], result: EvalResult) -> None:
+    """``episodes.csv`` (one row per game) and ``summary.json`` (the record) in ``out``."""
     with (out / "episodes.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["episode", "raw_score", "length_agent_steps"])
         for i, (r, n) in enumerate(zip(result.episode_returns, result.episode_lengths)):
             w.writerow([i, r, n])
     (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
-    if result.episode_returns and not args.no_final and args.protocol in (None, cfg.env.protocol):
-        write_final_result(run_dir / "eval_final.json", record)
+
+
+def _write_pictures(
+    args: argparse.Namespace, out: Path, result: EvalResult, agent: Any, state: dict[str, Any]
+) -> None:
+    """The GIF of the first game (``--video``) and its distribution pictures (``--distributions``)."""
     if args.video and result.observations:
         write_gif(result.observations, out / "episode.gif")
     if args.distributions and result.observations:
         write_distribution_pictures(agent, result.observations, out / "distributions", state)
+
+
+def _print_summary(cfg: Any, result: EvalResult, protocol: str, checkpoint: str, out: Path) -> int:
+    """Say what was scored; returns the exit status (1: no game finished)."""
     if not result.episode_returns:
         print(
             f"{cfg.agent_name} on {result.game}: no game finished within {result.agent_steps} "
@@ -144,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     hns = "n/a (no reference scores)" if result.hns is None else f"{result.hns:.3f}"
     print(
-        f"{cfg.agent_name} on {result.game} ({protocol}), checkpoint {checkpoint.name}: "
+        f"{cfg.agent_name} on {result.game} ({protocol}), checkpoint {checkpoint}: "
         f"{len(result.episode_returns)} games, raw score {result.mean_return:.1f} "
         f"± {result.stderr_return:.1f} (s.e.), human-normalized {hns}"
     )

@@ -1,4 +1,4 @@
-"""Command-line entry points: ``distrl-train`` (Hydra), ``distrl-eval`` and ``distrl-report``.
+"""``distrl-train``: the Hydra app over ``distrl_agents/configs/train.yaml``.
 
 This is the only module that imports Hydra; everything below it takes explicit arguments.
 """
@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any, cast
 
 from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
 
-from distrl_agents.evaluation.report import report_main
-from distrl_agents.training.sweep import register_job_dir_resolver
+from distrl_agents.training.sweep import job_subdir
 
-# hydra.sweep.subdir calls it; registered on import, so that launcher worker processes (which
-# import this module to run the task) have it too.
-register_job_dir_resolver()
+__all__ = ["SlurmLauncherCheck", "default_run_dir", "misspelled_key_message", "train_main"]
 
-__all__ = ["eval_main", "report_main", "train_main"]
+#: The OmegaConf resolver that ``hydra.sweep.subdir`` (configs/train.yaml) calls.
+JOB_DIR_RESOLVER = "distrl_job_dir"
+# Registered on import, so that launcher worker processes (which import this module to run
+# the task) have it too.
+if not OmegaConf.has_resolver(JOB_DIR_RESOLVER):
+    OmegaConf.register_new_resolver(JOB_DIR_RESOLVER, job_subdir)
 
 _USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
 
@@ -33,8 +36,6 @@ def default_run_dir(run_cfg: Any, overrides: Any = ()) -> Path:
     always lands in the same directory, so relaunching it resumes the run; a command that sets
     other run settings (``agent.lr=0.0001``) gets a directory of its own below, named after them
     as in sweeps (:func:`distrl_agents.training.sweep.job_subdir`)."""
-    from distrl_agents.training.sweep import job_subdir
-
     # The agent's name, not its label: risk-sensitive acting (agent.risk=cvar) is named once,
     # by the settings level below, as in sweeps.
     name = job_subdir(run_cfg.env.game, run_cfg.agent_name, run_cfg.seed, overrides)
@@ -50,45 +51,20 @@ def _explicit_overrides(prefixes: tuple[str, ...]) -> list[str]:
 
 def _train_task(cfg: Any) -> dict[str, Any] | None:
     """The Hydra task: compose -> validate -> build everything -> train."""
-    import json
-
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import OmegaConf
 
     from distrl_agents.envs.games import resolve_game
     from distrl_agents.training.config import RunConfig
     from distrl_agents.training.sweep import assign_job_resources
 
+    run_dir: Path | None = None
     if cfg.get("resume"):
         run_dir = Path(str(cfg.resume))
-        saved = run_dir / "config.json"
-        if not saved.is_file():
-            _fail(
-                f"resume={run_dir}: no {saved.name} there. Give the directory of an earlier "
-                "distrl-train run (it holds config.json and checkpoints/)."
-            )
-        raw = OmegaConf.create(json.loads(saved.read_text()))
-        # Only schedule and logging settings may change on resume.
-        others = [
-            o
-            for o in _explicit_overrides(("",))
-            if not o.lstrip("+~").startswith(("trainer.", "logger.", "resume="))
-        ]
-        if others:
-            _fail(
-                f"resume={run_dir} continues that run with its saved config.json; only trainer.* "
-                f"and logger.* settings may change, not {', '.join(others)}. Start a new run "
-                "(another run_dir, name or seed) to change them."
-            )
-        for override in _explicit_overrides(("trainer.", "logger.")):
-            key, value = override.lstrip("+").split("=", 1)
-            OmegaConf.update(raw, key, _yaml_value(value))
-        raw_dict = cast(dict[str, Any], OmegaConf.to_container(raw, resolve=True))
+        raw_dict = _resumed_config(run_dir)
     else:
         raw_dict = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
         raw_dict.pop("resume", None)
-        run_dir = None
     # Sweeps (hydra/launcher=local or slurm): this job's CPU threads and GPU.
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -108,6 +84,35 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
         else:
             run_dir = default_run_dir(run_cfg, hydra_cfg.overrides.task)
     return run_training(run_cfg, run_dir)
+
+
+def _resumed_config(run_dir: Path) -> dict[str, Any]:
+    """``resume=<run_dir>``: the run's saved config.json, with the command line's trainer.* and
+    logger.* settings (the only ones that may change on resume) applied."""
+    import json
+
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        _fail(
+            f"resume={run_dir}: no {saved.name} there. Give the directory of an earlier "
+            "distrl-train run (it holds config.json and checkpoints/)."
+        )
+    raw = OmegaConf.create(json.loads(saved.read_text()))
+    others = [
+        o
+        for o in _explicit_overrides(("",))
+        if not o.lstrip("+~").startswith(("trainer.", "logger.", "resume="))
+    ]
+    if others:
+        _fail(
+            f"resume={run_dir} continues that run with its saved config.json; only trainer.* "
+            f"and logger.* settings may change, not {', '.join(others)}. Start a new run "
+            "(another run_dir, name or seed) to change them."
+        )
+    for override in _explicit_overrides(("trainer.", "logger.")):
+        key, value = override.lstrip("+").split("=", 1)
+        OmegaConf.update(raw, key, _yaml_value(value))
+    return cast(dict[str, Any], OmegaConf.to_container(raw, resolve=True))
 
 
 def _yaml_value(text: str) -> Any:
@@ -229,11 +234,7 @@ def train_main() -> None:
     message = misspelled_key_message(sys.argv[1:])
     if message:
         _fail(message)
-    hydra.main(config_path="configs", config_name="train", version_base="1.3")(_train_task)()
-
-
-def eval_main(argv: list[str] | None = None) -> int:
-    """``distrl-eval <run_dir or checkpoint>``: greedy evaluation of a trained agent."""
-    from distrl_agents.evaluation.cli_eval import main
-
-    return main(argv)
+    app = hydra.main(
+        config_path="pkg://distrl_agents.configs", config_name="train", version_base="1.3"
+    )
+    app(_train_task)()

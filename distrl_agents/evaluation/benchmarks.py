@@ -1,0 +1,214 @@
+"""Benchmark game sets, which of them a report's games cover, and published scores to compare
+with (package data in ``distrl_agents/evaluation/data``)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from distrl_agents.envs.games import ATARI55, ATARI57, ATARI100K
+from distrl_agents.evaluation.records import ReportError
+
+__all__ = [
+    "BENCHMARKS",
+    "BENCHMARK_NAMES",
+    "DER_PRESETS",
+    "Coverage",
+    "benchmark_coverage",
+    "der_settings",
+    "name_key",
+    "normalize_benchmark_name",
+    "published_aggregate_names",
+    "published_aggregates",
+    "published_per_game",
+    "published_per_game_methods",
+]
+
+#: Benchmark game sets by CLI name, and their display names.
+BENCHMARKS: dict[str, tuple[str, ...]] = {
+    "atari57": ATARI57,
+    "atari55": ATARI55,
+    "atari100k": ATARI100K,
+}
+BENCHMARK_NAMES: dict[str, str] = {
+    "atari57": "Atari-57",
+    "atari55": "Atari-55 (Atari-57 without defender and surround, as rliable)",
+    "atari100k": "Atari-100k",
+}
+# Atari-100k runs last 100k agent steps = 400k frames; longer runs are not Atari-100k runs.
+_ATARI100K_MAX_FRAMES = 500_000
+
+_DATA = "data"
+_PUBLISHED_PER_GAME = "atari100k_published.csv"
+
+#: The two ways to run data-efficient Rainbow, by experiment preset, for ``--compare DER``. The
+#: published DER column is the paper's (van Hasselt et al. 2019), so only ``atari100k`` runs
+#: share its settings; ``atari100k_dopamine`` runs match Dopamine's re-implementation.
+DER_PRESETS: dict[str, str] = {
+    "atari100k": (
+        "the DER paper's settings (van Hasselt et al. 2019, Appendix table: n = 20, 5x5/5 "
+        "torso with 256 hidden units, noisy nets without epsilon-greedy): the settings of the "
+        "published DER scores"
+    ),
+    "atari100k_dopamine": (
+        "Dopamine's DER (labs/atari_100k/configs/DER.gin: n = 10, epsilon 0.01 after a "
+        "2,000-step decay, Nature torso with 512 hidden units): not the settings of the "
+        "published DER scores, which are the paper's"
+    ),
+}
+
+
+def der_settings(preset: str | None) -> str:
+    """What a run launched with ``preset`` has in common with the published DER scores."""
+    if preset in DER_PRESETS:
+        return DER_PRESETS[preset]
+    return (
+        "neither DER setting (experiment=atari100k is the paper's, experiment=atari100k_dopamine "
+        "Dopamine's)"
+        if preset
+        else "unknown: the run directory has no config.json naming its preset"
+    )
+
+
+_PUBLISHED_AGGREGATES = "published_aggregates.csv"
+# Columns of atari100k_published.csv that are not methods.
+_PER_GAME_NON_METHODS = ("game", "random", "human")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which benchmark the games of a report cover."""
+
+    games: tuple[str, ...]
+    benchmark: str | None  # key of BENCHMARKS when the games are exactly that set
+    nearest: str | None  # the benchmark compared against (explicit, or nearest for auto)
+    missing: tuple[str, ...]  # games of `nearest` not in the report
+    extra: tuple[str, ...]  # games in the report that are not in `nearest`
+
+    def describe(self) -> str:
+        n = len(self.games)
+        if self.benchmark is not None:
+            return f"{BENCHMARK_NAMES[self.benchmark]}: all {n} games"
+        head = f"custom: {n} game{'s' if n != 1 else ''}"
+        if self.nearest is None:
+            return head + " (no benchmark game among them)"
+        total = len(BENCHMARKS[self.nearest])
+        text = (
+            f"{head} (benchmark: {BENCHMARK_NAMES[self.nearest]}; "
+            f"{len(self.missing)} of its {total} games missing: {', '.join(self.missing)}"
+        )
+        if self.extra:
+            text += f"; not in it: {', '.join(self.extra)}"
+        return text + ")"
+
+
+def normalize_benchmark_name(name: str) -> str:
+    """``"Atari-100k"`` / ``"atari100k"`` / ``"auto"`` -> key; :class:`ReportError` otherwise."""
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    if key == "auto" or key in BENCHMARKS:
+        return key
+    raise ReportError(f"unknown benchmark {name!r}; choose one of: auto, {', '.join(BENCHMARKS)}")
+
+
+def benchmark_coverage(
+    games: Iterable[str], benchmark: str = "auto", max_frames: int | None = None
+) -> Coverage:
+    """Say which benchmark ``games`` cover.
+
+    ``benchmark="auto"``: an exact match names that set; otherwise the nearest set is the one
+    sharing the most games, ties broken by fewest missing games -- except that Atari-100k is not
+    considered for runs longer than 500k frames (it is a 400k-frame benchmark). An explicit
+    benchmark is compared against as given.
+    """
+    key = normalize_benchmark_name(benchmark)
+    present = tuple(sorted(set(games)))
+    if key != "auto":
+        bench = BENCHMARKS[key]
+        missing = tuple(g for g in bench if g not in present)
+        extra = tuple(g for g in present if g not in bench)
+        exact = key if not missing and not extra else None
+        return Coverage(present, exact, key, missing, extra)
+    for name, bench in BENCHMARKS.items():
+        if set(bench) == set(present):
+            return Coverage(present, name, name, (), ())
+    candidates = [
+        name
+        for name in BENCHMARKS
+        if not (
+            name == "atari100k" and max_frames is not None and max_frames > _ATARI100K_MAX_FRAMES
+        )
+    ]
+    best = max(
+        candidates,
+        key=lambda n: (len(set(BENCHMARKS[n]) & set(present)), -len(BENCHMARKS[n])),
+    )
+    if not set(BENCHMARKS[best]) & set(present):
+        return Coverage(present, None, None, (), present)
+    bench = BENCHMARKS[best]
+    return Coverage(
+        present,
+        None,
+        best,
+        tuple(g for g in bench if g not in present),
+        tuple(g for g in present if g not in bench),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Published scores (package data)
+# --------------------------------------------------------------------------------------------
+
+
+def _read_data_csv(name: str) -> list[dict[str, str]]:
+    data_file = resources.files("distrl_agents.evaluation").joinpath(_DATA).joinpath(name)
+    text = data_file.read_text("utf-8")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+def name_key(name: str) -> str:
+    """A name as matched on the command line: lower case, letters and digits only."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def published_per_game_methods() -> tuple[str, ...]:
+    """Methods with published per-game Atari-100k scores (DER, SimPLe, OTRainbow, CURL, ...)."""
+    rows = _read_data_csv(_PUBLISHED_PER_GAME)
+    return tuple(c for c in rows[0] if c not in _PER_GAME_NON_METHODS)
+
+
+def published_per_game(method: str) -> dict[str, float]:
+    """``{game: raw score}`` published for ``method`` on Atari-100k (one number per game).
+
+    Source: the header comments of ``distrl_agents/evaluation/data/atari100k_published.csv``.
+    """
+    rows = _read_data_csv(_PUBLISHED_PER_GAME)
+    by_key = {name_key(c): c for c in rows[0] if c not in _PER_GAME_NON_METHODS}
+    if name_key(method) not in by_key:
+        raise ReportError(
+            f"no published per-game scores for {method!r}; available: {', '.join(by_key.values())}"
+        )
+    column = by_key[name_key(method)]
+    return {r["game"]: float(r[column]) for r in rows if r[column] not in ("", None)}
+
+
+def published_aggregates(algorithm: str | None = None) -> list[dict[str, Any]]:
+    """Rows of ``published_aggregates.csv`` that carry numbers (mean/median HNS in percent),
+    optionally only those of one algorithm (matched ignoring case and punctuation)."""
+    out = []
+    for row in _read_data_csv(_PUBLISHED_AGGREGATES):
+        if algorithm is not None and name_key(row["algorithm"]) != name_key(algorithm):
+            continue
+        if not row["mean_hns_pct"] and not row["median_hns_pct"]:
+            continue
+        out.append(dict(row))
+    return out
+
+
+def published_aggregate_names() -> list[str]:
+    """Algorithms with published aggregates (``--compare`` names besides per-game methods)."""
+    return sorted({r["algorithm"] for r in published_aggregates()})
