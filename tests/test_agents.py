@@ -389,13 +389,13 @@ def test_compiled_update_matches_eager(name: str) -> None:
 def test_graphs_code_path_matches_eager_on_cpu() -> None:
     """compile=graphs' learn() path (reduce-overhead compile, step marking, cloned outputs) forced
     on CPU, where torch runs it without graphs: same losses as eager. On CUDA see test_cuda.py."""
-    from distrl_agents.agents.base import _MaybeCompiled
+    from distrl_agents.agents.runtime import MaybeCompiled
 
     batch = _batch((5,))
     eager = _agent("c51", seed=3)
     graphs = _agent("c51", seed=3)
     graphs._cuda_graphs = True
-    graphs._loss_fn = _MaybeCompiled(graphs.compute_loss, True, mode="reduce-overhead")
+    graphs._loss_fn = MaybeCompiled(graphs.compute_loss, True, mode="reduce-overhead")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a platform without a compiler runs eagerly
         results = [(eager.learn(batch), graphs.learn(batch)) for _ in range(3)]

@@ -8,7 +8,6 @@ the agent type.
 from __future__ import annotations
 
 import copy
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -19,7 +18,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from distrl_agents.agents.optim import TFRMSprop
+from distrl_agents.agents.runtime import (
+    ActingCopy,
+    MaybeCompiled,
+    ParamGroup,
+    clip_or_measure,
+    compile_mode,
+    compile_update,
+    frozen_copy,
+    make_optimizer,
+)
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.networks import DistributionalNetwork, build_network, network_options
 from distrl_agents.types import Batch, LearnResult
@@ -53,86 +61,6 @@ class LossOutput:
     q_taken: Tensor
     aux_per_sample: Tensor | None = None
     metrics: dict[str, Tensor] = field(default_factory=dict)
-
-
-@dataclass
-class ParamGroup:
-    """Parameters trained by one optimiser: ``kind`` in OPTIMIZERS, with its lr / eps."""
-
-    name: str
-    params: list[nn.Parameter]
-    kind: str
-    lr: float
-    eps: float
-    rmsprop_alpha: float = 0.95
-    rmsprop_centered: bool = False
-    rmsprop_initial_ms: float = 1.0
-
-
-#: ``compile`` settings: ``off``; ``torso`` compiles the torsos' forward; ``update`` compiles the
-#: whole loss computation of a learning step (online and target forwards, Bellman target, loss);
-#: ``graphs`` is ``update`` plus CUDA graphs on a CUDA device (``torch.compile``'s
-#: ``reduce-overhead`` mode: the update has static shapes, so its forward and backward kernels
-#: replay from a captured graph instead of being launched one by one).
-COMPILE_MODES = ("off", "torso", "update", "graphs")
-
-
-def compile_mode(value: bool | str | None) -> str:
-    """Normalise a ``compile`` setting: ``True`` means ``torso``, ``False`` / ``None`` ``off``."""
-    if value is True or value == "true":
-        return "torso"
-    if value is False or value is None or value == "false":
-        return "off"
-    check_hparam(value in COMPILE_MODES, "compile", f"must be one of {COMPILE_MODES} or a bool")
-    return str(value)
-
-
-class _MaybeCompiled:
-    """Calls ``torch.compile(fn)``; on any compile/runtime failure warns once and runs eager."""
-
-    def __init__(self, fn: Callable[..., Any], enabled: bool, **compile_kwargs: Any) -> None:
-        self.fn = fn
-        self.compiled: Callable[..., Any] | None = None
-        if enabled:
-            try:
-                self.compiled = torch.compile(fn, **compile_kwargs)
-            except Exception as exc:  # pragma: no cover - depends on the platform
-                warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=3)
-
-    def __call__(self, *args: Any) -> Any:
-        if self.compiled is not None:
-            try:
-                return self.compiled(*args)
-            except Exception as exc:
-                warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=2)
-                self.compiled = None
-        return self.fn(*args)
-
-
-def _store_autocast_layers_in_bf16(net: nn.Module) -> None:
-    """Keep the frozen target's ``Conv2d`` / ``Linear`` weights in bf16.
-
-    Under bf16 autocast these layers cast their fp32 weights to bf16 on every forward pass, so a
-    target network stored in bf16 computes exactly what the fp32 one does, without re-casting
-    ~1.7M weights per update (the Nature network). Only these exact types are converted, and
-    none inside a module that declares ``runs_in_fp32`` (it turns autocast off, as the FQF
-    fraction proposal does); layers that use their weights outside autocast (noisy layers) are
-    other types and stay fp32. ``load_state_dict`` (target sync, checkpoints) converts on copy.
-    """
-    fp32_scopes = [name for name, m in net.named_modules() if getattr(m, "runs_in_fp32", False)]
-    for name, module in net.named_modules():
-        if any(name == s or name.startswith(s + ".") for s in fp32_scopes):
-            continue
-        if type(module) in (nn.Conv2d, nn.Linear):
-            module.to(torch.bfloat16)
-
-
-def _total_grad_norm(params: Sequence[nn.Parameter]) -> Tensor:
-    """Global L2 norm of the gradients (what ``clip_grad_norm_`` returns), without clipping."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros((), device=params[0].device if params else None)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
 def check_hparam(cond: bool, field_name: str, message: str) -> None:
@@ -288,49 +216,17 @@ class Agent(ABC):
         self.online: DistributionalNetwork = online.to(  # type: ignore[call-overload]
             self.device, memory_format=memory_format
         )
-        self.target: DistributionalNetwork = copy.deepcopy(self.online)
-        self.target.requires_grad_(False)
-        # Acting reads the online weights every agent step; acting in bf16 it acts through a
-        # copy stored in bf16, refreshed only when the online weights have changed (an update
-        # every few steps), instead of casting ~1.7M fp32 weights on every step.
-        self._acting: DistributionalNetwork | None = None
-        self._acting_pairs: list[tuple[Tensor, Tensor]] = []
-        self._acting_key: tuple[int, ...] | None = None
-        self._weights_epoch = 0  # bumped where the online weights change without a version bump
-        if self.precision == "bf16":
-            _store_autocast_layers_in_bf16(self.target)
-        if self.act_precision == "bf16":
-            self._acting = copy.deepcopy(self.online)
-            self._acting.requires_grad_(False)
-            _store_autocast_layers_in_bf16(self._acting)
-            self._acting_pairs = [
-                *zip(self.online.parameters(), self._acting.parameters()),
-                *zip(self.online.buffers(), self._acting.buffers()),
-            ]
+        self.target = frozen_copy(self.online, bf16=self.precision == "bf16")
+        self._acting = ActingCopy(self.online) if self.act_precision == "bf16" else None
         mode = compile_mode(compile)
-        self._torsos = {
-            id(net): _MaybeCompiled(net.torso, mode == "torso")
-            for net in (self.online, self.target, self._acting)
-            if net is not None
-        }
-        # CUDA graphs need a CUDA device; elsewhere ``graphs`` compiles the update without them.
-        self._cuda_graphs = mode == "graphs" and self.device.type == "cuda"
-        if mode == "graphs" and not self._cuda_graphs:
-            warnings.warn(
-                f"compile=graphs: CUDA graphs need a CUDA device, not {self.device.type!r}; "
-                "compiling the update without them (as compile=update)",
-                stacklevel=2,
-            )
-        self._loss_fn = _MaybeCompiled(
-            self.compute_loss,
-            mode in ("update", "graphs"),
-            **({"mode": "reduce-overhead"} if self._cuda_graphs else {}),
-        )
+        nets = [self.online, self.target, *([self._acting.net] if self._acting else [])]
+        self._torsos = {id(net): MaybeCompiled(net.torso, mode == "torso") for net in nets}
+        self._loss_fn, self._cuda_graphs = compile_update(self.compute_loss, mode, self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
         self._groups = self.param_groups()
-        self.optimizers = [self._make_optimizer(g) for g in self._groups]
+        self.optimizers = [make_optimizer(g) for g in self._groups]
         self.num_updates = 0
         self.training = True
         self.noisy = self.online.noisy
@@ -446,29 +342,13 @@ class Agent(ABC):
 
     def weights_changed(self) -> None:
         """Mark the online weights as changed (the acting copy is refreshed before next use)."""
-        self._weights_epoch += 1
+        if self._acting is not None:
+            self._acting.mark_changed()
 
     def acting_network(self) -> DistributionalNetwork:
-        """The network ``act`` runs: the online network, or acting in bf16 its bf16-stored copy.
-
-        The copy is refreshed whenever the online weights may have changed since the last
-        refresh: after an update or a checkpoint load (the fused optimiser steps in place without
-        bumping tensor version counters, so ``learn`` counts them), and after any other in-place
-        change of an online parameter or buffer (their version counters: noise resets, copies).
-        It follows the online network's train / eval mode, so it always computes what the online
-        network computes under autocast.
-        """
-        if self._acting is None:
-            return self.online
-        key = (self._weights_epoch, *(src._version for src, _ in self._acting_pairs))
-        if key != self._acting_key:
-            with torch.no_grad():
-                for src, dst in self._acting_pairs:
-                    dst.copy_(src)
-            self._acting_key = key
-        if self._acting.training != self.online.training:
-            self._acting.train(self.online.training)
-        return self._acting
+        """The network ``act`` runs: the online network, or acting in bf16 its bf16-stored copy
+        (``runtime.ActingCopy``), refreshed whenever the online weights may have changed."""
+        return self.online if self._acting is None else self._acting.network()
 
     # ----------------------------------------------------------------- learning
     def learn(self, batch: Batch) -> LearnResult:
@@ -495,15 +375,10 @@ class Agent(ABC):
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         total.backward()
-        norms = []
-        for group in self._groups:
-            if self.max_grad_norm is not None:
-                norms.append(torch.nn.utils.clip_grad_norm_(group.params, self.max_grad_norm))
-            else:  # the norm is only logged: skip clip_grad_norm_'s multiply of every gradient
-                norms.append(_total_grad_norm(group.params))
+        norms = clip_or_measure(self._groups, self.max_grad_norm)
         for opt in self.optimizers:
             opt.step()
-        self._weights_epoch += 1
+        self.weights_changed()
         self.num_updates += 1
         names = ["loss", "q_mean", "grad_norm", *out.metrics]
         # Stays on the device: no host sync per update (the loop reads it back per log period).
@@ -559,7 +434,7 @@ class Agent(ABC):
             )
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
-        self._weights_epoch += 1
+        self.weights_changed()
         if len(state["optimizers"]) != len(self.optimizers):
             raise ValueError("checkpoint optimiser count does not match this agent's hparams")
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
@@ -568,34 +443,6 @@ class Agent(ABC):
         self.generator.set_state(torch.as_tensor(state["torch_generator"], dtype=torch.uint8).cpu())
         self.rng.bit_generator.state = state["numpy_rng"]
         self.train(bool(state.get("training", True)))
-
-    # ----------------------------------------------------------------- internals
-    @staticmethod
-    def _make_optimizer(group: ParamGroup) -> torch.optim.Optimizer:
-        if group.kind == "adam":
-            # The fused kernel (CPU and CUDA) is the same algorithm in one pass over each
-            # parameter: about 4x cheaper than the per-tensor loop on the Nature network here.
-            try:
-                return torch.optim.Adam(group.params, lr=group.lr, eps=group.eps, fused=True)
-            except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
-                return torch.optim.Adam(group.params, lr=group.lr, eps=group.eps)
-        if group.kind == "rmsprop_tf":
-            return TFRMSprop(
-                group.params,
-                lr=group.lr,
-                alpha=group.rmsprop_alpha,
-                eps=group.eps,
-                centered=group.rmsprop_centered,
-                initial_mean_square=group.rmsprop_initial_ms,
-            )
-        return torch.optim.RMSprop(
-            group.params,
-            lr=group.lr,
-            alpha=group.rmsprop_alpha,
-            eps=group.eps,
-            centered=group.rmsprop_centered,
-            foreach=True,
-        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, hparams={self.hparams!r})"

@@ -7,7 +7,8 @@ from typing import Any, cast
 
 import torch
 
-from distrl_agents.agents.base import OPTIMIZERS, Agent, LossOutput, ParamGroup, check_hparam
+from distrl_agents.agents.base import OPTIMIZERS, Agent, LossOutput, check_hparam
+from distrl_agents.agents.runtime import ParamGroup
 from distrl_agents.losses import fqf_fraction_loss, quantile_huber_loss
 from distrl_agents.networks import FQFHead
 from distrl_agents.types import Batch
