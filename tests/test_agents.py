@@ -414,17 +414,25 @@ def test_compile_flag_runs() -> None:
         assert agent.act(_RNG.standard_normal((2, 5)).astype(np.float32)).shape == (2,)
 
 
-@pytest.mark.parametrize("name", CORE)
-def test_yaml_presets_are_exactly_the_constructor_kwargs(name: str) -> None:
+@pytest.mark.parametrize("name", [*CORE, "expectile"])
+def test_yaml_presets_are_exactly_the_hparam_dataclass(name: str) -> None:
+    """The YAML preset and the agent's dataclass cannot disagree: the preset sets exactly the
+    dataclass fields that are not the run's, each to the field's default."""
     from pathlib import Path
 
     import yaml
+
+    from distrl_agents.agents import agent_class
 
     root = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
     cfg = yaml.safe_load((root / "agent" / f"{name}.yaml").read_text())
     assert cfg.pop("name") == name
     # Precision, compile, channels-last and the seed are the training run's (trainer config).
     assert set(cfg) == set(agent_hparam_names(name)) - {"action_value_fn", *RUN_LEVEL_HPARAMS}
+    defaults = agent_class(name).Config()
+    for key, value in cfg.items():
+        assert getattr(defaults, key) == value, key
+    assert agent_class(name).Config(**cfg) == defaults
     network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
     agent = make_agent(name, num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
     assert agent.hparams["lr"] == cfg["lr"]

@@ -21,7 +21,7 @@ from test_learning import (
     wasserstein1,
 )
 
-from distrl_agents.agents import RUN_LEVEL_HPARAMS, agent_class, agent_hparam_names, make_agent
+from distrl_agents.agents import agent_class, make_agent
 from distrl_agents.agents.expectile import ExpectileAgent, expectile_levels
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.envs.toy import LONG_TAIL_PROBS, LONG_TAIL_VALUES, LongTailBandit
@@ -263,22 +263,6 @@ def test_learns_on_atari_shaped_uint8_frames(precision: str) -> None:
     assert result.loss.shape == (b,) and result.loss.dtype == torch.float32
     assert all(np.isfinite(v) for v in result.metrics.values())
     assert agent.act(batch.obs.numpy(), epsilon=0.0).shape == (b,)
-
-
-def test_yaml_preset_is_exactly_the_constructor_kwargs() -> None:
-    import yaml
-
-    root = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
-    cfg = yaml.safe_load((root / "agent" / "expectile.yaml").read_text())
-    assert cfg.pop("name") == "expectile"
-    assert set(cfg) == set(agent_hparam_names("expectile")) - {
-        "action_value_fn",
-        *RUN_LEVEL_HPARAMS,
-    }
-    network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
-    agent = make_agent("expectile", num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
-    assert agent.hparams["num_expectiles"] == cfg["num_expectiles"]
-    assert agent.hparams["lr"] == cfg["lr"]
 
 
 # ----------------------------------------------------------------------------- learning

@@ -1,13 +1,15 @@
-"""The shared agent: acting, learning bookkeeping, target sync, optimisers, checkpoints.
+"""The shared agent: acting, learning bookkeeping, target sync, checkpoints.
 
 Template method: ``Agent.learn`` runs one gradient step for every agent; a subclass supplies its
-head (``head_spec``), and its Bellman target + loss (``compute_loss``). Nothing here branches on
-the agent type.
+hyperparameters (``Config``, a frozen ``AgentConfig`` dataclass), its head (``head_spec``), and
+its Bellman target + loss (``compute_loss``). Nothing here branches on the agent type; the
+machinery (compiling, bf16 copies, optimisers) is in ``agents/runtime.py``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -18,12 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from distrl_agents.agents.hparams import AgentConfig, check_hparam
 from distrl_agents.agents.runtime import (
     ActingCopy,
     MaybeCompiled,
     ParamGroup,
     clip_or_measure,
-    compile_mode,
     compile_update,
     frozen_copy,
     make_optimizer,
@@ -33,11 +35,6 @@ from distrl_agents.networks import DistributionalNetwork, build_network, network
 from distrl_agents.types import Batch, LearnResult
 
 ActionValueFn = Callable[[ReturnDistribution], Tensor]
-
-PRECISIONS = ("fp32", "bf16")
-#: ``adam``; ``rmsprop`` (PyTorch's: epsilon added outside the square root); ``rmsprop_tf``
-#: (TensorFlow's, as in the DQN paper and Dopamine: epsilon inside the square root, ``TFRMSprop``).
-OPTIMIZERS = ("adam", "rmsprop", "rmsprop_tf")
 
 
 def default_action_value(dist: ReturnDistribution) -> Tensor:
@@ -63,147 +60,81 @@ class LossOutput:
     metrics: dict[str, Tensor] = field(default_factory=dict)
 
 
-def check_hparam(cond: bool, field_name: str, message: str) -> None:
-    if not cond:
-        raise ValueError(f"invalid hparam {field_name!r}: {message}")
-
-
 class Agent(ABC):
     """Base class of every agent.
 
-    Subclasses set ``name`` and implement ``head_spec`` and ``compute_loss``; they may override
-    ``param_groups`` (extra optimisers) and ``_validate``.
+    Subclasses set ``name`` and ``Config`` (their ``AgentConfig`` dataclass) and implement
+    ``head_spec`` and ``compute_loss``; they may override ``param_groups`` (extra optimisers).
+    The hyperparameters read as attributes: ``agent.lr`` is ``agent.config.lr``.
 
     Args:
+        config: the agent's hyperparameters (``make_agent`` builds it from keyword arguments).
         num_actions: ``A``.
         obs_shape: one observation, e.g. ``(4, 84, 84)`` uint8 frames or ``(d,)`` vectors.
         device: torch device string.
         network: network options for ``build_network`` (torso, hidden, dueling, noisy, ...).
         action_value_fn: ``ReturnDistribution -> [B, A]`` greedy value used by ``act``
             (default: expected return; pass a risk measure such as CVaR for risk-sensitive acting).
-        optimizer: ``"adam"``, ``"rmsprop"`` (PyTorch's, epsilon outside the square root) or
-            ``"rmsprop_tf"`` (TensorFlow's, epsilon inside the square root: the DQN paper and
-            Dopamine; ``distrl_agents.agents.optim.TFRMSprop``).
-        lr: learning rate.
-        optimizer_eps: Adam / RMSprop epsilon.
-        rmsprop_alpha: RMSprop smoothing constant (TF "decay").
-        rmsprop_centered: centred RMSprop.
-        rmsprop_initial_ms: starting mean square of ``rmsprop_tf`` (TensorFlow 1 / Dopamine: 1;
-            the DQN paper's code: 0); unused by the other optimisers.
-        max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
-        double_dqn: pick the bootstrap action with the online network (van Hasselt et al. 2016).
-        precision: ``"fp32"`` or ``"bf16"`` (autocast for torso and heads; losses stay fp32).
-        act_precision: the precision of ``act`` (``None``: ``precision``). Acting runs on small
-            batches, where bf16 may not pay for its casts even when the update gains from it.
-        compile: ``off``, ``torso`` (``True``: ``torch.compile`` the torso forward), ``update``
-            (compile the whole loss computation of a step) or ``graphs`` (``update`` with CUDA
-            graphs on a CUDA device); falls back to eager with a warning.
-        channels_last: keep conv activations in channels-last memory format.
-        seed: seeds network initialisation, tau / noise sampling and epsilon-greedy draws.
     """
 
     name: ClassVar[str] = "base"
+    Config: ClassVar[type[AgentConfig]] = AgentConfig
 
     def __init__(
         self,
+        config: AgentConfig,
         *,
         num_actions: int,
         obs_shape: Sequence[int],
         device: str | torch.device = "cpu",
         network: Mapping[str, Any] | None = None,
         action_value_fn: ActionValueFn | None = None,
-        optimizer: str = "adam",
-        lr: float = 5e-5,
-        optimizer_eps: float = 0.01 / 32,
-        rmsprop_alpha: float = 0.95,
-        rmsprop_centered: bool = False,
-        rmsprop_initial_ms: float = 1.0,
-        max_grad_norm: float | None = None,
-        double_dqn: bool = False,
-        precision: str = "fp32",
-        act_precision: str | None = None,
-        compile: bool | str = False,
-        channels_last: bool = False,
-        seed: int = 0,
-        agent_hparams: Mapping[str, Any] | None = None,
     ) -> None:
         check_hparam(int(num_actions) >= 1, "num_actions", f"must be >= 1, got {num_actions}")
-        check_hparam(
-            optimizer in OPTIMIZERS,
-            "optimizer",
-            f"must be one of {list(OPTIMIZERS)}, got {optimizer!r}",
-        )
-        check_hparam(float(lr) > 0, "lr", f"must be > 0, got {lr}")
-        check_hparam(float(optimizer_eps) > 0, "optimizer_eps", f"must be > 0, got {optimizer_eps}")
-        check_hparam(
-            0 < float(rmsprop_alpha) < 1, "rmsprop_alpha", f"must be in (0, 1), got {rmsprop_alpha}"
-        )
-        check_hparam(
-            float(rmsprop_initial_ms) >= 0,
-            "rmsprop_initial_ms",
-            f"must be >= 0, got {rmsprop_initial_ms}",
-        )
-        check_hparam(
-            max_grad_norm is None or float(max_grad_norm) > 0,
-            "max_grad_norm",
-            f"must be > 0 or null, got {max_grad_norm}",
-        )
-        check_hparam(
-            precision in PRECISIONS,
-            "precision",
-            f"must be one of {list(PRECISIONS)}, got {precision!r}",
-        )
-        act_precision = precision if act_precision is None else act_precision
-        check_hparam(
-            act_precision in PRECISIONS,
-            "act_precision",
-            f"must be one of {list(PRECISIONS)}, got {act_precision!r}",
-        )
+        self.config = config
         self.num_actions = int(num_actions)
         self.obs_shape = tuple(int(d) for d in obs_shape)
         self.device = torch.device(device)
-        self.action_value_fn: ActionValueFn = action_value_fn or default_action_value
-        self.optimizer = optimizer
-        self.lr = float(lr)
-        self.optimizer_eps = float(optimizer_eps)
-        self.rmsprop_alpha = float(rmsprop_alpha)
-        self.rmsprop_centered = bool(rmsprop_centered)
-        self.rmsprop_initial_ms = float(rmsprop_initial_ms)
-        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.double_dqn = bool(double_dqn)
-        self.precision = precision
-        self.act_precision = act_precision
-        self._autocast_on = precision == "bf16"  # acting switches it to its own precision
-        self.channels_last = bool(channels_last)
-        self.seed = int(seed)
         self.network_options = network_options(network)
-        self._validate()
-
-        self.hparams: dict[str, Any] = {
+        self.action_value_fn: ActionValueFn = action_value_fn or default_action_value
+        self.hparams: dict[str, Any] = {  # saved in checkpoints
             "num_actions": self.num_actions,
             "obs_shape": list(self.obs_shape),
             "network": {
                 k: (list(v) if isinstance(v, tuple) else v) for k, v in self.network_options.items()
             },
-            "optimizer": optimizer,
-            "lr": self.lr,
-            "optimizer_eps": self.optimizer_eps,
-            "rmsprop_alpha": self.rmsprop_alpha,
-            "rmsprop_centered": self.rmsprop_centered,
-            "rmsprop_initial_ms": self.rmsprop_initial_ms,
-            "max_grad_norm": self.max_grad_norm,
-            "double_dqn": self.double_dqn,
-            "precision": precision,
-            "act_precision": act_precision,
-            "compile": compile_mode(compile),
-            "channels_last": self.channels_last,
-            "seed": self.seed,
-            **dict(agent_hparams or {}),
+            **dataclasses.asdict(config),
         }
+        self._autocast_on = config.precision == "bf16"  # acting switches it to its own precision
+        self.online = self._build_online()
+        self.target = frozen_copy(self.online, bf16=config.precision == "bf16")
+        self._acting = ActingCopy(self.online) if config.act_precision == "bf16" else None
+        nets = [self.online, self.target, *([self._acting.net] if self._acting else [])]
+        self._torsos = {id(n): MaybeCompiled(n.torso, config.compile == "torso") for n in nets}
+        self._loss_fn, self._cuda_graphs = compile_update(
+            self.compute_loss, str(config.compile), self.device
+        )
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self._groups = self.param_groups()
+        self.optimizers = [make_optimizer(g) for g in self._groups]
+        self.num_updates = 0
+        self.training = True
+        self.noisy = self.online.noisy
 
+    def __getattr__(self, name: str) -> Any:
+        """Hyperparameters read as attributes (``agent.lr``); called only for missing names."""
+        config = self.__dict__.get("config")
+        if config is None or name not in config.__dataclass_fields__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(config, name)
+
+    def _build_online(self) -> DistributionalNetwork:
+        """The online network, initialised from the agent's seed, on its device."""
         head, head_kwargs = self.head_spec()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.config.seed)
             online = build_network(
                 self.network_options,
                 obs_shape=self.obs_shape,
@@ -211,25 +142,10 @@ class Agent(ABC):
                 head=head,
                 **head_kwargs,
             )
-        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        channels_last = self.config.channels_last
+        memory_format = torch.channels_last if channels_last else torch.preserve_format
         # torch's stubs for Module.to omit ``memory_format``, which it accepts at runtime.
-        self.online: DistributionalNetwork = online.to(  # type: ignore[call-overload]
-            self.device, memory_format=memory_format
-        )
-        self.target = frozen_copy(self.online, bf16=self.precision == "bf16")
-        self._acting = ActingCopy(self.online) if self.act_precision == "bf16" else None
-        mode = compile_mode(compile)
-        nets = [self.online, self.target, *([self._acting.net] if self._acting else [])]
-        self._torsos = {id(net): MaybeCompiled(net.torso, mode == "torso") for net in nets}
-        self._loss_fn, self._cuda_graphs = compile_update(self.compute_loss, mode, self.device)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.seed)
-        self.rng = np.random.default_rng(self.seed)
-        self._groups = self.param_groups()
-        self.optimizers = [make_optimizer(g) for g in self._groups]
-        self.num_updates = 0
-        self.training = True
-        self.noisy = self.online.noisy
+        return online.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
 
     # ----------------------------------------------------------------- subclass hooks
     @abstractmethod
@@ -240,22 +156,19 @@ class Agent(ABC):
     def compute_loss(self, batch: Batch) -> LossOutput:
         """Prediction, Bellman target and per-sample loss for one batch (fp32)."""
 
-    def _validate(self) -> None:
-        """Check agent-specific hparams; raise ``ValueError`` naming the field."""
-        return None
-
     def param_groups(self) -> list[ParamGroup]:
         """Optimiser groups; by default one optimiser over every online parameter."""
+        c = self.config
         return [
             ParamGroup(
                 "main",
                 list(self.online.parameters()),
-                self.optimizer,
-                self.lr,
-                self.optimizer_eps,
-                self.rmsprop_alpha,
-                self.rmsprop_centered,
-                self.rmsprop_initial_ms,
+                c.optimizer,
+                c.lr,
+                c.optimizer_eps,
+                c.rmsprop_alpha,
+                c.rmsprop_centered,
+                c.rmsprop_initial_ms,
             )
         ]
 
@@ -288,7 +201,7 @@ class Agent(ABC):
         obs = obs.to(self.device, non_blocking=True)
         if obs.dtype == torch.float64:
             obs = obs.float()
-        if self.channels_last and obs.dim() == 4:
+        if self.config.channels_last and obs.dim() == 4:
             obs = obs.contiguous(memory_format=torch.channels_last)
         return obs
 
@@ -299,7 +212,7 @@ class Agent(ABC):
         """Greedy bootstrap action ``a* = argmax_a Q(x', a)`` ``[B]``: from the target network
         (``target_dist`` if the caller already has it), or from the online network with
         ``double_dqn`` (van Hasselt et al. 2016, Eq. 4)."""
-        if self.double_dqn:
+        if self.config.double_dqn:
             dist = self.distribution(self.online, next_obs, **head_kwargs)
         elif target_dist is not None:
             dist = target_dist
@@ -325,12 +238,12 @@ class Agent(ABC):
             # On the network that acts: under bf16 that is the bf16 copy, whose noise buffers
             # the next refresh overwrites with the online ones (``learn`` redraws those anyway).
             net.reset_noise(self.generator)
-        self._autocast_on = self.act_precision == "bf16"
+        self._autocast_on = self.config.act_precision == "bf16"
         try:
             dist = self.distribution(net, obs_t)
             values = self.action_value_fn(dist).float()
         finally:
-            self._autocast_on = self.precision == "bf16"
+            self._autocast_on = self.config.precision == "bf16"
         actions = values.argmax(dim=-1).cpu().numpy().astype(np.int64)
         if epsilon > 0:
             num_envs: int = actions.shape[0]  # an int, not Any: picks rng.random's array overload
@@ -375,7 +288,7 @@ class Agent(ABC):
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         total.backward()
-        norms = clip_or_measure(self._groups, self.max_grad_norm)
+        norms = clip_or_measure(self._groups, self.config.max_grad_norm)
         for opt in self.optimizers:
             opt.step()
         self.weights_changed()

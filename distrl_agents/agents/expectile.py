@@ -23,12 +23,14 @@ collapses the distribution towards its mean; imputation is what makes the update
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
 
-from distrl_agents.agents.base import Agent, LossOutput, check_hparam
+from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.hparams import AgentConfig, check_at_least, check_hparam
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.losses.expectile import expectile_loss, impute_samples
 from distrl_agents.networks import HEADS, QuantileHead
@@ -71,8 +73,6 @@ class ExpectileHead(QuantileHead):
         noisy_std: float = 0.5,
         fp32_output: bool = True,
     ) -> None:
-        if num_expectiles < 1 or num_expectiles % 2 == 0:
-            raise ValueError(f"num_expectiles must be odd and >= 1, got {num_expectiles}")
         super().__init__(
             in_features,
             num_actions,
@@ -102,61 +102,43 @@ class ExpectileHead(QuantileHead):
 HEADS.setdefault("expectile", ExpectileHead)
 
 
-class ExpectileAgent(Agent):
-    """Expectile regression DQN with imputed Bellman targets (ER-DQN, Rowland et al. 2019).
+@dataclass(frozen=True)
+class ExpectileConfig(AgentConfig):
+    """ER-DQN's hyperparameters (optimiser: the QR-DQN settings, as Rowland et al. 2019)."""
 
-    Target: ``z_j = r + gamma^n z'_j`` with ``z'_{1..K} = Impute(e_{1..K}(x', a*))`` and
-    ``a* = argmax_a e_{0.5}(x', a)`` (target network, or online with ``double_dqn``); loss: the
-    expectile regression loss of ``e_k(x, a)`` against ``z`` at levels ``tau_k``.
+    num_expectiles: int = 31
+    """``K``, odd so that the levels ``k / (K + 1)`` include 0.5 (31: levels 1/32 .. 31/32)."""
+    imputation_iters: int = 16
+    """Levenberg-Marquardt iterations of the batched imputation per update (more gives smaller
+    FOC residuals at about 0.75 ms per iteration at B = 32 on one CPU core)."""
 
-    Args:
-        num_expectiles: ``K`` (odd; 31: levels 1/32 .. 31/32, which include 0.5).
-        imputation_iters: Levenberg-Marquardt iterations of the batched imputation per update
-            (16; more gives smaller FOC residuals at about 0.75 ms per iteration at B = 32 on
-            one CPU core).
-        **kwargs: shared ``Agent`` arguments.
-    """
-
-    name = "expectile"
-    # Acting with a risk measure must impute samples first: the atoms are expectiles.
-    expectile_atoms: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        *,
-        num_expectiles: int = 31,
-        imputation_iters: int = 16,
-        lr: float = 5e-5,
-        optimizer_eps: float = 0.01 / 32,
-        **kwargs: Any,
-    ) -> None:
-        self.num_expectiles = int(num_expectiles)
-        self.imputation_iters = int(imputation_iters)
-        super().__init__(
-            lr=lr,
-            optimizer_eps=optimizer_eps,
-            agent_hparams={
-                "num_expectiles": self.num_expectiles,
-                "imputation_iters": self.imputation_iters,
-            },
-            **kwargs,
-        )
-
-    def _validate(self) -> None:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         check_hparam(
             self.num_expectiles >= 1 and self.num_expectiles % 2 == 1,
             "num_expectiles",
             "must be odd and >= 1 so that the levels k / (K + 1) include 0.5 (Q is the "
             f"0.5-expectile); got {self.num_expectiles}, use e.g. 31",
         )
-        check_hparam(
-            self.imputation_iters >= 1,
-            "imputation_iters",
-            f"must be >= 1, got {self.imputation_iters}",
-        )
+        check_at_least(self, 1, "imputation_iters")
+
+
+class ExpectileAgent(Agent):
+    """Expectile regression DQN with imputed Bellman targets (ER-DQN, Rowland et al. 2019).
+
+    Target: ``z_j = r + gamma^n z'_j`` with ``z'_{1..K} = Impute(e_{1..K}(x', a*))`` and
+    ``a* = argmax_a e_{0.5}(x', a)`` (target network, or online with ``double_dqn``); loss: the
+    expectile regression loss of ``e_k(x, a)`` against ``z`` at levels ``tau_k``.
+    """
+
+    name = "expectile"
+    Config = ExpectileConfig
+    config: ExpectileConfig
+    # Acting with a risk measure must impute samples first: the atoms are expectiles.
+    expectile_atoms: ClassVar[bool] = True
 
     def head_spec(self) -> tuple[str, dict[str, Any]]:
-        return "expectile", {"num_expectiles": self.num_expectiles}
+        return "expectile", {"num_expectiles": self.config.num_expectiles}
 
     @property
     def taus(self) -> Tensor:
@@ -166,7 +148,7 @@ class ExpectileAgent(Agent):
     @property
     def mean_index(self) -> int:
         """Index of the ``tau = 0.5`` level."""
-        return self.num_expectiles // 2
+        return self.config.num_expectiles // 2
 
     @torch.no_grad()
     def impute(self, expectiles_BK: Tensor) -> tuple[Tensor, Tensor]:
@@ -175,7 +157,7 @@ class ExpectileAgent(Agent):
         samples, residual = impute_samples(
             expectiles_BK.float(),
             self.taus,
-            max_iters=self.imputation_iters,
+            max_iters=self.config.imputation_iters,
             return_residual=True,
         )
         return samples, residual

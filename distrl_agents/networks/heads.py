@@ -4,6 +4,8 @@ Under bf16 autocast the torso and each head's hidden layer run in bf16, but the 
 (values, advantages, atom logits, quantile or expectile values) computes in fp32 from those bf16
 activations (``fp32_output``, see ``layers.FP32Linear``): values, softmax and quantiles reach the
 losses and the greedy ``argmax`` fp32-exact, not rounded to bf16's 8-bit mantissa.
+
+Heads trust their sizes: the agents' hyperparameter dataclasses (``agents/hparams.py``) check them.
 """
 
 from __future__ import annotations
@@ -66,10 +68,6 @@ class CategoricalHead(nn.Module):
         fp32_output: bool = True,
     ) -> None:
         super().__init__()
-        if num_atoms < 2:
-            raise ValueError(f"num_atoms must be >= 2, got {num_atoms}")
-        if not v_min < v_max:
-            raise ValueError(f"v_min must be < v_max, got v_min={v_min}, v_max={v_max}")
         self.num_atoms = num_atoms
         self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms))  # [K]
         self.stream = ActionStream(
@@ -111,8 +109,6 @@ class QuantileHead(nn.Module):
         fp32_output: bool = True,
     ) -> None:
         super().__init__()
-        if num_quantiles < 1:
-            raise ValueError(f"num_quantiles must be >= 1, got {num_quantiles}")
         self.num_quantiles = num_quantiles
         self.register_buffer("taus", quantile_midpoints(num_quantiles))  # [N]
         self.stream = ActionStream(
@@ -174,10 +170,6 @@ class ImplicitQuantileHead(nn.Module):
         fp32_output: bool = True,
     ) -> None:
         super().__init__()
-        if num_quantiles < 1:
-            raise ValueError(f"num_quantiles must be >= 1, got {num_quantiles}")
-        if embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
         self.num_quantiles = num_quantiles
         self.embedding = CosineEmbedding(embedding_dim, in_features)
         self.stream = ActionStream(
@@ -288,8 +280,6 @@ class FQFHead(ImplicitQuantileHead):
         noisy_std: float = 0.5,
         fp32_output: bool = True,
     ) -> None:
-        if num_fractions < 2:
-            raise ValueError(f"num_fractions must be >= 2, got {num_fractions}")
         super().__init__(
             in_features,
             num_actions,
