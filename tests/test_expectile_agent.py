@@ -113,7 +113,7 @@ def test_target_is_built_by_imputation_on_a_two_point_case() -> None:
 
     next_dist = agent.distribution(agent.target, batch.next_obs)
     assert torch.allclose(next_dist.values, e_next.expand(6, A, -1))
-    target, residual = agent.bellman_target(reward, discount, next_dist.values[:, 0])
+    target, residual = agent.imputed_target(reward, discount, next_dist.values[:, 0])
     assert target.shape == (6, 15) and residual.shape == (6,)
 
     # Independent reference: z = r + gamma * Impute(e'), Rowland et al. 2019 (EDRL).

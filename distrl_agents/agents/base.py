@@ -193,9 +193,14 @@ class Agent(ABC):
         self, net: DistributionalNetwork, obs: Tensor, **head_kwargs: Any
     ) -> ReturnDistribution:
         """Full forward pass (head's normal settings unless overridden)."""
-        feats = self.features(net, obs)
+        return self.head_distribution(net, self.features(net, obs), **head_kwargs)
+
+    def head_distribution(
+        self, net: DistributionalNetwork, features: Tensor, **head_kwargs: Any
+    ) -> ReturnDistribution:
+        """The head of ``net`` on torso ``features`` (sampling taus from the agent's generator)."""
         with self.autocast():
-            return net.head(feats, generator=self.generator, **head_kwargs)
+            return net.head(features, generator=self.generator, **head_kwargs)
 
     def to_device(self, obs: Tensor) -> Tensor:
         obs = obs.to(self.device, non_blocking=True)
@@ -204,21 +209,6 @@ class Agent(ABC):
         if self.config.channels_last and obs.dim() == 4:
             obs = obs.contiguous(memory_format=torch.channels_last)
         return obs
-
-    @torch.no_grad()
-    def next_actions(
-        self, next_obs: Tensor, target_dist: ReturnDistribution | None = None, **head_kwargs: Any
-    ) -> Tensor:
-        """Greedy bootstrap action ``a* = argmax_a Q(x', a)`` ``[B]``: from the target network
-        (``target_dist`` if the caller already has it), or from the online network with
-        ``double_dqn`` (van Hasselt et al. 2016, Eq. 4)."""
-        if self.config.double_dqn:
-            dist = self.distribution(self.online, next_obs, **head_kwargs)
-        elif target_dist is not None:
-            dist = target_dist
-        else:
-            dist = self.distribution(self.target, next_obs, **head_kwargs)
-        return dist.q_values().argmax(dim=-1)
 
     # ----------------------------------------------------------------- acting
     @torch.no_grad()

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from distrl_agents.agents.base import Agent, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least, check_hparam
+from distrl_agents.agents.targets import at_actions, bellman_target, greedy_action
 from distrl_agents.losses import categorical_cross_entropy, categorical_projection
 from distrl_agents.networks import CategoricalHead
 from distrl_agents.types import Batch
@@ -55,20 +56,18 @@ class C51Agent(Agent):
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
         head = cast(CategoricalHead, self.online.head)  # head_spec() builds a categorical head
+        support = head.support  # [K]
         feats = self.features(self.online, batch.obs)
         with self.autocast():
             logits = head.logits(feats)  # [B, A, K] fp32
-        idx = action.view(-1, 1, 1).expand(-1, 1, self.config.num_atoms)
-        log_p = F.log_softmax(logits.float().gather(1, idx).squeeze(1), dim=-1)  # [B, K] fp32
-        support = head.support  # [K]
+        log_p = F.log_softmax(at_actions(logits.float(), action), dim=-1)  # [B, K] fp32
         with torch.no_grad():
             next_dist = self.distribution(self.target, batch.next_obs)  # [B, A, K]
-            a_star = self.next_actions(batch.next_obs, next_dist)
-            p_next = next_dist.for_actions(a_star).probs.squeeze(1)  # [B, K]
-            reward = batch.reward.to(self.device).float().unsqueeze(1)
-            discount = batch.discount.to(self.device).float().unsqueeze(1)
-            atoms = reward + discount * support.unsqueeze(0)  # T z_j, Bellemare et al. 2017 Alg. 1
-            m = categorical_projection(atoms, p_next, support)  # Eq. 7
-        per_sample = categorical_cross_entropy(m, log_p)
-        q_taken = (log_p.detach().exp() * support).sum(-1)
+            double = self.config.double_dqn
+            select = self.distribution(self.online, batch.next_obs) if double else next_dist
+            p_next = next_dist.for_actions(greedy_action(select)).probs.squeeze(1)  # [B, K]
+            atoms = bellman_target(batch.reward, batch.discount, support)  # [B, K]: T z_j, Alg. 1
+            m = categorical_projection(atoms, p_next, support)  # [B, K], Eq. 7
+        per_sample = categorical_cross_entropy(m, log_p)  # [B]
+        q_taken = (log_p.detach().exp() * support).sum(-1)  # [B]
         return LossOutput(per_sample=per_sample, q_taken=q_taken)

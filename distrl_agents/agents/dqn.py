@@ -9,6 +9,7 @@ import torch
 
 from distrl_agents.agents.base import Agent, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least
+from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.losses import huber_loss
 from distrl_agents.types import Batch
 
@@ -46,14 +47,13 @@ class DQNAgent(Agent):
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        q = self.distribution(self.online, batch.obs).q_values()  # [B, A]
-        q_taken = q.gather(1, action.view(-1, 1)).squeeze(1)  # [B]
+        dist = self.distribution(self.online, batch.obs)  # [B, A, 1]: Q(x, .)
+        q_taken = dist.for_actions(action).values[:, 0, 0]  # [B]
         with torch.no_grad():
-            next_dist = self.distribution(self.target, batch.next_obs)
-            a_star = self.next_actions(batch.next_obs, next_dist)  # [B]
-            q_next = next_dist.q_values().gather(1, a_star.view(-1, 1)).squeeze(1)
-            reward = batch.reward.to(self.device).float()
-            discount = batch.discount.to(self.device).float()
-            y = reward + discount * q_next  # Mnih et al. 2015, Algorithm 1
-        per_sample = huber_loss(q_taken, y, self.config.huber_kappa)
+            next_dist = self.distribution(self.target, batch.next_obs)  # [B, A, 1]
+            double = self.config.double_dqn
+            select = self.distribution(self.online, batch.next_obs) if double else next_dist
+            q_next = next_dist.for_actions(greedy_action(select)).values.squeeze(1)  # [B, 1]
+            y = bellman_target(batch.reward, batch.discount, q_next)[:, 0]  # [B], Algorithm 1
+        per_sample = huber_loss(q_taken, y, self.config.huber_kappa)  # [B]
         return LossOutput(per_sample=per_sample, q_taken=q_taken.detach())

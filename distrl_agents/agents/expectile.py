@@ -31,6 +31,7 @@ from torch import Tensor
 
 from distrl_agents.agents.base import Agent, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least, check_hparam
+from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.losses.expectile import expectile_loss, impute_samples
 from distrl_agents.networks import HEADS, QuantileHead
@@ -163,7 +164,7 @@ class ExpectileAgent(Agent):
         return samples, residual
 
     @torch.no_grad()
-    def bellman_target(
+    def imputed_target(
         self, reward_B: Tensor, discount_B: Tensor, next_expectiles_BK: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Imputed target samples ``z`` ``[B, K]`` and the imputation residual ``[B]``.
@@ -172,26 +173,26 @@ class ExpectileAgent(Agent):
         ``z_j = r + gamma^n z'_j``. Rows that do not bootstrap (``discount = 0``) get ``z_j = r``;
         when no row of the batch bootstraps the imputation is skipped (residual 0).
         """
-        reward = reward_B.to(self.device).float().unsqueeze(1)  # [B, 1]
-        discount = discount_B.to(self.device).float().unsqueeze(1)  # [B, 1]
-        if bool((discount != 0).any()):
+        bootstraps_B = discount_B.to(self.device).float() != 0
+        if bool(bootstraps_B.any()):
             samples_BK, residual_B = self.impute(next_expectiles_BK)
-            residual_B = residual_B * (discount.squeeze(1) != 0)
+            residual_B = residual_B * bootstraps_B
         else:
             samples_BK = torch.zeros_like(next_expectiles_BK, dtype=torch.float32)
-            residual_B = torch.zeros_like(reward.squeeze(1))
-        target_BK = reward + discount * samples_BK  # z = r + gamma^n z', Rowland et al. 2019 (EDRL)
-        return target_BK, residual_B
+            residual_B = torch.zeros_like(bootstraps_B, dtype=torch.float32)
+        return bellman_target(reward_B, discount_B, samples_BK), residual_B
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        dist = self.distribution(self.online, batch.obs).for_actions(action)
-        pred_BK = dist.values.squeeze(1)  # [B, K] expectiles of the taken action
+        dist = self.distribution(self.online, batch.obs)  # [B, A, K] expectiles
+        pred_BK = dist.for_actions(action).values.squeeze(1)  # [B, K] of the taken action
         with torch.no_grad():
             next_dist = self.distribution(self.target, batch.next_obs)  # [B, A, K]
-            a_star = self.next_actions(batch.next_obs, next_dist)  # argmax of the 0.5-expectile
+            double = self.config.double_dqn
+            select = self.distribution(self.online, batch.next_obs) if double else next_dist
+            a_star = greedy_action(select)  # [B], argmax of the 0.5-expectile
             next_BK = next_dist.for_actions(a_star).values.squeeze(1)  # [B, K]
-            target_BK, residual_B = self.bellman_target(batch.reward, batch.discount, next_BK)
+            target_BK, residual_B = self.imputed_target(batch.reward, batch.discount, next_BK)
         # Expectile regression loss (Rowland et al. 2019, EDRL; Newey & Powell 1987), per sample [B].
         per_sample = expectile_loss(pred_BK, target_BK, self.taus)
         return LossOutput(

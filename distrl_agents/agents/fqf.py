@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
+from torch import Tensor
 
 from distrl_agents.agents.base import Agent, LossOutput
 from distrl_agents.agents.hparams import (
@@ -17,6 +18,7 @@ from distrl_agents.agents.hparams import (
     check_positive,
 )
 from distrl_agents.agents.runtime import ParamGroup
+from distrl_agents.agents.targets import at_actions, bellman_target, greedy_action
 from distrl_agents.losses import fqf_fraction_loss, quantile_huber_loss
 from distrl_agents.networks import FQFHead
 from distrl_agents.types import Batch
@@ -125,48 +127,44 @@ class FQFAgent(Agent):
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        # head_spec() builds FQF heads (online and target).
-        head = cast(FQFHead, self.online.head)
-        target_head = cast(FQFHead, self.target.head)
+        c = self.config
+        head = cast(FQFHead, self.online.head)  # head_spec() builds FQF heads
         feats = self.features(self.online, batch.obs)
         fr = head.propose(feats)  # reads detached features: taus [B, N+1], tau_hats [B, N]
         tau_hats = fr.tau_hats.detach()
         with self.autocast():
-            z = head.quantile_values(feats, tau_hats)  # [B, A, N]
-        idx = action.view(-1, 1, 1).expand(-1, 1, self.config.num_fractions)
-        z_taken = z.gather(1, idx).squeeze(1)  # [B, N]
-        with torch.no_grad():
-            with self.autocast():
-                z_at_taus = head.quantile_values(
-                    feats.detach(), fr.taus[:, 1:-1].detach()
-                )  # [B, A, N-1]
-            z_at_taus = z_at_taus.gather(1, idx[:, :, : self.config.num_fractions - 1]).squeeze(1)
-            next_feats = self.features(self.target, batch.next_obs)
-            with self.autocast():
-                z_next = target_head.quantile_values(next_feats, tau_hats)  # [B, A, N]
-                select = None if self.config.double_dqn else self.target.head(next_feats)
-            a_star = self.next_actions(batch.next_obs, select)
-            z_next = z_next.gather(
-                1, a_star.view(-1, 1, 1).expand(-1, 1, self.config.num_fractions)
-            ).squeeze(1)
-            reward = batch.reward.to(self.device).float().unsqueeze(1)
-            discount = batch.discount.to(self.device).float().unsqueeze(1)
-            target = reward + discount * z_next  # Yang et al. 2019, Algorithm 1
+            z_taken = at_actions(head.quantile_values(feats, tau_hats), action)  # [B, N]
+            with torch.no_grad():  # F^-1(tau_i), i = 1..N-1, for the fraction loss: [B, N-1]
+                inner_taus = fr.taus[:, 1:-1].detach()
+                z_at_taus = at_actions(head.quantile_values(feats.detach(), inner_taus), action)
+        target = self.bootstrap_target(batch, tau_hats)  # [B, N]
         widths = (fr.taus[:, 1:] - fr.taus[:, :-1]).detach()  # [B, N] P(target sample j)
-        per_sample = quantile_huber_loss(
-            z_taken,
-            target,
-            tau_hats,
-            self.config.kappa,
-            widths if self.config.weighted_targets else None,
-        )
+        weights = widths if c.weighted_targets else None
+        per_sample = quantile_huber_loss(z_taken, target, tau_hats, c.kappa, weights)  # [B]
         fraction = fqf_fraction_loss(
-            fr.taus, z_at_taus, z_taken.detach(), fr.entropy, self.config.entropy_coef
+            fr.taus, z_at_taus, z_taken.detach(), fr.entropy, c.entropy_coef
         )
-        q_taken = (widths * z_taken.detach()).sum(-1)  # Yang et al. 2019, Eq. 1
+        q_taken = (widths * z_taken.detach()).sum(-1)  # [B], Yang et al. 2019, Eq. 1
         return LossOutput(
             per_sample=per_sample,
             q_taken=q_taken,
             aux_per_sample=fraction,
             metrics={"fraction_loss": fraction.detach(), "fraction_entropy": fr.entropy.detach()},
         )
+
+    @torch.no_grad()
+    def bootstrap_target(self, batch: Batch, tau_hats_BN: Tensor) -> Tensor:
+        """``r + gamma^n F^-1_target(tau_hat_j; x', a*)`` ``[B, N]`` at the online fractions
+        (Yang et al. 2019, Algorithm 1); ``a*`` from the target network's own proposal for
+        ``x'`` (the online network's with ``double_dqn``)."""
+        next_feats = self.features(self.target, batch.next_obs)
+        with self.autocast():
+            target_head = cast(FQFHead, self.target.head)
+            z_next = target_head.quantile_values(next_feats, tau_hats_BN)  # [B, A, N]
+        select = (  # [B, A, N] at the selecting network's own fractions
+            self.distribution(self.online, batch.next_obs)
+            if self.config.double_dqn
+            else self.head_distribution(self.target, next_feats)
+        )
+        z_next_star = at_actions(z_next, greedy_action(select))  # [B, N]
+        return bellman_target(batch.reward, batch.discount, z_next_star)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 
 from distrl_agents.agents.base import Agent, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least
+from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.losses import quantile_huber_loss
-from distrl_agents.networks import ImplicitQuantileHead
 from distrl_agents.types import Batch
 
 
@@ -56,33 +56,21 @@ class IQNAgent(Agent):
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        # head_spec() builds implicit quantile heads (online and target).
-        head = cast(ImplicitQuantileHead, self.online.head)
-        target_head = cast(ImplicitQuantileHead, self.target.head)
-        feats = self.features(self.online, batch.obs)
-        B = feats.shape[0]
-        taus = head.sample_taus(
-            B, self.config.num_tau_samples, feats.device, self.generator
-        )  # [B, N]
-        with self.autocast():
-            z = head.quantile_values(feats, taus)  # [B, A, N]
-        idx = action.view(-1, 1, 1).expand(-1, 1, z.shape[-1])
-        z_taken = z.gather(1, idx).squeeze(1)  # [B, N]
+        c = self.config
+        dist = self.distribution(self.online, batch.obs, num_quantiles=c.num_tau_samples)
+        z_taken = dist.for_actions(action).values.squeeze(1)  # [B, N] at N sampled taus
         with torch.no_grad():
             next_feats = self.features(self.target, batch.next_obs)
-            tau_prime = head.sample_taus(
-                B, self.config.num_tau_prime_samples, feats.device, self.generator
+            next_dist = self.head_distribution(  # [B, A, N'] at N' fresh taus
+                self.target, next_feats, num_quantiles=c.num_tau_prime_samples
             )
-            with self.autocast():
-                z_next = target_head.quantile_values(next_feats, tau_prime)  # [B, A, N']
-                select = None
-                if not self.config.double_dqn:
-                    select = self.target.head(next_feats, generator=self.generator)  # K taus
-            a_star = self.next_actions(batch.next_obs, select)
-            idx_next = a_star.view(-1, 1, 1).expand(-1, 1, z_next.shape[-1])
-            z_next = z_next.gather(1, idx_next).squeeze(1)  # [B, N']
-            reward = batch.reward.to(self.device).float().unsqueeze(1)
-            discount = batch.discount.to(self.device).float().unsqueeze(1)
-            target = reward + discount * z_next  # Dabney et al. 2018b, Algorithm 1
-        per_sample = quantile_huber_loss(z_taken, target, taus, self.config.kappa)  # Eq. 3
+            select = (  # [B, A, K] at K fresh taus: the acting policy's estimate
+                self.distribution(self.online, batch.next_obs)
+                if c.double_dqn
+                else self.head_distribution(self.target, next_feats)
+            )
+            z_next = next_dist.for_actions(greedy_action(select)).values.squeeze(1)  # [B, N']
+            target = bellman_target(batch.reward, batch.discount, z_next)  # [B, N'], Alg. 1
+        assert dist.taus is not None  # the implicit head returns its taus [B, N]
+        per_sample = quantile_huber_loss(z_taken, target, dist.taus, c.kappa)  # Eq. 3
         return LossOutput(per_sample=per_sample, q_taken=z_taken.detach().mean(-1))

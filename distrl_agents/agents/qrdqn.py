@@ -9,6 +9,7 @@ import torch
 
 from distrl_agents.agents.base import Agent, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least
+from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.losses import quantile_huber_loss
 from distrl_agents.networks import QuantileHead
 from distrl_agents.types import Batch
@@ -45,15 +46,14 @@ class QRDQNAgent(Agent):
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        dist = self.distribution(self.online, batch.obs).for_actions(action)
-        theta = dist.values.squeeze(1)  # [B, N]
+        dist = self.distribution(self.online, batch.obs)  # [B, A, N]
+        theta = dist.for_actions(action).values.squeeze(1)  # [B, N]
         with torch.no_grad():
             next_dist = self.distribution(self.target, batch.next_obs)  # [B, A, N]
-            a_star = self.next_actions(batch.next_obs, next_dist)
-            theta_next = next_dist.for_actions(a_star).values.squeeze(1)  # [B, N]
-            reward = batch.reward.to(self.device).float().unsqueeze(1)
-            discount = batch.discount.to(self.device).float().unsqueeze(1)
-            target = reward + discount * theta_next  # Dabney et al. 2018a, Algorithm 1
+            double = self.config.double_dqn
+            select = self.distribution(self.online, batch.next_obs) if double else next_dist
+            theta_next = next_dist.for_actions(greedy_action(select)).values.squeeze(1)  # [B, N]
+            target = bellman_target(batch.reward, batch.discount, theta_next)  # [B, N], Alg. 1
         head = cast(QuantileHead, self.online.head)  # head_spec() builds a quantile head
-        per_sample = quantile_huber_loss(theta, target, head.taus, self.config.kappa)
+        per_sample = quantile_huber_loss(theta, target, head.taus, self.config.kappa)  # Eq. 10
         return LossOutput(per_sample=per_sample, q_taken=theta.detach().mean(-1))
