@@ -1,9 +1,8 @@
 """Expectile distributional RL with imputation (ER-DQN / EDRL, Rowland et al. 2019).
 
 Rowland, Dadashi, Kumar, Munos, Bellemare & Dabney 2019, "Statistics and Samples in Distributional
-Reinforcement Learning" (ICML). Citations name the paper's algorithm (EDRL / ER-DQN) rather than
-section or equation numbers, which could not be checked here. The agent is a head, a target and
-a loss:
+Reinforcement Learning" (ICML). Citations name the paper's algorithm (EDRL / ER-DQN). The agent is
+a head, a target and a loss:
 
 - **Head**: ``K`` expectiles per action at fixed levels ``tau_k = k / (K + 1)``, ``k = 1..K``
   (``K`` odd, so ``tau_{(K+1)/2} = 0.5``). It is the QR-DQN quantile head with the expectile levels
@@ -11,7 +10,7 @@ a loss:
   the ``tau = 0.5`` atom, so ``q_values()`` is the 0.5-expectile, i.e. the mean return.
 - **Target** (imputation, Rowland et al. 2019, EDRL with an imputation strategy): the bootstrap
   state's expectiles for the greedy action are turned into ``M = K`` equal-weight samples whose
-  expectiles they are (``losses.expectile.impute_samples``, batched on the device, a few
+  expectiles they are (``distrl_agents.expectiles.impute_samples``, batched on the device, a few
   Levenberg-Marquardt iterations), and the samples are pushed through the Bellman map
   ``z_j = r + gamma^n z'_j``.
 - **Loss**: the expectile regression loss of the predicted expectiles of the taken action against
@@ -32,75 +31,12 @@ from torch import Tensor
 from distrl_agents.agents.base import Agent, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least, check_hparam
 from distrl_agents.agents.targets import bellman_target, greedy_action
-from distrl_agents.distribution import ReturnDistribution
-from distrl_agents.losses.expectile import expectile_loss, impute_samples
-from distrl_agents.networks import HEADS, QuantileHead
+from distrl_agents.expectiles import impute_samples
+from distrl_agents.losses import expectile_loss
+from distrl_agents.networks import ExpectileHead
 from distrl_agents.types import Batch
 
-__all__ = ["ExpectileAgent", "ExpectileHead", "expectile_levels"]
-
-
-def expectile_levels(num_expectiles: int, device: torch.device | str | None = None) -> Tensor:
-    """Evenly spaced levels ``tau_k = k / (K + 1)``, ``k = 1..K``, ``[K]`` fp32.
-
-    The interior points of the ``1 / (K + 1)`` grid: symmetric about 0.5, strictly inside (0, 1)
-    (imputation needs that), and containing 0.5 exactly when ``K`` is odd.
-    """
-    k = torch.arange(1, num_expectiles + 1, dtype=torch.float32, device=device)
-    return k / (num_expectiles + 1)
-
-
-class ExpectileHead(QuantileHead):
-    """The QR-DQN head (one linear output per action and level) predicting expectiles.
-
-    Same layers as ``QuantileHead``; only the levels buffer (``taus``, saved with the network)
-    and the read-off differ: ``probs`` is one-hot on the ``tau = 0.5`` atom, so
-    ``ReturnDistribution.q_values()`` returns the 0.5-expectile, which is the mean
-    (Newey & Powell 1987). The values are expectiles, not atoms of
-    the distribution: decode them with ``impute_samples`` before reading anything but the mean.
-    """
-
-    mean_weights: Tensor  # [K] one-hot buffer on the tau = 0.5 level
-
-    def __init__(
-        self,
-        in_features: int,
-        num_actions: int,
-        *,
-        num_expectiles: int = 31,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
-    ) -> None:
-        super().__init__(
-            in_features,
-            num_actions,
-            num_quantiles=num_expectiles,
-            hidden=hidden,
-            dueling=dueling,
-            noisy=noisy,
-            noisy_std=noisy_std,
-            fp32_output=fp32_output,
-        )
-        self.num_expectiles = num_expectiles
-        self.mean_index = num_expectiles // 2  # tau_{(K+1)/2} = 0.5
-        with torch.no_grad():
-            self.taus.copy_(expectile_levels(num_expectiles))  # [K]
-        mean_weights = torch.zeros(num_expectiles)
-        mean_weights[self.mean_index] = 1.0
-        self.register_buffer("mean_weights", mean_weights, persistent=False)  # [K] one-hot
-
-    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
-        values = self.stream(features).float()  # [B, A, K] expectiles
-        probs = self.mean_weights.expand_as(values)  # [B, A, K]: Q = the 0.5-expectile
-        taus = self.taus.expand(values.shape[0], -1)  # [B, K]
-        return ReturnDistribution(values=values, probs=probs, taus=taus)
-
-
-# ``build_network`` looks heads up by name; the expectile head lives with its agent (see the docs).
-HEADS.setdefault("expectile", ExpectileHead)
+__all__ = ["ExpectileAgent", "ExpectileConfig"]
 
 
 @dataclass(frozen=True)

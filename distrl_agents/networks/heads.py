@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distrl_agents.distribution import ReturnDistribution
+from distrl_agents.expectiles import expectile_levels
 from distrl_agents.networks.layers import ActionStream
 
 
@@ -119,6 +120,55 @@ class QuantileHead(nn.Module):
         values = self.stream(features).float()  # [B, A, N]
         probs = torch.full_like(values, 1.0 / self.num_quantiles)
         taus = self.taus.expand(values.shape[0], -1)  # [B, N]
+        return ReturnDistribution(values=values, probs=probs, taus=taus)
+
+
+class ExpectileHead(QuantileHead):
+    """The QR-DQN head (one linear output per action and level) predicting expectiles.
+
+    Same layers as ``QuantileHead``; only the levels buffer (``taus``, saved with the network)
+    and the read-off differ: ``probs`` is one-hot on the ``tau = 0.5`` atom, so
+    ``ReturnDistribution.q_values()`` returns the 0.5-expectile, which is the mean
+    (Newey & Powell 1987). The values are expectiles, not atoms of
+    the distribution: decode them with ``impute_samples`` before reading anything but the mean.
+    """
+
+    mean_weights: Tensor  # [K] one-hot buffer on the tau = 0.5 level
+
+    def __init__(
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        num_expectiles: int = 31,
+        hidden: int = 512,
+        dueling: bool = False,
+        noisy: bool = False,
+        noisy_std: float = 0.5,
+        fp32_output: bool = True,
+    ) -> None:
+        super().__init__(
+            in_features,
+            num_actions,
+            num_quantiles=num_expectiles,
+            hidden=hidden,
+            dueling=dueling,
+            noisy=noisy,
+            noisy_std=noisy_std,
+            fp32_output=fp32_output,
+        )
+        self.num_expectiles = num_expectiles
+        self.mean_index = num_expectiles // 2  # tau_{(K+1)/2} = 0.5
+        with torch.no_grad():
+            self.taus.copy_(expectile_levels(num_expectiles))  # [K]
+        mean_weights = torch.zeros(num_expectiles)
+        mean_weights[self.mean_index] = 1.0
+        self.register_buffer("mean_weights", mean_weights, persistent=False)  # [K] one-hot
+
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
+        values = self.stream(features).float()  # [B, A, K] expectiles
+        probs = self.mean_weights.expand_as(values)  # [B, A, K]: Q = the 0.5-expectile
+        taus = self.taus.expand(values.shape[0], -1)  # [B, K]
         return ReturnDistribution(values=values, probs=probs, taus=taus)
 
 
