@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -136,27 +137,10 @@ class ExpectileHead(QuantileHead):
     mean_weights: Tensor  # [K] one-hot buffer on the tau = 0.5 level
 
     def __init__(
-        self,
-        in_features: int,
-        num_actions: int,
-        *,
-        num_expectiles: int = 31,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
+        self, in_features: int, num_actions: int, *, num_expectiles: int = 31, **stream: Any
     ) -> None:
-        super().__init__(
-            in_features,
-            num_actions,
-            num_quantiles=num_expectiles,
-            hidden=hidden,
-            dueling=dueling,
-            noisy=noisy,
-            noisy_std=noisy_std,
-            fp32_output=fp32_output,
-        )
+        """``stream``: the ``QuantileHead`` layer options (``hidden``, ``dueling``, ...)."""
+        super().__init__(in_features, num_actions, num_quantiles=num_expectiles, **stream)
         self.num_expectiles = num_expectiles
         self.mean_index = num_expectiles // 2  # tau_{(K+1)/2} = 0.5
         with torch.no_grad():
@@ -318,29 +302,10 @@ class FQFHead(ImplicitQuantileHead):
     """
 
     def __init__(
-        self,
-        in_features: int,
-        num_actions: int,
-        *,
-        num_fractions: int = 32,
-        embedding_dim: int = 64,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
+        self, in_features: int, num_actions: int, *, num_fractions: int = 32, **layers: Any
     ) -> None:
-        super().__init__(
-            in_features,
-            num_actions,
-            num_quantiles=num_fractions,
-            embedding_dim=embedding_dim,
-            hidden=hidden,
-            dueling=dueling,
-            noisy=noisy,
-            noisy_std=noisy_std,
-            fp32_output=fp32_output,
-        )
+        """``layers``: the ``ImplicitQuantileHead`` options (``embedding_dim``, ``hidden``, ...)."""
+        super().__init__(in_features, num_actions, num_quantiles=num_fractions, **layers)
         self.fraction_proposal = FractionProposal(in_features, num_fractions)
 
     def propose(self, features: Tensor) -> Fractions:
