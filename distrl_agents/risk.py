@@ -30,7 +30,7 @@ exactly (no sampling of ``tau``); ``g`` is the distortion applied to the CDF. Im
 
 Atom sets are read as given: quantile agents (QR-DQN, IQN, FQF) and C51 give atoms with
 probabilities. Expectile agents' atoms are expectiles, not samples: pass ``from_expectiles=True``
-to impute samples first (``distrl_agents.losses.expectile.impute_samples``).
+to impute samples first (``distrl_agents.expectiles.impute_samples``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from distrl_agents.distribution import ReturnDistribution
+from distrl_agents.expectiles import impute_samples
 
 __all__ = ["DEFAULT_PARAMS", "RISK_MEASURES", "action_values", "distortion", "make_action_value_fn"]
 
@@ -131,8 +132,6 @@ def distortion(risk: str, param: float | None = None) -> Callable[[Tensor], Tens
 def _samples_from_expectiles(
     dist: ReturnDistribution, imputation_iters: int = 300
 ) -> ReturnDistribution:
-    from distrl_agents.losses.expectile import impute_samples
-
     if dist.taus is None:
         raise ValueError("from_expectiles=True needs dist.taus (the expectile levels)")
     b, a, n = dist.values.shape

@@ -12,7 +12,8 @@ import torch
 from distrl_agents.agents import AGENT_NAMES, RUN_LEVEL_HPARAMS, agent_hparam_names, make_agent
 from distrl_agents.types import Batch, LearnResult
 
-CORE = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
+#: every agent; the contract tests below run for each.
+AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
 SMALL = {
     "dqn": {},
     "c51": {"num_atoms": 11},
@@ -24,6 +25,7 @@ SMALL = {
         "embedding_dim": 8,
     },
     "fqf": {"num_fractions": 8, "embedding_dim": 8, "fraction_lr": 1e-3},
+    "expectile": {"num_expectiles": 7, "imputation_iters": 8},
 }
 MLP = {"torso": "mlp", "mlp_sizes": [16], "hidden": 16}
 A = 3
@@ -65,7 +67,7 @@ def _agent(name: str, **kw):  # type: ignore[no-untyped-def]
 
 
 def test_registry_names_and_errors() -> None:
-    assert set(CORE) <= set(AGENT_NAMES)
+    assert set(AGENTS) <= set(AGENT_NAMES)
     with pytest.raises(ValueError, match="valid agents"):
         make_agent("rainbow", num_actions=2, obs_shape=(3,))
     with pytest.raises(ValueError, match="num_atom"):
@@ -80,7 +82,7 @@ def test_registry_names_and_errors() -> None:
     assert "num_actions" not in agent_hparam_names("iqn")
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", AGENTS)
 def test_act_batch_uint8_frames(name: str) -> None:
     agent = make_agent(
         name,
@@ -100,7 +102,7 @@ def test_act_batch_uint8_frames(name: str) -> None:
     assert agent.name == name and agent.hparams["num_actions"] == 18
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", AGENTS)
 def test_action_value_fn_is_used_for_acting(name: str) -> None:
     def prefer_last(dist):  # type: ignore[no-untyped-def]
         q = dist.q_values()
@@ -113,7 +115,7 @@ def test_action_value_fn_is_used_for_acting(name: str) -> None:
     assert (agent.act(_RNG.standard_normal((4, 5)).astype(np.float32)) == A - 1).all()
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", AGENTS)
 def test_learn_step_bookkeeping(name: str) -> None:
     agent = _agent(name)
     batch = _batch((5,))
@@ -147,9 +149,14 @@ def test_learn_step_bookkeeping(name: str) -> None:
         assert torch.equal(v, agent.online.state_dict()[k]), k
 
 
-@pytest.mark.parametrize("name", CORE)
-def test_all_parameters_get_finite_nonzero_gradients(name: str) -> None:
-    agent = _agent(name)
+@pytest.mark.parametrize("name", AGENTS)
+@pytest.mark.parametrize("variant", ["plain", "double_noisy_dueling"])
+def test_all_parameters_get_finite_nonzero_gradients(name: str, variant: str) -> None:
+    if variant == "plain":
+        agent = _agent(name)
+    else:
+        network = {**MLP, "noisy": True, "dueling": True}
+        agent = _agent(name, double_dqn=True, network=network)
     for opt in agent.optimizers:
         opt.zero_grad()
     out = agent.compute_loss(_batch((5,)))
@@ -159,9 +166,10 @@ def test_all_parameters_get_finite_nonzero_gradients(name: str) -> None:
         assert p.grad is not None, pname
         assert torch.isfinite(p.grad).all(), pname
         assert p.grad.abs().sum() > 0, pname
+    assert all(p.grad is None for p in agent.target.parameters())
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", AGENTS)
 def test_bf16_path_runs_and_losses_are_fp32(name: str) -> None:
     agent = _atari_agent(name)
     batch = _batch((4, 84, 84), uint8=True)
@@ -172,7 +180,7 @@ def test_bf16_path_runs_and_losses_are_fp32(name: str) -> None:
     assert agent.act(batch.obs.numpy()).shape == (6,)
 
 
-@pytest.mark.parametrize("name", [*CORE, "expectile"])
+@pytest.mark.parametrize("name", AGENTS)
 def test_bf16_target_stored_in_bf16_computes_what_the_fp32_copy_computes(name: str) -> None:
     """Under bf16 the frozen target keeps its conv / linear weights in bf16 (no per-update weight
     casts); under autocast that must give bit-identical outputs to an fp32 copy of the same
@@ -196,7 +204,7 @@ def test_bf16_target_stored_in_bf16_computes_what_the_fp32_copy_computes(name: s
     assert torch.equal(got.values, want.values) and torch.equal(got.probs, want.probs)
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", AGENTS)
 @pytest.mark.parametrize("noisy", [False, True])
 def test_bf16_acting_copy_always_computes_what_the_online_network_computes(
     name: str, noisy: bool
@@ -272,7 +280,7 @@ def test_grad_norm_metric_is_the_global_norm_and_clips_only_when_asked(clip: flo
     assert used.item() == pytest.approx(expected if clip is None else clip, rel=1e-5)
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", AGENTS)
 def test_double_dqn_noisy_dueling_variants_run(name: str) -> None:
     agent = _agent(
         name,
@@ -285,7 +293,7 @@ def test_double_dqn_noisy_dueling_variants_run(name: str) -> None:
     assert np.isfinite(res.metrics["loss"])
     agent.eval()
     obs = _RNG.standard_normal((3, 5)).astype(np.float32)
-    if name in ("dqn", "c51", "qrdqn"):  # deterministic heads: eval mode ignores noise
+    if name in ("dqn", "c51", "qrdqn", "expectile"):  # deterministic heads: eval mode ignores noise
         np.testing.assert_array_equal(agent.act(obs), agent.act(obs))
     agent.train()
 
@@ -321,7 +329,7 @@ def test_noisy_acting_draws_fresh_noise_every_step_in_training_only(precision: s
         b.learn(_batch((5,)))
 
 
-@pytest.mark.parametrize("name", CORE)
+@pytest.mark.parametrize("name", AGENTS)
 def test_state_dict_round_trip_continues_identically(name: str) -> None:
     a1 = _agent(name)
     batch = _batch((5,))
@@ -389,13 +397,13 @@ def test_compiled_update_matches_eager(name: str) -> None:
 def test_graphs_code_path_matches_eager_on_cpu() -> None:
     """compile=graphs' learn() path (reduce-overhead compile, step marking, cloned outputs) forced
     on CPU, where torch runs it without graphs: same losses as eager. On CUDA see test_cuda.py."""
-    from distrl_agents.agents.base import _MaybeCompiled
+    from distrl_agents.agents.runtime import MaybeCompiled
 
     batch = _batch((5,))
     eager = _agent("c51", seed=3)
     graphs = _agent("c51", seed=3)
     graphs._cuda_graphs = True
-    graphs._loss_fn = _MaybeCompiled(graphs.compute_loss, True, mode="reduce-overhead")
+    graphs._loss_fn = MaybeCompiled(graphs.compute_loss, True, mode="reduce-overhead")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a platform without a compiler runs eagerly
         results = [(eager.learn(batch), graphs.learn(batch)) for _ in range(3)]
@@ -414,17 +422,25 @@ def test_compile_flag_runs() -> None:
         assert agent.act(_RNG.standard_normal((2, 5)).astype(np.float32)).shape == (2,)
 
 
-@pytest.mark.parametrize("name", CORE)
-def test_yaml_presets_are_exactly_the_constructor_kwargs(name: str) -> None:
+@pytest.mark.parametrize("name", AGENTS)
+def test_yaml_presets_are_exactly_the_hparam_dataclass(name: str) -> None:
+    """The YAML preset and the agent's dataclass cannot disagree: the preset sets exactly the
+    dataclass fields that are not the run's, each to the field's default."""
     from pathlib import Path
 
     import yaml
+
+    from distrl_agents.agents import agent_class
 
     root = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
     cfg = yaml.safe_load((root / "agent" / f"{name}.yaml").read_text())
     assert cfg.pop("name") == name
     # Precision, compile, channels-last and the seed are the training run's (trainer config).
     assert set(cfg) == set(agent_hparam_names(name)) - {"action_value_fn", *RUN_LEVEL_HPARAMS}
+    defaults = agent_class(name).Config()
+    for key, value in cfg.items():
+        assert getattr(defaults, key) == value, key
+    assert agent_class(name).Config(**cfg) == defaults
     network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
     agent = make_agent(name, num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
     assert agent.hparams["lr"] == cfg["lr"]

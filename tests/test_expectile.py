@@ -1,4 +1,4 @@
-"""Expectile math: loss, exact expectiles, imputation (distrl_agents.losses.expectile)."""
+"""Expectile math: loss, exact expectiles, imputation (distrl_agents.expectiles, losses.expectile_loss)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
-from distrl_agents.losses.expectile import (
-    expectile_foc_residual,
-    expectile_loss,
-    expectiles,
-    impute_samples,
-)
+from distrl_agents.expectiles import expectile_foc_residual, expectiles, impute_samples
+from distrl_agents.losses import expectile_loss
 
 LEVELS = (torch.arange(21, dtype=torch.float64) + 0.5) / 21
 

@@ -11,7 +11,10 @@ import torch
 from test_learning import MLP, wasserstein1
 from test_losses import naive_quantile_huber
 
+import distrl_agents.agents.fqf as fqf_module
 from distrl_agents.agents import make_agent
+from distrl_agents.agents.targets import greedy_action
+from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.envs.toy import TwoStepBootstrap
 from distrl_agents.losses import quantile_huber_loss
 from distrl_agents.networks import FQFHead
@@ -77,7 +80,9 @@ def _skew(agent: Any, net: torch.nn.Module, direction: float) -> None:
 
 
 @pytest.mark.parametrize("double_dqn", [False, True])
-def test_bootstrap_action_uses_the_proposal_of_the_authors_code(double_dqn: bool) -> None:
+def test_bootstrap_action_uses_the_proposal_of_the_authors_code(
+    double_dqn: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """a* = argmax_a sum_i (tau'_{i+1} - tau'_i) F^-1(tau'_hat_i; x', a), tau' proposed for x' by
     the network that selects (target; online with double_dqn) from its own features, as
     microsoft/FQF's ``_build_networks`` (``target_convnet(next_states)``, ``ws`` weighting)."""
@@ -110,13 +115,12 @@ def test_bootstrap_action_uses_the_proposal_of_the_authors_code(double_dqn: bool
         indices=torch.arange(B),
     )
     chosen: list[torch.Tensor] = []
-    original = agent.next_actions
 
-    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
-        chosen.append(original(*args, **kwargs))
+    def spy(selector: ReturnDistribution) -> torch.Tensor:
+        chosen.append(greedy_action(selector))
         return chosen[-1]
 
-    agent.next_actions = spy
+    monkeypatch.setattr(fqf_module, "greedy_action", spy)
     agent.compute_loss(batch)
     assert len(chosen) == 1
 
@@ -173,7 +177,7 @@ def test_weighted_targets_hparam_and_loss() -> None:
         z = head.quantile_values(feats, fr.tau_hats)
         z_taken = z[torch.arange(6), batch.action]  # [B, N]
         next_feats = weighted.target.torso(batch.next_obs)
-        a_star = weighted.next_actions(batch.next_obs, weighted.target.head(next_feats))
+        a_star = greedy_action(weighted.target.head(next_feats))
         z_next = cast(FQFHead, weighted.target.head).quantile_values(next_feats, fr.tau_hats)
         target = batch.reward[:, None] + 0.9 * z_next[torch.arange(6), a_star]
         widths = fr.taus[:, 1:] - fr.taus[:, :-1]

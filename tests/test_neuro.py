@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from distrl_agents.distribution import ReturnDistribution
-from distrl_agents.losses.expectile import expectiles
+from distrl_agents.expectiles import expectiles
 from distrl_agents.neuro import (
     CellPopulation,
     StudyConfig,

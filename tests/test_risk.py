@@ -10,7 +10,7 @@ from scipy.optimize import brentq
 from scipy.stats import norm
 
 from distrl_agents.distribution import ReturnDistribution
-from distrl_agents.losses.expectile import expectiles
+from distrl_agents.expectiles import expectiles
 from distrl_agents.risk import (
     DEFAULT_PARAMS,
     RISK_MEASURES,

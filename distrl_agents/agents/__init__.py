@@ -6,9 +6,9 @@ agent; modules are imported only when their agent is made.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,9 @@ REGISTRY: dict[str, str] = {
     "expectile": "distrl_agents.agents.expectile:ExpectileAgent",
 }
 
-#: Constructor arguments that belong to the training run, not to an agent preset: the trainer
-#: sets them from trainer.precision (both precisions), trainer.compile, trainer.channels_last and
-#: the run seed.
+#: Hyperparameters that belong to the training run, not to an agent preset: the trainer sets
+#: them from trainer.precision (both precisions), trainer.compile, trainer.channels_last and the
+#: run seed.
 RUN_LEVEL_HPARAMS: tuple[str, ...] = (
     "precision",
     "act_precision",
@@ -35,9 +35,6 @@ RUN_LEVEL_HPARAMS: tuple[str, ...] = (
     "channels_last",
     "seed",
 )
-
-# Arguments that make_agent passes itself (not hparams), and the internal plumbing argument.
-_RESERVED = {"self", "num_actions", "obs_shape", "device", "network", "agent_hparams"}
 
 
 def _module_exists(path: str) -> bool:
@@ -48,7 +45,7 @@ def _module_exists(path: str) -> bool:
         return False
 
 
-# Names whose module is present in this installation (``expectile`` appears once written).
+# Names whose module is present in this installation.
 AGENT_NAMES: tuple[str, ...] = tuple(n for n, p in REGISTRY.items() if _module_exists(p))
 
 
@@ -68,18 +65,10 @@ def agent_class(name: str) -> type[Agent]:
 
 
 def agent_hparam_names(name: str) -> list[str]:
-    """The keyword arguments (hparams) ``make_agent`` accepts for agent ``name``."""
-    cls = agent_class(name)
-    names: list[str] = []
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in _RESERVED:
-                if p.name not in names:
-                    names.append(p.name)
-    return names
+    """The keyword arguments ``make_agent`` accepts for agent ``name``: the fields of its
+    hyperparameter dataclass (``Agent.Config``), and ``action_value_fn``."""
+    fields = dataclasses.fields(agent_class(name).Config)
+    return [f.name for f in fields] + ["action_value_fn"]
 
 
 def make_agent(
@@ -99,12 +88,14 @@ def make_agent(
             raise ValueError(
                 f"unknown hparam {key!r} for agent {name!r}; valid hparams: {sorted(valid)}"
             )
+    action_value_fn = hparams.pop("action_value_fn", None)
     return cls(
+        cls.Config(**hparams),
         num_actions=num_actions,
         obs_shape=tuple(obs_shape),
         device=device,
         network=None if network is None else dict(network),
-        **hparams,
+        action_value_fn=action_value_fn,
     )
 
 

@@ -1,14 +1,15 @@
-"""The shared agent: acting, learning bookkeeping, target sync, optimisers, checkpoints.
+"""The shared agent: acting, learning bookkeeping, target sync, checkpoints.
 
 Template method: ``Agent.learn`` runs one gradient step for every agent; a subclass supplies its
-head (``head_spec``), and its Bellman target + loss (``compute_loss``). Nothing here branches on
-the agent type.
+hyperparameters (``Config``, a frozen ``AgentConfig`` dataclass), its head (``head_spec``), and
+its Bellman target + loss (``compute_loss``). Nothing here branches on the agent type; the
+machinery (compiling, bf16 copies, optimisers) is in ``agents/runtime.py``.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -19,17 +20,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from distrl_agents.agents.optim import TFRMSprop
+from distrl_agents.agents.hparams import AgentConfig, check_hparam
+from distrl_agents.agents.runtime import (
+    ActingCopy,
+    MaybeCompiled,
+    ParamGroup,
+    clip_or_measure,
+    compile_update,
+    frozen_copy,
+    make_optimizer,
+)
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.networks import DistributionalNetwork, build_network, network_options
 from distrl_agents.types import Batch, LearnResult
 
 ActionValueFn = Callable[[ReturnDistribution], Tensor]
-
-PRECISIONS = ("fp32", "bf16")
-#: ``adam``; ``rmsprop`` (PyTorch's: epsilon added outside the square root); ``rmsprop_tf``
-#: (TensorFlow's, as in the DQN paper and Dopamine: epsilon inside the square root, ``TFRMSprop``).
-OPTIMIZERS = ("adam", "rmsprop", "rmsprop_tf")
 
 
 def default_action_value(dist: ReturnDistribution) -> Tensor:
@@ -55,227 +60,81 @@ class LossOutput:
     metrics: dict[str, Tensor] = field(default_factory=dict)
 
 
-@dataclass
-class ParamGroup:
-    """Parameters trained by one optimiser: ``kind`` in OPTIMIZERS, with its lr / eps."""
-
-    name: str
-    params: list[nn.Parameter]
-    kind: str
-    lr: float
-    eps: float
-    rmsprop_alpha: float = 0.95
-    rmsprop_centered: bool = False
-    rmsprop_initial_ms: float = 1.0
-
-
-#: ``compile`` settings: ``off``; ``torso`` compiles the torsos' forward; ``update`` compiles the
-#: whole loss computation of a learning step (online and target forwards, Bellman target, loss);
-#: ``graphs`` is ``update`` plus CUDA graphs on a CUDA device (``torch.compile``'s
-#: ``reduce-overhead`` mode: the update has static shapes, so its forward and backward kernels
-#: replay from a captured graph instead of being launched one by one).
-COMPILE_MODES = ("off", "torso", "update", "graphs")
-
-
-def compile_mode(value: bool | str | None) -> str:
-    """Normalise a ``compile`` setting: ``True`` means ``torso``, ``False`` / ``None`` ``off``."""
-    if value is True or value == "true":
-        return "torso"
-    if value is False or value is None or value == "false":
-        return "off"
-    check_hparam(value in COMPILE_MODES, "compile", f"must be one of {COMPILE_MODES} or a bool")
-    return str(value)
-
-
-class _MaybeCompiled:
-    """Calls ``torch.compile(fn)``; on any compile/runtime failure warns once and runs eager."""
-
-    def __init__(self, fn: Callable[..., Any], enabled: bool, **compile_kwargs: Any) -> None:
-        self.fn = fn
-        self.compiled: Callable[..., Any] | None = None
-        if enabled:
-            try:
-                self.compiled = torch.compile(fn, **compile_kwargs)
-            except Exception as exc:  # pragma: no cover - depends on the platform
-                warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=3)
-
-    def __call__(self, *args: Any) -> Any:
-        if self.compiled is not None:
-            try:
-                return self.compiled(*args)
-            except Exception as exc:
-                warnings.warn(f"torch.compile failed ({exc!r}); running eagerly", stacklevel=2)
-                self.compiled = None
-        return self.fn(*args)
-
-
-def _store_autocast_layers_in_bf16(net: nn.Module) -> None:
-    """Keep the frozen target's ``Conv2d`` / ``Linear`` weights in bf16.
-
-    Under bf16 autocast these layers cast their fp32 weights to bf16 on every forward pass, so a
-    target network stored in bf16 computes exactly what the fp32 one does, without re-casting
-    ~1.7M weights per update (the Nature network). Only these exact types are converted, and
-    none inside a module that declares ``runs_in_fp32`` (it turns autocast off, as the FQF
-    fraction proposal does); layers that use their weights outside autocast (noisy layers) are
-    other types and stay fp32. ``load_state_dict`` (target sync, checkpoints) converts on copy.
-    """
-    fp32_scopes = [name for name, m in net.named_modules() if getattr(m, "runs_in_fp32", False)]
-    for name, module in net.named_modules():
-        if any(name == s or name.startswith(s + ".") for s in fp32_scopes):
-            continue
-        if type(module) in (nn.Conv2d, nn.Linear):
-            module.to(torch.bfloat16)
-
-
-def _total_grad_norm(params: Sequence[nn.Parameter]) -> Tensor:
-    """Global L2 norm of the gradients (what ``clip_grad_norm_`` returns), without clipping."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros((), device=params[0].device if params else None)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-
-
-def check_hparam(cond: bool, field_name: str, message: str) -> None:
-    if not cond:
-        raise ValueError(f"invalid hparam {field_name!r}: {message}")
-
-
 class Agent(ABC):
     """Base class of every agent.
 
-    Subclasses set ``name`` and implement ``head_spec`` and ``compute_loss``; they may override
-    ``param_groups`` (extra optimisers) and ``_validate``.
+    Subclasses set ``name`` and ``Config`` (their ``AgentConfig`` dataclass) and implement
+    ``head_spec`` and ``compute_loss``; they may override ``param_groups`` (extra optimisers).
+    The hyperparameters read as attributes: ``agent.lr`` is ``agent.config.lr``.
 
     Args:
+        config: the agent's hyperparameters (``make_agent`` builds it from keyword arguments).
         num_actions: ``A``.
         obs_shape: one observation, e.g. ``(4, 84, 84)`` uint8 frames or ``(d,)`` vectors.
         device: torch device string.
         network: network options for ``build_network`` (torso, hidden, dueling, noisy, ...).
         action_value_fn: ``ReturnDistribution -> [B, A]`` greedy value used by ``act``
             (default: expected return; pass a risk measure such as CVaR for risk-sensitive acting).
-        optimizer: ``"adam"``, ``"rmsprop"`` (PyTorch's, epsilon outside the square root) or
-            ``"rmsprop_tf"`` (TensorFlow's, epsilon inside the square root: the DQN paper and
-            Dopamine; ``distrl_agents.agents.optim.TFRMSprop``).
-        lr: learning rate.
-        optimizer_eps: Adam / RMSprop epsilon.
-        rmsprop_alpha: RMSprop smoothing constant (TF "decay").
-        rmsprop_centered: centred RMSprop.
-        rmsprop_initial_ms: starting mean square of ``rmsprop_tf`` (TensorFlow 1 / Dopamine: 1;
-            the DQN paper's code: 0); unused by the other optimisers.
-        max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
-        double_dqn: pick the bootstrap action with the online network (van Hasselt et al. 2016).
-        precision: ``"fp32"`` or ``"bf16"`` (autocast for torso and heads; losses stay fp32).
-        act_precision: the precision of ``act`` (``None``: ``precision``). Acting runs on small
-            batches, where bf16 may not pay for its casts even when the update gains from it.
-        compile: ``off``, ``torso`` (``True``: ``torch.compile`` the torso forward), ``update``
-            (compile the whole loss computation of a step) or ``graphs`` (``update`` with CUDA
-            graphs on a CUDA device); falls back to eager with a warning.
-        channels_last: keep conv activations in channels-last memory format.
-        seed: seeds network initialisation, tau / noise sampling and epsilon-greedy draws.
     """
 
     name: ClassVar[str] = "base"
+    Config: ClassVar[type[AgentConfig]] = AgentConfig
 
     def __init__(
         self,
+        config: AgentConfig,
         *,
         num_actions: int,
         obs_shape: Sequence[int],
         device: str | torch.device = "cpu",
         network: Mapping[str, Any] | None = None,
         action_value_fn: ActionValueFn | None = None,
-        optimizer: str = "adam",
-        lr: float = 5e-5,
-        optimizer_eps: float = 0.01 / 32,
-        rmsprop_alpha: float = 0.95,
-        rmsprop_centered: bool = False,
-        rmsprop_initial_ms: float = 1.0,
-        max_grad_norm: float | None = None,
-        double_dqn: bool = False,
-        precision: str = "fp32",
-        act_precision: str | None = None,
-        compile: bool | str = False,
-        channels_last: bool = False,
-        seed: int = 0,
-        agent_hparams: Mapping[str, Any] | None = None,
     ) -> None:
         check_hparam(int(num_actions) >= 1, "num_actions", f"must be >= 1, got {num_actions}")
-        check_hparam(
-            optimizer in OPTIMIZERS,
-            "optimizer",
-            f"must be one of {list(OPTIMIZERS)}, got {optimizer!r}",
-        )
-        check_hparam(float(lr) > 0, "lr", f"must be > 0, got {lr}")
-        check_hparam(float(optimizer_eps) > 0, "optimizer_eps", f"must be > 0, got {optimizer_eps}")
-        check_hparam(
-            0 < float(rmsprop_alpha) < 1, "rmsprop_alpha", f"must be in (0, 1), got {rmsprop_alpha}"
-        )
-        check_hparam(
-            float(rmsprop_initial_ms) >= 0,
-            "rmsprop_initial_ms",
-            f"must be >= 0, got {rmsprop_initial_ms}",
-        )
-        check_hparam(
-            max_grad_norm is None or float(max_grad_norm) > 0,
-            "max_grad_norm",
-            f"must be > 0 or null, got {max_grad_norm}",
-        )
-        check_hparam(
-            precision in PRECISIONS,
-            "precision",
-            f"must be one of {list(PRECISIONS)}, got {precision!r}",
-        )
-        act_precision = precision if act_precision is None else act_precision
-        check_hparam(
-            act_precision in PRECISIONS,
-            "act_precision",
-            f"must be one of {list(PRECISIONS)}, got {act_precision!r}",
-        )
+        self.config = config
         self.num_actions = int(num_actions)
         self.obs_shape = tuple(int(d) for d in obs_shape)
         self.device = torch.device(device)
-        self.action_value_fn: ActionValueFn = action_value_fn or default_action_value
-        self.optimizer = optimizer
-        self.lr = float(lr)
-        self.optimizer_eps = float(optimizer_eps)
-        self.rmsprop_alpha = float(rmsprop_alpha)
-        self.rmsprop_centered = bool(rmsprop_centered)
-        self.rmsprop_initial_ms = float(rmsprop_initial_ms)
-        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.double_dqn = bool(double_dqn)
-        self.precision = precision
-        self.act_precision = act_precision
-        self._autocast_on = precision == "bf16"  # acting switches it to its own precision
-        self.channels_last = bool(channels_last)
-        self.seed = int(seed)
         self.network_options = network_options(network)
-        self._validate()
-
-        self.hparams: dict[str, Any] = {
+        self.action_value_fn: ActionValueFn = action_value_fn or default_action_value
+        self.hparams: dict[str, Any] = {  # saved in checkpoints
             "num_actions": self.num_actions,
             "obs_shape": list(self.obs_shape),
             "network": {
                 k: (list(v) if isinstance(v, tuple) else v) for k, v in self.network_options.items()
             },
-            "optimizer": optimizer,
-            "lr": self.lr,
-            "optimizer_eps": self.optimizer_eps,
-            "rmsprop_alpha": self.rmsprop_alpha,
-            "rmsprop_centered": self.rmsprop_centered,
-            "rmsprop_initial_ms": self.rmsprop_initial_ms,
-            "max_grad_norm": self.max_grad_norm,
-            "double_dqn": self.double_dqn,
-            "precision": precision,
-            "act_precision": act_precision,
-            "compile": compile_mode(compile),
-            "channels_last": self.channels_last,
-            "seed": self.seed,
-            **dict(agent_hparams or {}),
+            **dataclasses.asdict(config),
         }
+        self._autocast_on = config.precision == "bf16"  # acting switches it to its own precision
+        self.online = self._build_online()
+        self.target = frozen_copy(self.online, bf16=config.precision == "bf16")
+        self._acting = ActingCopy(self.online) if config.act_precision == "bf16" else None
+        nets = [self.online, self.target, *([self._acting.net] if self._acting else [])]
+        self._torsos = {id(n): MaybeCompiled(n.torso, config.compile == "torso") for n in nets}
+        self._loss_fn, self._cuda_graphs = compile_update(
+            self.compute_loss, str(config.compile), self.device
+        )
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self._groups = self.param_groups()
+        self.optimizers = [make_optimizer(g) for g in self._groups]
+        self.num_updates = 0
+        self.training = True
+        self.noisy = self.online.noisy
 
+    def __getattr__(self, name: str) -> Any:
+        """Hyperparameters read as attributes (``agent.lr``); called only for missing names."""
+        config = self.__dict__.get("config")
+        if config is None or name not in config.__dataclass_fields__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(config, name)
+
+    def _build_online(self) -> DistributionalNetwork:
+        """The online network, initialised from the agent's seed, on its device."""
         head, head_kwargs = self.head_spec()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(self.config.seed)
             online = build_network(
                 self.network_options,
                 obs_shape=self.obs_shape,
@@ -283,57 +142,10 @@ class Agent(ABC):
                 head=head,
                 **head_kwargs,
             )
-        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        channels_last = self.config.channels_last
+        memory_format = torch.channels_last if channels_last else torch.preserve_format
         # torch's stubs for Module.to omit ``memory_format``, which it accepts at runtime.
-        self.online: DistributionalNetwork = online.to(  # type: ignore[call-overload]
-            self.device, memory_format=memory_format
-        )
-        self.target: DistributionalNetwork = copy.deepcopy(self.online)
-        self.target.requires_grad_(False)
-        # Acting reads the online weights every agent step; acting in bf16 it acts through a
-        # copy stored in bf16, refreshed only when the online weights have changed (an update
-        # every few steps), instead of casting ~1.7M fp32 weights on every step.
-        self._acting: DistributionalNetwork | None = None
-        self._acting_pairs: list[tuple[Tensor, Tensor]] = []
-        self._acting_key: tuple[int, ...] | None = None
-        self._weights_epoch = 0  # bumped where the online weights change without a version bump
-        if self.precision == "bf16":
-            _store_autocast_layers_in_bf16(self.target)
-        if self.act_precision == "bf16":
-            self._acting = copy.deepcopy(self.online)
-            self._acting.requires_grad_(False)
-            _store_autocast_layers_in_bf16(self._acting)
-            self._acting_pairs = [
-                *zip(self.online.parameters(), self._acting.parameters()),
-                *zip(self.online.buffers(), self._acting.buffers()),
-            ]
-        mode = compile_mode(compile)
-        self._torsos = {
-            id(net): _MaybeCompiled(net.torso, mode == "torso")
-            for net in (self.online, self.target, self._acting)
-            if net is not None
-        }
-        # CUDA graphs need a CUDA device; elsewhere ``graphs`` compiles the update without them.
-        self._cuda_graphs = mode == "graphs" and self.device.type == "cuda"
-        if mode == "graphs" and not self._cuda_graphs:
-            warnings.warn(
-                f"compile=graphs: CUDA graphs need a CUDA device, not {self.device.type!r}; "
-                "compiling the update without them (as compile=update)",
-                stacklevel=2,
-            )
-        self._loss_fn = _MaybeCompiled(
-            self.compute_loss,
-            mode in ("update", "graphs"),
-            **({"mode": "reduce-overhead"} if self._cuda_graphs else {}),
-        )
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.seed)
-        self.rng = np.random.default_rng(self.seed)
-        self._groups = self.param_groups()
-        self.optimizers = [self._make_optimizer(g) for g in self._groups]
-        self.num_updates = 0
-        self.training = True
-        self.noisy = self.online.noisy
+        return online.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
 
     # ----------------------------------------------------------------- subclass hooks
     @abstractmethod
@@ -344,22 +156,19 @@ class Agent(ABC):
     def compute_loss(self, batch: Batch) -> LossOutput:
         """Prediction, Bellman target and per-sample loss for one batch (fp32)."""
 
-    def _validate(self) -> None:
-        """Check agent-specific hparams; raise ``ValueError`` naming the field."""
-        return None
-
     def param_groups(self) -> list[ParamGroup]:
         """Optimiser groups; by default one optimiser over every online parameter."""
+        c = self.config
         return [
             ParamGroup(
                 "main",
                 list(self.online.parameters()),
-                self.optimizer,
-                self.lr,
-                self.optimizer_eps,
-                self.rmsprop_alpha,
-                self.rmsprop_centered,
-                self.rmsprop_initial_ms,
+                c.optimizer,
+                c.lr,
+                c.optimizer_eps,
+                c.rmsprop_alpha,
+                c.rmsprop_centered,
+                c.rmsprop_initial_ms,
             )
         ]
 
@@ -384,32 +193,22 @@ class Agent(ABC):
         self, net: DistributionalNetwork, obs: Tensor, **head_kwargs: Any
     ) -> ReturnDistribution:
         """Full forward pass (head's normal settings unless overridden)."""
-        feats = self.features(net, obs)
+        return self.head_distribution(net, self.features(net, obs), **head_kwargs)
+
+    def head_distribution(
+        self, net: DistributionalNetwork, features: Tensor, **head_kwargs: Any
+    ) -> ReturnDistribution:
+        """The head of ``net`` on torso ``features`` (sampling taus from the agent's generator)."""
         with self.autocast():
-            return net.head(feats, generator=self.generator, **head_kwargs)
+            return net.head(features, generator=self.generator, **head_kwargs)
 
     def to_device(self, obs: Tensor) -> Tensor:
         obs = obs.to(self.device, non_blocking=True)
         if obs.dtype == torch.float64:
             obs = obs.float()
-        if self.channels_last and obs.dim() == 4:
+        if self.config.channels_last and obs.dim() == 4:
             obs = obs.contiguous(memory_format=torch.channels_last)
         return obs
-
-    @torch.no_grad()
-    def next_actions(
-        self, next_obs: Tensor, target_dist: ReturnDistribution | None = None, **head_kwargs: Any
-    ) -> Tensor:
-        """Greedy bootstrap action ``a* = argmax_a Q(x', a)`` ``[B]``: from the target network
-        (``target_dist`` if the caller already has it), or from the online network with
-        ``double_dqn`` (van Hasselt et al. 2016, Eq. 4)."""
-        if self.double_dqn:
-            dist = self.distribution(self.online, next_obs, **head_kwargs)
-        elif target_dist is not None:
-            dist = target_dist
-        else:
-            dist = self.distribution(self.target, next_obs, **head_kwargs)
-        return dist.q_values().argmax(dim=-1)
 
     # ----------------------------------------------------------------- acting
     @torch.no_grad()
@@ -429,12 +228,12 @@ class Agent(ABC):
             # On the network that acts: under bf16 that is the bf16 copy, whose noise buffers
             # the next refresh overwrites with the online ones (``learn`` redraws those anyway).
             net.reset_noise(self.generator)
-        self._autocast_on = self.act_precision == "bf16"
+        self._autocast_on = self.config.act_precision == "bf16"
         try:
             dist = self.distribution(net, obs_t)
             values = self.action_value_fn(dist).float()
         finally:
-            self._autocast_on = self.precision == "bf16"
+            self._autocast_on = self.config.precision == "bf16"
         actions = values.argmax(dim=-1).cpu().numpy().astype(np.int64)
         if epsilon > 0:
             num_envs: int = actions.shape[0]  # an int, not Any: picks rng.random's array overload
@@ -446,29 +245,13 @@ class Agent(ABC):
 
     def weights_changed(self) -> None:
         """Mark the online weights as changed (the acting copy is refreshed before next use)."""
-        self._weights_epoch += 1
+        if self._acting is not None:
+            self._acting.mark_changed()
 
     def acting_network(self) -> DistributionalNetwork:
-        """The network ``act`` runs: the online network, or acting in bf16 its bf16-stored copy.
-
-        The copy is refreshed whenever the online weights may have changed since the last
-        refresh: after an update or a checkpoint load (the fused optimiser steps in place without
-        bumping tensor version counters, so ``learn`` counts them), and after any other in-place
-        change of an online parameter or buffer (their version counters: noise resets, copies).
-        It follows the online network's train / eval mode, so it always computes what the online
-        network computes under autocast.
-        """
-        if self._acting is None:
-            return self.online
-        key = (self._weights_epoch, *(src._version for src, _ in self._acting_pairs))
-        if key != self._acting_key:
-            with torch.no_grad():
-                for src, dst in self._acting_pairs:
-                    dst.copy_(src)
-            self._acting_key = key
-        if self._acting.training != self.online.training:
-            self._acting.train(self.online.training)
-        return self._acting
+        """The network ``act`` runs: the online network, or acting in bf16 its bf16-stored copy
+        (``runtime.ActingCopy``), refreshed whenever the online weights may have changed."""
+        return self.online if self._acting is None else self._acting.network()
 
     # ----------------------------------------------------------------- learning
     def learn(self, batch: Batch) -> LearnResult:
@@ -495,15 +278,10 @@ class Agent(ABC):
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         total.backward()
-        norms = []
-        for group in self._groups:
-            if self.max_grad_norm is not None:
-                norms.append(torch.nn.utils.clip_grad_norm_(group.params, self.max_grad_norm))
-            else:  # the norm is only logged: skip clip_grad_norm_'s multiply of every gradient
-                norms.append(_total_grad_norm(group.params))
+        norms = clip_or_measure(self._groups, self.config.max_grad_norm)
         for opt in self.optimizers:
             opt.step()
-        self._weights_epoch += 1
+        self.weights_changed()
         self.num_updates += 1
         names = ["loss", "q_mean", "grad_norm", *out.metrics]
         # Stays on the device: no host sync per update (the loop reads it back per log period).
@@ -559,7 +337,7 @@ class Agent(ABC):
             )
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
-        self._weights_epoch += 1
+        self.weights_changed()
         if len(state["optimizers"]) != len(self.optimizers):
             raise ValueError("checkpoint optimiser count does not match this agent's hparams")
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
@@ -568,34 +346,6 @@ class Agent(ABC):
         self.generator.set_state(torch.as_tensor(state["torch_generator"], dtype=torch.uint8).cpu())
         self.rng.bit_generator.state = state["numpy_rng"]
         self.train(bool(state.get("training", True)))
-
-    # ----------------------------------------------------------------- internals
-    @staticmethod
-    def _make_optimizer(group: ParamGroup) -> torch.optim.Optimizer:
-        if group.kind == "adam":
-            # The fused kernel (CPU and CUDA) is the same algorithm in one pass over each
-            # parameter: about 4x cheaper than the per-tensor loop on the Nature network here.
-            try:
-                return torch.optim.Adam(group.params, lr=group.lr, eps=group.eps, fused=True)
-            except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
-                return torch.optim.Adam(group.params, lr=group.lr, eps=group.eps)
-        if group.kind == "rmsprop_tf":
-            return TFRMSprop(
-                group.params,
-                lr=group.lr,
-                alpha=group.rmsprop_alpha,
-                eps=group.eps,
-                centered=group.rmsprop_centered,
-                initial_mean_square=group.rmsprop_initial_ms,
-            )
-        return torch.optim.RMSprop(
-            group.params,
-            lr=group.lr,
-            alpha=group.rmsprop_alpha,
-            eps=group.eps,
-            centered=group.rmsprop_centered,
-            foreach=True,
-        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, hparams={self.hparams!r})"

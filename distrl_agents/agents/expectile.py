@@ -1,9 +1,8 @@
 """Expectile distributional RL with imputation (ER-DQN / EDRL, Rowland et al. 2019).
 
 Rowland, Dadashi, Kumar, Munos, Bellemare & Dabney 2019, "Statistics and Samples in Distributional
-Reinforcement Learning" (ICML). Citations name the paper's algorithm (EDRL / ER-DQN) rather than
-section or equation numbers, which could not be checked here. The agent is a head, a target and
-a loss:
+Reinforcement Learning" (ICML). Citations name the paper's algorithm (EDRL / ER-DQN). The agent is
+a head, a target and a loss:
 
 - **Head**: ``K`` expectiles per action at fixed levels ``tau_k = k / (K + 1)``, ``k = 1..K``
   (``K`` odd, so ``tau_{(K+1)/2} = 0.5``). It is the QR-DQN quantile head with the expectile levels
@@ -11,7 +10,7 @@ a loss:
   the ``tau = 0.5`` atom, so ``q_values()`` is the 0.5-expectile, i.e. the mean return.
 - **Target** (imputation, Rowland et al. 2019, EDRL with an imputation strategy): the bootstrap
   state's expectiles for the greedy action are turned into ``M = K`` equal-weight samples whose
-  expectiles they are (``losses.expectile.impute_samples``, batched on the device, a few
+  expectiles they are (``distrl_agents.expectiles.impute_samples``, batched on the device, a few
   Levenberg-Marquardt iterations), and the samples are pushed through the Bellman map
   ``z_j = r + gamma^n z'_j``.
 - **Loss**: the expectile regression loss of the predicted expectiles of the taken action against
@@ -23,83 +22,42 @@ collapses the distribution towards its mean; imputation is what makes the update
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
 
-from distrl_agents.agents.base import Agent, LossOutput, check_hparam
-from distrl_agents.distribution import ReturnDistribution
-from distrl_agents.losses.expectile import expectile_loss, impute_samples
-from distrl_agents.networks import HEADS, QuantileHead
+from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.hparams import AgentConfig, check_at_least, check_hparam
+from distrl_agents.agents.targets import bellman_target, greedy_action
+from distrl_agents.expectiles import impute_samples
+from distrl_agents.losses import expectile_loss
+from distrl_agents.networks import ExpectileHead
 from distrl_agents.types import Batch
 
-__all__ = ["ExpectileAgent", "ExpectileHead", "expectile_levels"]
+__all__ = ["ExpectileAgent", "ExpectileConfig"]
 
 
-def expectile_levels(num_expectiles: int, device: torch.device | str | None = None) -> Tensor:
-    """Evenly spaced levels ``tau_k = k / (K + 1)``, ``k = 1..K``, ``[K]`` fp32.
+@dataclass(frozen=True)
+class ExpectileConfig(AgentConfig):
+    """ER-DQN's hyperparameters (optimiser: the QR-DQN settings, as Rowland et al. 2019)."""
 
-    The interior points of the ``1 / (K + 1)`` grid: symmetric about 0.5, strictly inside (0, 1)
-    (imputation needs that), and containing 0.5 exactly when ``K`` is odd.
-    """
-    k = torch.arange(1, num_expectiles + 1, dtype=torch.float32, device=device)
-    return k / (num_expectiles + 1)
+    num_expectiles: int = 31
+    """``K``, odd so that the levels ``k / (K + 1)`` include 0.5 (31: levels 1/32 .. 31/32)."""
+    imputation_iters: int = 16
+    """Levenberg-Marquardt iterations of the batched imputation per update (more gives smaller
+    FOC residuals at about 0.75 ms per iteration at B = 32 on one CPU core)."""
 
-
-class ExpectileHead(QuantileHead):
-    """The QR-DQN head (one linear output per action and level) predicting expectiles.
-
-    Same layers as ``QuantileHead``; only the levels buffer (``taus``, saved with the network)
-    and the read-off differ: ``probs`` is one-hot on the ``tau = 0.5`` atom, so
-    ``ReturnDistribution.q_values()`` returns the 0.5-expectile, which is the mean
-    (Newey & Powell 1987). The values are expectiles, not atoms of
-    the distribution: decode them with ``impute_samples`` before reading anything but the mean.
-    """
-
-    mean_weights: Tensor  # [K] one-hot buffer on the tau = 0.5 level
-
-    def __init__(
-        self,
-        in_features: int,
-        num_actions: int,
-        *,
-        num_expectiles: int = 31,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
-    ) -> None:
-        if num_expectiles < 1 or num_expectiles % 2 == 0:
-            raise ValueError(f"num_expectiles must be odd and >= 1, got {num_expectiles}")
-        super().__init__(
-            in_features,
-            num_actions,
-            num_quantiles=num_expectiles,
-            hidden=hidden,
-            dueling=dueling,
-            noisy=noisy,
-            noisy_std=noisy_std,
-            fp32_output=fp32_output,
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_hparam(
+            self.num_expectiles >= 1 and self.num_expectiles % 2 == 1,
+            "num_expectiles",
+            "must be odd and >= 1 so that the levels k / (K + 1) include 0.5 (Q is the "
+            f"0.5-expectile); got {self.num_expectiles}, use e.g. 31",
         )
-        self.num_expectiles = num_expectiles
-        self.mean_index = num_expectiles // 2  # tau_{(K+1)/2} = 0.5
-        with torch.no_grad():
-            self.taus.copy_(expectile_levels(num_expectiles))  # [K]
-        mean_weights = torch.zeros(num_expectiles)
-        mean_weights[self.mean_index] = 1.0
-        self.register_buffer("mean_weights", mean_weights, persistent=False)  # [K] one-hot
-
-    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
-        values = self.stream(features).float()  # [B, A, K] expectiles
-        probs = self.mean_weights.expand_as(values)  # [B, A, K]: Q = the 0.5-expectile
-        taus = self.taus.expand(values.shape[0], -1)  # [B, K]
-        return ReturnDistribution(values=values, probs=probs, taus=taus)
-
-
-# ``build_network`` looks heads up by name; the expectile head lives with its agent (see the docs).
-HEADS.setdefault("expectile", ExpectileHead)
+        check_at_least(self, 1, "imputation_iters")
 
 
 class ExpectileAgent(Agent):
@@ -108,55 +66,16 @@ class ExpectileAgent(Agent):
     Target: ``z_j = r + gamma^n z'_j`` with ``z'_{1..K} = Impute(e_{1..K}(x', a*))`` and
     ``a* = argmax_a e_{0.5}(x', a)`` (target network, or online with ``double_dqn``); loss: the
     expectile regression loss of ``e_k(x, a)`` against ``z`` at levels ``tau_k``.
-
-    Args:
-        num_expectiles: ``K`` (odd; 31: levels 1/32 .. 31/32, which include 0.5).
-        imputation_iters: Levenberg-Marquardt iterations of the batched imputation per update
-            (16; more gives smaller FOC residuals at about 0.75 ms per iteration at B = 32 on
-            one CPU core).
-        **kwargs: shared ``Agent`` arguments.
     """
 
     name = "expectile"
+    Config = ExpectileConfig
+    config: ExpectileConfig
     # Acting with a risk measure must impute samples first: the atoms are expectiles.
     expectile_atoms: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        *,
-        num_expectiles: int = 31,
-        imputation_iters: int = 16,
-        lr: float = 5e-5,
-        optimizer_eps: float = 0.01 / 32,
-        **kwargs: Any,
-    ) -> None:
-        self.num_expectiles = int(num_expectiles)
-        self.imputation_iters = int(imputation_iters)
-        super().__init__(
-            lr=lr,
-            optimizer_eps=optimizer_eps,
-            agent_hparams={
-                "num_expectiles": self.num_expectiles,
-                "imputation_iters": self.imputation_iters,
-            },
-            **kwargs,
-        )
-
-    def _validate(self) -> None:
-        check_hparam(
-            self.num_expectiles >= 1 and self.num_expectiles % 2 == 1,
-            "num_expectiles",
-            "must be odd and >= 1 so that the levels k / (K + 1) include 0.5 (Q is the "
-            f"0.5-expectile); got {self.num_expectiles}, use e.g. 31",
-        )
-        check_hparam(
-            self.imputation_iters >= 1,
-            "imputation_iters",
-            f"must be >= 1, got {self.imputation_iters}",
-        )
-
     def head_spec(self) -> tuple[str, dict[str, Any]]:
-        return "expectile", {"num_expectiles": self.num_expectiles}
+        return "expectile", {"num_expectiles": self.config.num_expectiles}
 
     @property
     def taus(self) -> Tensor:
@@ -166,7 +85,7 @@ class ExpectileAgent(Agent):
     @property
     def mean_index(self) -> int:
         """Index of the ``tau = 0.5`` level."""
-        return self.num_expectiles // 2
+        return self.config.num_expectiles // 2
 
     @torch.no_grad()
     def impute(self, expectiles_BK: Tensor) -> tuple[Tensor, Tensor]:
@@ -175,13 +94,13 @@ class ExpectileAgent(Agent):
         samples, residual = impute_samples(
             expectiles_BK.float(),
             self.taus,
-            max_iters=self.imputation_iters,
+            max_iters=self.config.imputation_iters,
             return_residual=True,
         )
         return samples, residual
 
     @torch.no_grad()
-    def bellman_target(
+    def imputed_target(
         self, reward_B: Tensor, discount_B: Tensor, next_expectiles_BK: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Imputed target samples ``z`` ``[B, K]`` and the imputation residual ``[B]``.
@@ -190,26 +109,26 @@ class ExpectileAgent(Agent):
         ``z_j = r + gamma^n z'_j``. Rows that do not bootstrap (``discount = 0``) get ``z_j = r``;
         when no row of the batch bootstraps the imputation is skipped (residual 0).
         """
-        reward = reward_B.to(self.device).float().unsqueeze(1)  # [B, 1]
-        discount = discount_B.to(self.device).float().unsqueeze(1)  # [B, 1]
-        if bool((discount != 0).any()):
+        bootstraps_B = discount_B.to(self.device).float() != 0
+        if bool(bootstraps_B.any()):
             samples_BK, residual_B = self.impute(next_expectiles_BK)
-            residual_B = residual_B * (discount.squeeze(1) != 0)
+            residual_B = residual_B * bootstraps_B
         else:
             samples_BK = torch.zeros_like(next_expectiles_BK, dtype=torch.float32)
-            residual_B = torch.zeros_like(reward.squeeze(1))
-        target_BK = reward + discount * samples_BK  # z = r + gamma^n z', Rowland et al. 2019 (EDRL)
-        return target_BK, residual_B
+            residual_B = torch.zeros_like(bootstraps_B, dtype=torch.float32)
+        return bellman_target(reward_B, discount_B, samples_BK), residual_B
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)
-        dist = self.distribution(self.online, batch.obs).for_actions(action)
-        pred_BK = dist.values.squeeze(1)  # [B, K] expectiles of the taken action
+        dist = self.distribution(self.online, batch.obs)  # [B, A, K] expectiles
+        pred_BK = dist.for_actions(action).values.squeeze(1)  # [B, K] of the taken action
         with torch.no_grad():
             next_dist = self.distribution(self.target, batch.next_obs)  # [B, A, K]
-            a_star = self.next_actions(batch.next_obs, next_dist)  # argmax of the 0.5-expectile
+            double = self.config.double_dqn
+            select = self.distribution(self.online, batch.next_obs) if double else next_dist
+            a_star = greedy_action(select)  # [B], argmax of the 0.5-expectile
             next_BK = next_dist.for_actions(a_star).values.squeeze(1)  # [B, K]
-            target_BK, residual_B = self.bellman_target(batch.reward, batch.discount, next_BK)
+            target_BK, residual_B = self.imputed_target(batch.reward, batch.discount, next_BK)
         # Expectile regression loss (Rowland et al. 2019, EDRL; Newey & Powell 1987), per sample [B].
         per_sample = expectile_loss(pred_BK, target_BK, self.taus)
         return LossOutput(

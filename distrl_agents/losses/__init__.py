@@ -1,12 +1,12 @@
 """Losses: C51 projection + cross-entropy, the shared quantile Huber loss, FQF fraction loss,
-DQN Huber loss, the expectile loss and imputation. All return per-sample ``[B]`` fp32 losses
+DQN Huber loss, the expectile loss. All return per-sample ``[B]`` fp32 losses
 (the replay priorities)."""
 
 from __future__ import annotations
 
 from distrl_agents.losses.categorical import categorical_cross_entropy, categorical_projection
 from distrl_agents.losses.dqn import huber_loss
-from distrl_agents.losses.expectile import expectile_loss, expectiles, impute_samples
+from distrl_agents.losses.expectile import expectile_loss
 from distrl_agents.losses.fraction import fqf_fraction_loss
 from distrl_agents.losses.quantile import huber, quantile_huber_loss
 
@@ -14,10 +14,8 @@ __all__ = [
     "categorical_cross_entropy",
     "categorical_projection",
     "expectile_loss",
-    "expectiles",
     "fqf_fraction_loss",
     "huber",
     "huber_loss",
-    "impute_samples",
     "quantile_huber_loss",
 ]

@@ -12,6 +12,7 @@ from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.networks.heads import (
     CategoricalHead,
     ExpectedValueHead,
+    ExpectileHead,
     FQFHead,
     ImplicitQuantileHead,
     QuantileHead,
@@ -25,6 +26,7 @@ HEADS: dict[str, type[nn.Module]] = {
     "quantile": QuantileHead,
     "implicit": ImplicitQuantileHead,
     "fqf": FQFHead,
+    "expectile": ExpectileHead,
 }
 TORSOS = ("nature", "der", "impala", "mlp")
 

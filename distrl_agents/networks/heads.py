@@ -4,18 +4,22 @@ Under bf16 autocast the torso and each head's hidden layer run in bf16, but the 
 (values, advantages, atom logits, quantile or expectile values) computes in fp32 from those bf16
 activations (``fp32_output``, see ``layers.FP32Linear``): values, softmax and quantiles reach the
 losses and the greedy ``argmax`` fp32-exact, not rounded to bf16's 8-bit mantissa.
+
+Heads trust their sizes: the agents' hyperparameter dataclasses (``agents/hparams.py``) check them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distrl_agents.distribution import ReturnDistribution
+from distrl_agents.expectiles import expectile_levels
 from distrl_agents.networks.layers import ActionStream
 
 
@@ -66,10 +70,6 @@ class CategoricalHead(nn.Module):
         fp32_output: bool = True,
     ) -> None:
         super().__init__()
-        if num_atoms < 2:
-            raise ValueError(f"num_atoms must be >= 2, got {num_atoms}")
-        if not v_min < v_max:
-            raise ValueError(f"v_min must be < v_max, got v_min={v_min}, v_max={v_max}")
         self.num_atoms = num_atoms
         self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms))  # [K]
         self.stream = ActionStream(
@@ -111,8 +111,6 @@ class QuantileHead(nn.Module):
         fp32_output: bool = True,
     ) -> None:
         super().__init__()
-        if num_quantiles < 1:
-            raise ValueError(f"num_quantiles must be >= 1, got {num_quantiles}")
         self.num_quantiles = num_quantiles
         self.register_buffer("taus", quantile_midpoints(num_quantiles))  # [N]
         self.stream = ActionStream(
@@ -123,6 +121,38 @@ class QuantileHead(nn.Module):
         values = self.stream(features).float()  # [B, A, N]
         probs = torch.full_like(values, 1.0 / self.num_quantiles)
         taus = self.taus.expand(values.shape[0], -1)  # [B, N]
+        return ReturnDistribution(values=values, probs=probs, taus=taus)
+
+
+class ExpectileHead(QuantileHead):
+    """The QR-DQN head (one linear output per action and level) predicting expectiles.
+
+    Same layers as ``QuantileHead``; only the levels buffer (``taus``, saved with the network)
+    and the read-off differ: ``probs`` is one-hot on the ``tau = 0.5`` atom, so
+    ``ReturnDistribution.q_values()`` returns the 0.5-expectile, which is the mean
+    (Newey & Powell 1987). The values are expectiles, not atoms of
+    the distribution: decode them with ``impute_samples`` before reading anything but the mean.
+    """
+
+    mean_weights: Tensor  # [K] one-hot buffer on the tau = 0.5 level
+
+    def __init__(
+        self, in_features: int, num_actions: int, *, num_expectiles: int = 31, **stream: Any
+    ) -> None:
+        """``stream``: the ``QuantileHead`` layer options (``hidden``, ``dueling``, ...)."""
+        super().__init__(in_features, num_actions, num_quantiles=num_expectiles, **stream)
+        self.num_expectiles = num_expectiles
+        self.mean_index = num_expectiles // 2  # tau_{(K+1)/2} = 0.5
+        with torch.no_grad():
+            self.taus.copy_(expectile_levels(num_expectiles))  # [K]
+        mean_weights = torch.zeros(num_expectiles)
+        mean_weights[self.mean_index] = 1.0
+        self.register_buffer("mean_weights", mean_weights, persistent=False)  # [K] one-hot
+
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
+        values = self.stream(features).float()  # [B, A, K] expectiles
+        probs = self.mean_weights.expand_as(values)  # [B, A, K]: Q = the 0.5-expectile
+        taus = self.taus.expand(values.shape[0], -1)  # [B, K]
         return ReturnDistribution(values=values, probs=probs, taus=taus)
 
 
@@ -174,10 +204,6 @@ class ImplicitQuantileHead(nn.Module):
         fp32_output: bool = True,
     ) -> None:
         super().__init__()
-        if num_quantiles < 1:
-            raise ValueError(f"num_quantiles must be >= 1, got {num_quantiles}")
-        if embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
         self.num_quantiles = num_quantiles
         self.embedding = CosineEmbedding(embedding_dim, in_features)
         self.stream = ActionStream(
@@ -276,31 +302,10 @@ class FQFHead(ImplicitQuantileHead):
     """
 
     def __init__(
-        self,
-        in_features: int,
-        num_actions: int,
-        *,
-        num_fractions: int = 32,
-        embedding_dim: int = 64,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
+        self, in_features: int, num_actions: int, *, num_fractions: int = 32, **layers: Any
     ) -> None:
-        if num_fractions < 2:
-            raise ValueError(f"num_fractions must be >= 2, got {num_fractions}")
-        super().__init__(
-            in_features,
-            num_actions,
-            num_quantiles=num_fractions,
-            embedding_dim=embedding_dim,
-            hidden=hidden,
-            dueling=dueling,
-            noisy=noisy,
-            noisy_std=noisy_std,
-            fp32_output=fp32_output,
-        )
+        """``layers``: the ``ImplicitQuantileHead`` options (``embedding_dim``, ``hidden``, ...)."""
+        super().__init__(in_features, num_actions, num_quantiles=num_fractions, **layers)
         self.fraction_proposal = FractionProposal(in_features, num_fractions)
 
     def propose(self, features: Tensor) -> Fractions:

@@ -18,7 +18,7 @@ import torch
 from scipy import stats
 
 from distrl_agents.distribution import ReturnDistribution
-from distrl_agents.losses.expectile import impute_samples
+from distrl_agents.expectiles import impute_samples
 
 __all__ = [
     "PopulationAnalysis",

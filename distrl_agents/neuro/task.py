@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from distrl_agents.losses.expectile import expectiles as _expectiles
+from distrl_agents.expectiles import expectiles as _expectiles
 
 __all__ = ["REWARD_MAGNITUDES", "VariableMagnitudeTask"]
 

@@ -1,0 +1,138 @@
+"""Hyperparameters: one frozen dataclass per agent, each field declared once.
+
+``AgentConfig`` holds the fields every agent shares; each agent module subclasses it with its
+own fields (and the shared defaults its paper changes). A field is its name, type, default (the
+agent's preset), a docstring, and a check in ``__post_init__`` that names it when it fails.
+``make_agent`` builds the dataclass from its keyword arguments; Hydra's
+``configs/agent/<name>.yaml`` sets exactly these fields, with a citation per value
+(``tests/test_agents.py`` checks that every YAML value equals the dataclass default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from distrl_agents.agents.runtime import compile_mode
+
+#: ``adam``; ``rmsprop`` (PyTorch's: epsilon added outside the square root); ``rmsprop_tf``
+#: (TensorFlow's, as in the DQN paper and Dopamine: epsilon inside the square root, ``TFRMSprop``).
+OPTIMIZERS = ("adam", "rmsprop", "rmsprop_tf")
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_hparam(cond: bool, field_name: str, message: str) -> None:
+    """Raise ``ValueError`` naming ``field_name`` unless ``cond``."""
+    if not cond:
+        raise ValueError(f"invalid hparam {field_name!r}: {message}")
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _keep(value: Any) -> Any:
+    return value
+
+
+#: How a field's value is normalised, by its declared type (YAML and the CLI give strings,
+#: ints where floats are meant, ...): ``hparams`` records the normalised values.
+_CASTS: dict[str, Callable[[Any], Any]] = {
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "float | None": _optional_float,
+    "str": _keep,
+    "str | None": _keep,
+    "bool | str": compile_mode,
+}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The hyperparameters every agent shares (optimiser, double Q, and run-level settings)."""
+
+    optimizer: str = "adam"
+    """``adam``, ``rmsprop`` (PyTorch's, epsilon outside the square root) or ``rmsprop_tf``
+    (TensorFlow's, epsilon inside: the DQN paper and Dopamine; ``agents.optim.TFRMSprop``)."""
+    lr: float = 5e-5
+    """Learning rate."""
+    optimizer_eps: float = 0.01 / 32
+    """Adam / RMSprop epsilon."""
+    rmsprop_alpha: float = 0.95
+    """RMSprop smoothing constant (TensorFlow's ``decay``)."""
+    rmsprop_centered: bool = False
+    """Centred RMSprop (Graves 2013)."""
+    rmsprop_initial_ms: float = 1.0
+    """Starting mean square of ``rmsprop_tf`` (TensorFlow 1 / Dopamine: 1; the DQN paper's code:
+    0); unused by the other optimisers."""
+    max_grad_norm: float | None = None
+    """Clip the global gradient norm to this (``None``: no clipping)."""
+    double_dqn: bool = False
+    """Pick the bootstrap action with the online network (van Hasselt et al. 2016)."""
+    precision: str = "fp32"
+    """``fp32`` or ``bf16`` (autocast for torso and heads; losses stay fp32). Run-level."""
+    act_precision: str | None = None
+    """The precision of ``act`` (``None``: ``precision``). Acting runs on small batches, where
+    bf16 may not pay for its casts even when the update gains from it. Run-level."""
+    compile: bool | str = "off"
+    """``off``, ``torso`` (``True``: ``torch.compile`` the torso forward), ``update`` (compile
+    the whole loss computation of a step) or ``graphs`` (``update`` with CUDA graphs on a CUDA
+    device); falls back to eager with a warning. Run-level."""
+    channels_last: bool = False
+    """Keep conv activations in channels-last memory format. Run-level."""
+    seed: int = 0
+    """Seeds network initialisation, tau / noise sampling and epsilon-greedy draws. Run-level."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _CASTS[str(f.type)](getattr(self, f.name)))
+        if self.act_precision is None:
+            object.__setattr__(self, "act_precision", self.precision)
+        check_hparam(
+            self.optimizer in OPTIMIZERS,
+            "optimizer",
+            f"must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}",
+        )
+        check_positive(self, "lr", "optimizer_eps")
+        check_hparam(
+            0 < self.rmsprop_alpha < 1,
+            "rmsprop_alpha",
+            f"must be in (0, 1), got {self.rmsprop_alpha}",
+        )
+        check_at_least(self, 0, "rmsprop_initial_ms")
+        check_hparam(
+            self.max_grad_norm is None or self.max_grad_norm > 0,
+            "max_grad_norm",
+            f"must be > 0 or null, got {self.max_grad_norm}",
+        )
+        for name in ("precision", "act_precision"):
+            value = getattr(self, name)
+            check_hparam(
+                value in PRECISIONS, name, f"must be one of {list(PRECISIONS)}, got {value!r}"
+            )
+
+
+def check_positive(config: AgentConfig, *names: str) -> None:
+    """Each field ``names`` of ``config`` must be ``> 0``."""
+    for name in names:
+        value = getattr(config, name)
+        check_hparam(value > 0, name, f"must be > 0, got {value}")
+
+
+def check_at_least(config: AgentConfig, minimum: int, *names: str) -> None:
+    """Each field ``names`` of ``config`` must be ``>= minimum``."""
+    for name in names:
+        value = getattr(config, name)
+        check_hparam(value >= minimum, name, f"must be >= {minimum}, got {value}")
+
+
+__all__ = [
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "AgentConfig",
+    "check_at_least",
+    "check_hparam",
+    "check_positive",
+]
