@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from distrl_agents.agents import RUN_LEVEL_HPARAMS, make_agent
 from distrl_agents.envs import AtariEnv, make_atari_env
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
@@ -33,18 +32,17 @@ from distrl_agents.evaluation.report import append_result
 from distrl_agents.logging.writer import MetricWriter
 from distrl_agents.replay import ReplayBuffer, ReplayLoadError
 from distrl_agents.training import checkpoint as ckpt
-from distrl_agents.training.config import ConfigError, RunConfig
+from distrl_agents.training.agent_factory import build_agent, check_compatible, compatibility_key
+from distrl_agents.training.config import RunConfig
 from distrl_agents.training.device import (
     available_cpus,
     resolve_device,
-    resolve_precision,
     resolve_torch_threads,
     rng_state,
     seed_everything,
     set_rng_state,
     tune_host_allocator,
 )
-from distrl_agents.training.precision import cached_choice, measure_precision
 from distrl_agents.types import LearnResult
 
 EVAL_SEED_OFFSET = 10_000
@@ -95,90 +93,6 @@ def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int, war
     return start + frac * (end - start)
 
 
-def build_agent(
-    cfg: RunConfig,
-    *,
-    num_actions: int,
-    obs_shape: tuple[int, ...],
-    device: Any,
-    obs_dtype: torch.dtype = torch.uint8,
-):
-    """The configured agent; precision, compile, channels-last and seed come from the run.
-
-    ``trainer.precision=auto`` on a CPU measures fp32 and bf16 for the update and for acting
-    (``distrl_agents.training.precision``) once per process and configuration, and logs it.
-    """
-    hparams = cfg.agent_hparams
-    owned = sorted(set(hparams) & set(RUN_LEVEL_HPARAMS))
-    if owned:
-        raise ConfigError(
-            f"agent.{owned[0]} is set by the training run, not the agent preset: use "
-            + ("seed=..." if owned[0] == "seed" else f"trainer.{owned[0]}=...")
-            + " instead."
-        )
-    risk = hparams.pop("risk", "neutral")
-    risk_param = hparams.pop("risk_param", None)
-    if risk != "neutral":
-        from distrl_agents.agents import agent_class
-        from distrl_agents.risk import make_action_value_fn
-
-        # Expectiles are not atoms of the distribution: risk measures impute samples first.
-        from_expectiles = bool(getattr(agent_class(cfg.agent_name), "expectile_atoms", False))
-        extra = {}
-        if from_expectiles and "imputation_iters" in hparams:
-            extra["imputation_iters"] = int(hparams["imputation_iters"])
-        hparams["action_value_fn"] = make_action_value_fn(
-            risk, risk_param, from_expectiles=from_expectiles, **extra
-        )
-    # Run-level settings own these: trainer.precision / trainer.compile and the run seed.
-    dev = torch.device(device)
-    conv = cfg.network.get("torso", "nature") != "mlp"
-
-    def channels_last(precision: str) -> bool:
-        if cfg.trainer.channels_last == "auto":
-            # bf16 convolutions are fast in channels-last memory format (oneDNN / cuDNN).
-            return conv and precision == "bf16"
-        return cfg.trainer.channels_last == "true"
-
-    def make(precision: str, act_precision: str, compile_mode: str = cfg.trainer.compile) -> Any:
-        return make_agent(
-            cfg.agent_name,
-            num_actions=num_actions,
-            obs_shape=obs_shape,
-            device=device,
-            network=dict(cfg.network),
-            **hparams,
-            precision=precision,
-            act_precision=act_precision,
-            channels_last=channels_last(precision),
-            compile=compile_mode,
-            seed=cfg.seed,
-        )
-
-    precision = resolve_precision(cfg.trainer.precision, dev)
-    act_precision = precision
-    if precision == "auto":
-        # On a CPU: time both precisions for each part and keep the faster, with throw-away
-        # agents that are never compiled (the timing is of the eager parts).
-        key = json.dumps(
-            [cfg.agent_name, repr(sorted(hparams.items())), dict(cfg.network), obs_shape,
-             str(obs_dtype), num_actions, cfg.trainer.batch_size, cfg.env.num_envs,
-             cfg.trainer.update_period, cfg.trainer.channels_last, str(dev),
-             torch.get_num_threads()],
-            default=str,
-        )  # fmt: skip
-        choice = cached_choice(
-            key,
-            lambda: measure_precision(
-                lambda update, act: make(update, act, "off"), obs_shape=obs_shape, obs_dtype=obs_dtype, num_actions=num_actions,
-                batch_size=cfg.trainer.batch_size, num_envs=cfg.env.num_envs,
-                update_period=cfg.trainer.update_period, device=dev,
-            ),
-        )  # fmt: skip
-        precision, act_precision = choice.update, choice.act
-    return make(precision, act_precision)
-
-
 #: Bytes per stored transition (an 84x84 frame plus metadata; see docs/replay.md).
 BYTES_PER_TRANSITION = 7_100
 
@@ -194,20 +108,6 @@ def replay_storage_device(storage: str, device: torch.device, capacity: int) -> 
         if capacity * BYTES_PER_TRANSITION <= free // 2:
             return device
     return torch.device("cpu")
-
-
-def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
-    """What must match between a checkpoint and the run that resumes it."""
-    return {
-        "agent": cfg.agent_name,
-        "risk": [cfg.agent.get("risk", "neutral"), cfg.agent.get("risk_param")],
-        "game": cfg.env.game,
-        "protocol": cfg.env.protocol,
-        "num_envs": cfg.env.num_envs,
-        "replay_capacity": cfg.replay.capacity,
-        "n_step": cfg.replay.n_step,
-        "network": dict(cfg.network),
-    }
 
 
 class Trainer:
@@ -265,7 +165,8 @@ class Trainer:
         self.writer: MetricWriter | None = None
         self._resume_from = ckpt.latest_checkpoint(self.run_dir)
         if self._resume_from is not None:
-            self._check_compatible(ckpt.load_state(self._resume_from))
+            self._resume_state = ckpt.load_state(self._resume_from)
+            check_compatible(cfg, self._resume_state, self.run_dir)
         self.replay_storage = replay_storage_device(
             cfg.replay.storage, self.device, cfg.replay.capacity
         )
@@ -306,18 +207,6 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ resume
-    def _check_compatible(self, state: dict[str, Any]) -> None:
-        saved, mine = state.get("compatibility", {}), compatibility_key(self.cfg)
-        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
-        if diff:
-            details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise ckpt.CheckpointError(
-                f"The run directory {self.run_dir} holds a checkpoint of a different experiment "
-                f"({details}). Nothing was changed there. Choose another run_dir (or name/seed), "
-                "or resume with the settings of that run."
-            )
-        self._resume_state = state
-
     def _restore(self) -> None:
         assert self._resume_from is not None
         state = self._resume_state
