@@ -299,10 +299,6 @@ def test_metric_window_sums_device_metrics_without_reading_each_update_back() ->
     assert all(r._metrics is None for r in results)  # nothing was read back per update
     assert window.means() == pytest.approx({"loss": 3.0, "q_mean": 30.0})
     assert results[0].metrics == {"loss": 1.0, "q_mean": 10.0}  # read back on demand
-    plain = MetricWindow()
-    plain.add(LearnResult(torch.zeros(2), {"loss": 2.0}))
-    plain.add(LearnResult(torch.zeros(2), {"loss": 4.0}))
-    assert plain.means() == {"loss": 3.0}
     with pytest.raises(ValueError, match="metric_values has shape"):
         LearnResult(torch.zeros(2), metric_names=names, metric_values=torch.zeros(3))
 

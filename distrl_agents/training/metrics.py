@@ -21,28 +21,23 @@ from distrl_agents.types import LearnResult
 class MetricWindow:
     """Sums of the agents' scalar metrics since the last log point.
 
-    Device-side metrics (``LearnResult.metric_values``) are summed on the device and read back
-    once, in :meth:`means`, so that logging costs no host-device sync per update.
+    The metrics (``LearnResult.metric_values``) are summed on the device and read back once, in
+    :meth:`means`, so that logging costs no host-device sync per update.
     """
 
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.device_sums: dict[tuple[str, ...], torch.Tensor] = {}
+        self.sums: dict[tuple[str, ...], torch.Tensor] = {}  # metric names -> [M] sums
         self.count = 0
 
     def add(self, result: LearnResult) -> None:
-        if result.metric_values is not None:
-            names, values = result.metric_names, result.metric_values.detach()
-            total = self.device_sums.get(names)
-            self.device_sums[names] = values.clone() if total is None else total.add_(values)
-        else:
-            for key, value in result.metrics.items():
-                self.sums[key] = self.sums.get(key, 0.0) + value
+        names, values = result.metric_names, result.metric_values.detach()
+        total = self.sums.get(names)
+        self.sums[names] = values.clone() if total is None else total.add_(values)
         self.count += 1
 
     def means(self) -> dict[str, float]:
-        sums = dict(self.sums)
-        for names, total in self.device_sums.items():
+        sums: dict[str, float] = {}
+        for names, total in self.sums.items():
             for key, value in zip(names, total.tolist()):
                 sums[key] = sums.get(key, 0.0) + value
         return {k: v / max(self.count, 1) for k, v in sums.items()}
