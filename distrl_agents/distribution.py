@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 
@@ -52,10 +51,4 @@ class ReturnDistribution:
         )
 
 
-def expected_value(values: Tensor, probs: Tensor) -> Tensor:
-    """Expectation over the last axis of a weighted atom set (fp32)."""
-    return (values.float() * probs.float()).sum(-1)
-
-
-__all__ = ["ReturnDistribution", "expected_value"]
-_ = torch  # torch is the tensor type of every field
+__all__ = ["ReturnDistribution"]

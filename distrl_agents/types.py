@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -41,39 +41,26 @@ class LearnResult:
             for prioritized replay.
         metric_names: names of the scalar metrics for logging, without prefix (``loss``,
             ``q_mean``, ...); the loop logs them under ``losses/``.
-        metric_values: ``[M]`` fp32 tensor of those metrics on the training device, or ``None``
-            when the metrics were given as plain floats. Kept on the device so that an update
-            does not wait for the accelerator: the loop sums it there and reads it back once
-            per log period.
+        metric_values: ``[M]`` fp32 tensor of those metrics on the training device. Kept on the
+            device so that an update does not wait for the accelerator: the loop sums it there
+            and reads it back once per log period.
     """
 
-    def __init__(
-        self,
-        loss: Tensor,
-        metrics: Mapping[str, float] | None = None,
-        *,
-        metric_names: Sequence[str] = (),
-        metric_values: Tensor | None = None,
-    ) -> None:
+    def __init__(self, loss: Tensor, *, metric_names: Sequence[str], metric_values: Tensor) -> None:
+        if metric_values.shape != (len(metric_names),):
+            raise ValueError(
+                f"metric_values has shape {tuple(metric_values.shape)}, expected "
+                f"({len(metric_names)},) for {list(metric_names)}"
+            )
         self.loss = loss
+        self.metric_names = tuple(metric_names)
         self.metric_values = metric_values
-        if metric_values is not None:
-            if metric_values.shape != (len(metric_names),):
-                raise ValueError(
-                    f"metric_values has shape {tuple(metric_values.shape)}, expected "
-                    f"({len(metric_names)},) for {list(metric_names)}"
-                )
-            self.metric_names = tuple(metric_names)
-            self._metrics: dict[str, float] | None = None
-        else:
-            self._metrics = {k: float(v) for k, v in (metrics or {}).items()}
-            self.metric_names = tuple(self._metrics)
+        self._metrics: dict[str, float] | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
         """The metrics as floats (reading ``metric_values`` back from the device, once)."""
         if self._metrics is None:
-            assert self.metric_values is not None
             self._metrics = dict(zip(self.metric_names, self.metric_values.tolist()))
         return self._metrics
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from distrl_agents.agents import make_agent
+from distrl_agents.training import agent_factory
 from distrl_agents.training import device as device_mod
 from distrl_agents.training import loop as loop_mod
 from distrl_agents.training import precision as precision_mod
@@ -112,12 +113,12 @@ def test_auto_precision_on_cpu_uses_the_measured_choice(monkeypatch: pytest.Monk
         calls.append(kw)
         return measured
 
-    monkeypatch.setattr(loop_mod, "measure_precision", fake_measure)
+    monkeypatch.setattr(agent_factory, "measure_precision", fake_measure)
     monkeypatch.setattr(precision_mod, "_CACHE", {})
     assert resolve_precision("auto", torch.device("cpu")) == "auto"
     cfg = small_config("c51", precision="auto", device="cpu")
     for _ in range(2):  # measured once per process and configuration
-        agent = loop_mod.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
+        agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
         assert (agent.precision, agent.act_precision) == ("bf16", "fp32")
         assert agent.channels_last  # channels-last follows the update's precision (auto)
     assert len(calls) == 1 and calls[0]["batch_size"] == cfg.trainer.batch_size
@@ -125,7 +126,7 @@ def test_auto_precision_on_cpu_uses_the_measured_choice(monkeypatch: pytest.Monk
 
     # An explicit precision is not measured and sets both parts.
     cfg = small_config("c51", precision="fp32", device="cpu")
-    agent = loop_mod.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
+    agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
     assert (agent.precision, agent.act_precision) == ("fp32", "fp32") and len(calls) == 1
 
 

@@ -217,9 +217,9 @@ def test_preemption_signal_checkpoints_then_hands_over_to_submitit(
     from distrl_agents.training import loop
     from distrl_agents.training.checkpoint import latest_checkpoint
     from distrl_agents.training.config import RunConfig
+    from distrl_agents.training.signals import STOP_SIGNALS
 
-    if signal.SIGUSR2 not in loop.STOP_SIGNALS:  # until loop.py lists it (docs/sweeps.md)
-        monkeypatch.setattr(loop, "STOP_SIGNALS", (*loop.STOP_SIGNALS, signal.SIGUSR2))
+    assert signal.SIGUSR2 in STOP_SIGNALS
     monkeypatch.setenv("SUBMITIT_FOLDER", str(tmp_path / ".submitit"))
     monkeypatch.delenv(sweep.PREEMPT_SIGNAL_ENV, raising=False)
     raw = OmegaConf.to_container(
@@ -273,9 +273,9 @@ def test_preemption_signal_checkpoints_then_hands_over_to_submitit(
 
 def _integrated() -> bool:
     from distrl_agents.cli import train as cli
-    from distrl_agents.training import loop
+    from distrl_agents.training.signals import STOP_SIGNALS
 
-    return signal.SIGUSR2 in loop.STOP_SIGNALS and "requeue_if_preempted" in inspect.getsource(cli)
+    return signal.SIGUSR2 in STOP_SIGNALS and "requeue_if_preempted" in inspect.getsource(cli)
 
 
 def _submitit_tasks(folder: Path) -> list[int]:
@@ -293,7 +293,7 @@ def _submitit_tasks(folder: Path) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _integrated(), reason="loop.py/cli/train.py do not route SIGUSR2 yet")
+@pytest.mark.skipif(not _integrated(), reason="training/signals.py/cli/train.py do not route SIGUSR2")
 def test_submitit_preemption_requeues_and_resumes(tmp_path: Path) -> None:
     """End to end with submitit's local executor, which plays SLURM: once the run is training,
     the job gets submitit's pre-emption signal; it checkpoints, submitit requeues it, and the

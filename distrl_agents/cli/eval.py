@@ -55,9 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 def load_agent(checkpoint: Path, device: str = "auto") -> tuple[Any, Any, dict[str, Any]]:
     """Rebuild the agent of a checkpoint on ``device``; returns (agent, RunConfig, state)."""
     from distrl_agents.training import checkpoint as ckpt
+    from distrl_agents.training.agent_factory import build_agent
     from distrl_agents.training.config import RunConfig
     from distrl_agents.training.device import resolve_device
-    from distrl_agents.training.loop import build_agent
 
     dev = resolve_device(device)
     state = ckpt.load_state(checkpoint, map_location=dev)

@@ -126,6 +126,62 @@ def _validate_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _settings(protocol: str, num_envs: int, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The protocol's settings and the defaults, with the (checked) ``overrides`` applied."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(
+            f"Unknown protocol {protocol!r}. Valid protocols: {', '.join(sorted(PROTOCOLS))} "
+            "(machado = sticky actions, Dopamine's default; nature = no-op starts and "
+            "life-loss terminals, as in the DQN/C51/QR-DQN/IQN/FQF papers)."
+        )
+    if int(num_envs) != num_envs or num_envs < 1:
+        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
+    settings: dict[str, Any] = {
+        **PROTOCOLS[protocol],
+        "max_num_frames_per_episode": MAX_FRAMES_PER_EPISODE,
+        "frameskip": 4,
+        "num_threads": 0,
+        "thread_affinity_offset": -1,
+        "batch_size": 0,
+    }
+    settings.update(_validate_overrides(overrides))
+    return settings
+
+
+def _env_spec(rom: str, protocol: str, settings: dict[str, Any]) -> EnvSpec:
+    return EnvSpec(
+        game=rom,
+        protocol=protocol,
+        repeat_action_probability=float(settings["repeat_action_probability"]),
+        noop_max=int(settings["noop_max"]),
+        use_fire_reset=bool(settings["use_fire_reset"]),
+        terminal_on_life_loss=bool(settings["terminal_on_life_loss"]),
+        full_action_space=bool(settings["full_action_space"]),
+        max_num_frames_per_episode=int(settings["max_num_frames_per_episode"]),
+        frameskip=int(settings["frameskip"]),
+    )
+
+
+def _vector_env(spec: EnvSpec, num_envs: int, settings: dict[str, Any]) -> AtariVectorEnv:
+    """ale-py's vector env for ``spec``: raw scores, and life losses reported, never reset."""
+    return AtariVectorEnv(
+        spec.game,
+        num_envs,
+        num_threads=int(settings["num_threads"]),
+        thread_affinity_offset=int(settings["thread_affinity_offset"]),
+        max_num_frames_per_episode=spec.max_num_frames_per_episode,
+        repeat_action_probability=spec.repeat_action_probability,
+        full_action_space=spec.full_action_space,
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+        frameskip=spec.frameskip,
+        noop_max=spec.noop_max,
+        use_fire_reset=spec.use_fire_reset,
+        episodic_life=False,  # never reset the game at a life loss (not the papers' protocol)
+        life_loss_info=spec.terminal_on_life_loss,
+        reward_clipping=False,  # raw scores here; the learner clips
+    )
+
+
 def clip_reward(reward: np.ndarray) -> np.ndarray:
     """Clip rewards to [-1, 1] as the DQN-family papers do for learning (Mnih et al. 2015)."""
     return np.clip(reward, -1.0, 1.0).astype(np.float32, copy=False)
@@ -137,57 +193,14 @@ class AtariEnv(VectorEnv):
     def __init__(
         self, game: str, *, protocol: str = "machado", num_envs: int = 1, seed: int = 0, **overrides
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(
-                f"Unknown protocol {protocol!r}. Valid protocols: {', '.join(sorted(PROTOCOLS))} "
-                "(machado = sticky actions, Dopamine's default; nature = no-op starts and "
-                "life-loss terminals, as in the DQN/C51/QR-DQN/IQN/FQF papers)."
-            )
-        if int(num_envs) != num_envs or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
-        settings: dict[str, Any] = {
-            **PROTOCOLS[protocol],
-            "max_num_frames_per_episode": MAX_FRAMES_PER_EPISODE,
-            "frameskip": 4,
-            "num_threads": 0,
-            "thread_affinity_offset": -1,
-            "batch_size": 0,
-        }
-        settings.update(_validate_overrides(overrides))
-        rom = resolve_game(game)
-        self.spec_info = EnvSpec(
-            game=rom,
-            protocol=protocol,
-            repeat_action_probability=float(settings["repeat_action_probability"]),
-            noop_max=int(settings["noop_max"]),
-            use_fire_reset=bool(settings["use_fire_reset"]),
-            terminal_on_life_loss=bool(settings["terminal_on_life_loss"]),
-            full_action_space=bool(settings["full_action_space"]),
-            max_num_frames_per_episode=int(settings["max_num_frames_per_episode"]),
-            frameskip=int(settings["frameskip"]),
-        )
-        batch_size = int(settings["batch_size"])
-        if batch_size not in (0, num_envs):
+        settings = _settings(protocol, num_envs, overrides)
+        self.spec_info = _env_spec(resolve_game(game), protocol, settings)
+        if int(settings["batch_size"]) not in (0, num_envs):
             raise ValueError(
                 "batch_size other than num_envs (ale-py's asynchronous partial batches) is not "
                 "supported by AtariEnv; leave it at 0."
             )
-        self.env = AtariVectorEnv(
-            rom,
-            int(num_envs),
-            num_threads=int(settings["num_threads"]),
-            thread_affinity_offset=int(settings["thread_affinity_offset"]),
-            max_num_frames_per_episode=self.spec_info.max_num_frames_per_episode,
-            repeat_action_probability=self.spec_info.repeat_action_probability,
-            full_action_space=self.spec_info.full_action_space,
-            autoreset_mode=AutoresetMode.NEXT_STEP,
-            frameskip=self.spec_info.frameskip,
-            noop_max=self.spec_info.noop_max,
-            use_fire_reset=self.spec_info.use_fire_reset,
-            episodic_life=False,  # never reset the game at a life loss (not the papers' protocol)
-            life_loss_info=self.spec_info.terminal_on_life_loss,
-            reward_clipping=False,  # raw scores here; the learner clips
-        )
+        self.env = _vector_env(self.spec_info, int(num_envs), settings)
         self.num_envs = int(num_envs)
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space

@@ -20,63 +20,24 @@ O(batch * log capacity).
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
 import numpy as np
 import torch
 
-from distrl_agents.replay.serialization import (
-    ArraySource,
-    ReplayFileReader,
-    ReplayLoadError,
-    write_replay_file,
+from distrl_agents.replay import persistence
+from distrl_agents.replay.checks import (
+    ArrayLike,
+    check_arguments,
+    check_row,
+    newest_frames,
+    to_numpy,
 )
-from distrl_agents.replay.storage import FrameStore, make_frame_store, torch_dtype
+from distrl_agents.replay.persistence import ENV_ARRAYS, SLOT_ARRAYS
+from distrl_agents.replay.storage import FrameStore, make_frame_store
 from distrl_agents.replay.sum_tree import SumTree
 from distrl_agents.types import Batch
-
-ArrayLike = np.ndarray | torch.Tensor | list | tuple | float | int | bool
-
-# Names of the per-slot and per-env numpy arrays saved verbatim (frames and the tree are separate).
-_SLOT_ARRAYS = ("_action", "_return", "_discount", "_nstep", "_stack_pos", "_ready")
-_ENV_ARRAYS = ("_acc_return", "_acc_active", "_prev_term", "_prev_trunc", "_prev_valid")
-# Constructor arguments that must match for buf.load(path) into an existing buffer.
-_CONFIG_KEYS = (
-    "capacity",
-    "num_envs",
-    "frame_shape",
-    "frame_dtype",
-    "stack_size",
-    "n_step",
-    "gamma",
-    "prioritized",
-    "alpha",
-    "beta",
-    "beta_steps",
-    "priority_eps",
-)
-
-
-def _to_numpy(x: ArrayLike) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-class _LoadMethod:
-    """``ReplayBuffer.load(path, device=...)`` builds a new buffer from a file;
-    ``buf.load(path)`` restores the file into the existing ``buf`` (and returns it).
-
-    Both spellings are supported so that neither silently does the other's job (a plain
-    classmethod called on an instance would return a new buffer and leave ``buf`` unchanged).
-    """
-
-    def __get__(self, obj: ReplayBuffer | None, owner: type[ReplayBuffer]) -> Any:
-        if obj is None:
-            return functools.partial(owner._load_new)
-        return obj._load_into
 
 
 class ReplayBuffer:
@@ -106,7 +67,7 @@ class ReplayBuffer:
         seed: seed of the sampler's random generator (saved and restored with the buffer).
     """
 
-    load = _LoadMethod()
+    load = persistence.LoadMethod()
 
     def __init__(
         self,
@@ -128,34 +89,11 @@ class ReplayBuffer:
         storage_backend: str = "auto",
         seed: int = 0,
     ) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if not 1 <= stack_size <= 255:
-            raise ValueError(f"stack_size must be in [1, 255], got {stack_size}")
-        if not 1 <= n_step <= 255:
-            raise ValueError(f"n_step must be in [1, 255], got {n_step}")
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        check_arguments(
+            capacity, num_envs, stack_size, n_step, gamma, prioritized, alpha, beta, beta_steps,
+            priority_eps,
+        )  # fmt: skip
         seg = int(capacity) // num_envs
-        if seg < n_step + stack_size:
-            raise ValueError(
-                f"capacity {capacity} is too small for num_envs={num_envs}, n_step={n_step}, "
-                f"stack_size={stack_size}: each environment's ring needs at least n_step + "
-                f"stack_size = {n_step + stack_size} entries, so use capacity >= "
-                f"{(n_step + stack_size) * num_envs}."
-            )
-        if prioritized:
-            if alpha < 0.0:
-                raise ValueError(f"alpha must be >= 0, got {alpha}")
-            if not 0.0 <= beta <= 1.0:
-                raise ValueError(f"beta must be in [0, 1], got {beta}")
-            if beta_steps < 0:
-                raise ValueError(f"beta_steps must be >= 0, got {beta_steps}")
-            if not priority_eps > 0.0:
-                raise ValueError(
-                    f"priority_eps must be > 0 (got {priority_eps}) so that every stored transition "
-                    f"keeps a nonzero sampling probability; the usual value is 1e-6."
-                )
         self.num_envs = int(num_envs)
         self.segment = seg  # L: entries per environment
         self.capacity = seg * self.num_envs
@@ -173,6 +111,11 @@ class ReplayBuffer:
         self.storage_device = torch.device(storage_device)
         self.seed = int(seed)
 
+        self._allocate(storage_backend)
+        self._reset_state()
+
+    def _allocate(self, storage_backend: str) -> None:
+        """The frame store, the per-slot metadata, the sum tree and the per-env accumulators."""
         cap, n, envs = self.capacity, self.n_step, self.num_envs
         self._frames: FrameStore = make_frame_store(
             cap, self.frame_shape, self.frame_dtype, self.storage_device, storage_backend
@@ -196,13 +139,14 @@ class ReplayBuffer:
         self._prev_trunc = np.zeros(envs, dtype=np.bool_)
         self._prev_valid = np.zeros(envs, dtype=np.bool_)  # False: the next entry starts an episode
 
-        self._env_base = np.arange(envs, dtype=np.int64) * seg  # [E] first slot of each segment
+        self._env_base = (
+            np.arange(envs, dtype=np.int64) * self.segment
+        )  # [E] first slot of each segment
         self._gamma_pow = self.gamma ** np.arange(n + 1, dtype=np.float64)  # [n + 1]
         self._stack_lags = np.arange(
             self.stack_size - 1, -1, -1, dtype=np.int64
         )  # [S] oldest first
         self._evict_lags = np.arange(self.stack_size, dtype=np.int64)  # [S]
-        self._reset_state()
 
     # ------------------------------------------------------------------ state
     def _reset_state(self) -> None:
@@ -214,7 +158,7 @@ class ReplayBuffer:
 
     def _clear(self) -> None:
         """Empty the buffer (used after a failed load so no partial state survives)."""
-        for name in _SLOT_ARRAYS + _ENV_ARRAYS:
+        for name in SLOT_ARRAYS + ENV_ARRAYS:
             getattr(self, name).fill(0)
         self._frames.clear()
         if self._tree is not None:
@@ -250,7 +194,7 @@ class ReplayBuffer:
     def nbytes(self) -> int:
         """Bytes held by the storage arrays (frames, metadata, sum tree, accumulators)."""
         total = self._frames.nbytes
-        total += sum(getattr(self, name).nbytes for name in _SLOT_ARRAYS + _ENV_ARRAYS)
+        total += sum(getattr(self, name).nbytes for name in SLOT_ARRAYS + ENV_ARRAYS)
         if self._tree is not None:
             total += self._tree.nbytes
         return int(total)
@@ -264,43 +208,6 @@ class ReplayBuffer:
         )
 
     # ------------------------------------------------------------------ add
-    def _check_row(self, name: str, x: ArrayLike, dtype: Any) -> np.ndarray:
-        arr = _to_numpy(x)
-        if arr.size != self.num_envs:
-            raise ValueError(
-                f"add(): {name} must have one value per environment, shape [{self.num_envs}], got "
-                f"shape {list(arr.shape)}"
-            )
-        return arr.reshape(self.num_envs).astype(dtype, copy=False)
-
-    def _newest_frames(self, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        shape = tuple(obs.shape)
-        full = (self.num_envs, self.stack_size, *self.frame_shape)
-        single = (self.num_envs, *self.frame_shape)
-        if shape == full:
-            frames = obs[:, -1]
-        elif shape == single:
-            frames = obs
-        else:
-            raise ValueError(
-                f"add(): obs must have shape [num_envs, stack_size, *frame_shape] = {list(full)} "
-                f"(or just the newest frames {list(single)}), got {list(shape)}. Check num_envs, "
-                f"stack_size and frame_shape of the ReplayBuffer."
-            )
-        if isinstance(obs, torch.Tensor):
-            ok = obs.dtype == torch_dtype(self.frame_dtype)
-            got = str(obs.dtype)
-        else:
-            ok = obs.dtype == self.frame_dtype
-            got = str(obs.dtype)
-        if not ok:
-            raise ValueError(
-                f"add(): obs dtype is {got}, the buffer stores {self.frame_dtype} frames. Pass raw "
-                f"{self.frame_dtype} observations (do not normalise before storing) or build the "
-                f"buffer with frame_dtype={got}."
-            )
-        return frames
-
     def add(
         self,
         obs: np.ndarray | torch.Tensor,
@@ -326,75 +233,24 @@ class ReplayBuffer:
                 transition starts at it (action/reward/flags ignored) and the next entry of that
                 environment starts a new episode (its stack is zero-padded). Default: all True.
         """
-        frames = self._newest_frames(obs)
-        envs, n, seg = self.num_envs, self.n_step, self.segment
-        act = self._check_row("action", action, np.int64)
-        rew = self._check_row("reward", reward, np.float64)
-        term = self._check_row("terminated", terminated, np.bool_)
-        trunc = self._check_row("truncated", truncated, np.bool_)
-        val = (
-            np.ones(envs, np.bool_) if valid is None else self._check_row("valid", valid, np.bool_)
+        frames = newest_frames(
+            obs, self.num_envs, self.stack_size, self.frame_shape, self.frame_dtype
         )
-
+        envs = self.num_envs
+        act = check_row("action", action, np.int64, envs)
+        rew = check_row("reward", reward, np.float64, envs)
+        term = check_row("terminated", terminated, np.bool_, envs)
+        trunc = check_row("truncated", truncated, np.bool_, envs)
+        val = (
+            np.ones(envs, np.bool_) if valid is None else check_row("valid", valid, np.bool_, envs)
+        )
         t_now = self._t
-        pos = t_now % seg
         tree_slots: list[np.ndarray] = []  # sum-tree leaves to change, applied once at the end
         tree_values: list[np.ndarray] = []
-        slots = self._env_base + pos  # [E]
-
-        # 1. Evict entries whose stack needs the frame about to be overwritten (time T - L): the
-        # entry at T - L + j needs it iff its stack reaches back j frames (stack_pos >= j).
-        if t_now >= seg:
-            ev_slots = self._env_base[:, None] + (pos + self._evict_lags)[None, :] % seg  # [E, S]
-            ev = self._ready[ev_slots] & (self._stack_pos[ev_slots] >= self._evict_lags[None, :])
-            if ev.any():
-                gone = ev_slots[ev]
-                self._ready[gone] = False
-                self._num_ready -= int(gone.size)
-                tree_slots.append(gone)
-                tree_values.append(np.zeros(gone.size))
-
-        # 2. Store the entry. A stack continues from the previous entry unless that one ended an
-        # episode (valid=False) or this is the environment's first entry: then it restarts at 0.
-        self._frames.write(slots, frames)
-        prev_slots = self._env_base + (pos - 1) % seg
-        cont = np.minimum(self._stack_pos[prev_slots].astype(np.int64) + 1, self.stack_size - 1)
-        self._stack_pos[slots] = np.where(self._prev_valid, cont, 0)
-        self._action[slots] = np.where(val, act, 0)
-
-        # 3. Finish pending n-step windows that end at T: the window of entry t = T - m ends when
-        # m == n, or earlier when entry T - 1 was terminal/truncated or entry T is an episode end.
-        # Target (Sutton & Barto 2018, eq. 7.1): G = sum_{k<m} gamma^k r_{t+k}, bootstrap from
-        # entry t + m with discount gamma^m * (1 - terminal_{t+m-1}).
-        q = np.arange(n)
-        m_q = (t_now - q) % n  # [n] steps since the pending entry in accumulator column q
-        m_q[m_q == 0] = n
-        cut = self._prev_term | self._prev_trunc | ~val  # [E]
-        fin = self._acc_active & (cut[:, None] | (m_q == n)[None, :])  # [E, n]
-        if fin.any():
-            e_idx, q_idx = np.nonzero(fin)
-            m = m_q[q_idx]
-            done_slots = self._env_base[e_idx] + (t_now - m) % seg
-            self._return[done_slots] = self._acc_return[e_idx, q_idx]
-            self._discount[done_slots] = self._gamma_pow[m] * (~self._prev_term[e_idx])
-            self._nstep[done_slots] = m
-            self._ready[done_slots] = True
-            self._num_ready += int(done_slots.size)
-            # New transitions get the maximal priority seen so far (Schaul et al., Alg. 1 l.6).
-            tree_slots.append(done_slots)
-            tree_values.append(np.full(done_slots.size, self._max_priority**self.alpha))
-            self._acc_active[fin] = False
-            self._acc_return[fin] = 0.0
-
-        # 4. Open this entry's window and add its reward to every open window of its env.
-        col = t_now % n
-        self._acc_active[:, col] = val
-        self._acc_return[:, col] = 0.0
-        lag = (t_now - q) % n  # [n] steps from each open entry to T
-        self._acc_return += np.where(
-            self._acc_active, self._gamma_pow[lag][None, :] * rew[:, None], 0.0
-        )
-
+        self._evict(t_now, tree_slots, tree_values)
+        self._store(t_now, frames, act, val)
+        self._finish_windows(t_now, val, tree_slots, tree_values)
+        self._open_window(t_now, rew, val)
         if self._tree is not None and tree_slots:
             self._tree.set(np.concatenate(tree_slots), np.concatenate(tree_values))
 
@@ -403,6 +259,75 @@ class ReplayBuffer:
         self._prev_valid = val
         self._t = t_now + 1
         self._num_valid += int(val.sum())
+
+    def _evict(self, t_now: int, tree_slots: list, tree_values: list) -> None:
+        """1. Unready the entries whose stack needs the frame about to be overwritten (time
+        T - L): the entry at T - L + j needs it iff its stack reaches back j frames
+        (stack_pos >= j)."""
+        seg = self.segment
+        if t_now < seg:
+            return
+        pos = t_now % seg
+        ev_slots = self._env_base[:, None] + (pos + self._evict_lags)[None, :] % seg  # [E, S]
+        ev = self._ready[ev_slots] & (self._stack_pos[ev_slots] >= self._evict_lags[None, :])
+        if ev.any():
+            gone = ev_slots[ev]
+            self._ready[gone] = False
+            self._num_ready -= int(gone.size)
+            tree_slots.append(gone)
+            tree_values.append(np.zeros(gone.size))
+
+    def _store(self, t_now: int, frames: Any, act: np.ndarray, val: np.ndarray) -> None:
+        """2. Store the entry (``frames`` ``[E, *frame]``). A stack continues from the previous
+        entry unless that one ended an episode (valid=False) or this is the environment's first
+        entry: then it restarts at 0."""
+        seg = self.segment
+        pos = t_now % seg
+        slots = self._env_base + pos  # [E]
+        self._frames.write(slots, frames)
+        prev_slots = self._env_base + (pos - 1) % seg
+        cont = np.minimum(self._stack_pos[prev_slots].astype(np.int64) + 1, self.stack_size - 1)
+        self._stack_pos[slots] = np.where(self._prev_valid, cont, 0)
+        self._action[slots] = np.where(val, act, 0)
+
+    def _finish_windows(
+        self, t_now: int, val: np.ndarray, tree_slots: list, tree_values: list
+    ) -> None:
+        """3. Finish pending n-step windows that end at T: the window of entry t = T - m ends
+        when m == n, or earlier when entry T - 1 was terminal/truncated or entry T is an
+        episode end. Target (Sutton & Barto 2018, eq. 7.1): G = sum_{k<m} gamma^k r_{t+k},
+        bootstrap from entry t + m with discount gamma^m * (1 - terminal_{t+m-1})."""
+        n = self.n_step
+        m_q = (t_now - np.arange(n)) % n  # [n] steps since the pending entry in column q
+        m_q[m_q == 0] = n
+        cut = self._prev_term | self._prev_trunc | ~val  # [E]
+        fin = self._acc_active & (cut[:, None] | (m_q == n)[None, :])  # [E, n]
+        if not fin.any():
+            return
+        e_idx, q_idx = np.nonzero(fin)
+        m = m_q[q_idx]
+        done_slots = self._env_base[e_idx] + (t_now - m) % self.segment
+        self._return[done_slots] = self._acc_return[e_idx, q_idx]
+        self._discount[done_slots] = self._gamma_pow[m] * (~self._prev_term[e_idx])
+        self._nstep[done_slots] = m
+        self._ready[done_slots] = True
+        self._num_ready += int(done_slots.size)
+        # New transitions get the maximal priority seen so far (Schaul et al., Alg. 1 l.6).
+        tree_slots.append(done_slots)
+        tree_values.append(np.full(done_slots.size, self._max_priority**self.alpha))
+        self._acc_active[fin] = False
+        self._acc_return[fin] = 0.0
+
+    def _open_window(self, t_now: int, rew: np.ndarray, val: np.ndarray) -> None:
+        """4. Open this entry's window and add its reward to every open window of its env."""
+        n = self.n_step
+        col = t_now % n
+        self._acc_active[:, col] = val
+        self._acc_return[:, col] = 0.0
+        lag = (t_now - np.arange(n)) % n  # [n] steps from each open entry to T
+        self._acc_return += np.where(
+            self._acc_active, self._gamma_pow[lag][None, :] * rew[:, None], 0.0
+        )
 
     # ------------------------------------------------------------------ sample
     def _check_batch_size(self, batch_size: int) -> None:
@@ -470,7 +395,7 @@ class ReplayBuffer:
 
     def batch_at(self, indices: ArrayLike) -> Batch:
         """The batch for explicit buffer ``indices`` (must be sampleable; weights are ones)."""
-        idx = _to_numpy(indices).astype(np.int64).reshape(-1)
+        idx = to_numpy(indices).astype(np.int64).reshape(-1)
         self._check_indices(idx, "batch_at")
         if not self._ready[idx].all():
             raise ValueError("batch_at(): some indices are not sampleable transitions right now")
@@ -532,8 +457,8 @@ class ReplayBuffer:
         """
         if self._tree is None:
             return
-        idx = _to_numpy(indices).astype(np.int64).reshape(-1)
-        pr = _to_numpy(priorities).astype(np.float64).reshape(-1)
+        idx = to_numpy(indices).astype(np.int64).reshape(-1)
+        pr = to_numpy(priorities).astype(np.float64).reshape(-1)
         if idx.shape != pr.shape:
             raise ValueError(
                 f"update_priorities(): got {idx.size} indices and {pr.size} priorities; pass one "
@@ -559,128 +484,14 @@ class ReplayBuffer:
         """Current tree values ``p_i^alpha`` at ``indices`` (prioritized only)."""
         if self._tree is None:
             raise ValueError("priorities(): this buffer samples uniformly (prioritized=False)")
-        return self._tree.get(_to_numpy(indices).astype(np.int64).reshape(-1))
+        return self._tree.get(to_numpy(indices).astype(np.int64).reshape(-1))
 
     # ------------------------------------------------------------------ save / load
-    def _config(self) -> dict[str, Any]:
-        return {
-            "capacity": self.capacity,
-            "num_envs": self.num_envs,
-            "frame_shape": list(self.frame_shape),
-            "frame_dtype": self.frame_dtype.str,
-            "stack_size": self.stack_size,
-            "n_step": self.n_step,
-            "gamma": self.gamma,
-            "prioritized": self.prioritized,
-            "alpha": self.alpha,
-            "beta": self.beta0,
-            "beta_steps": self.beta_steps,
-            "priority_eps": self.priority_eps,
-            "seed": self.seed,
-        }
-
-    def _filled_ranges(self, t: int) -> list[tuple[int, int]]:
-        """Slot ranges written so far after ``t`` adds: the first ``min(t, segment)`` slots of
-        every environment's ring (the rest is still zero pages and is not saved)."""
-        filled = min(int(t), self.segment)
-        return [(int(b), int(b) + filled) for b in self._env_base]
-
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the complete state (frames, metadata, cursors, sum tree, RNG) to one file.
 
-        Streamed array by array in 16 MiB chunks (no second copy in memory), checksummed, and
-        written atomically; of the frames only the filled part of each ring is written: a temporary file in the same directory is renamed over ``path``.
+        Streamed array by array in 16 MiB chunks (no second copy in memory) and checksummed; of
+        the frames only the filled part of each ring is written. Atomic: a temporary file in the
+        same directory is renamed over ``path``. Read back with :attr:`load`.
         """
-        header = {
-            "config": self._config(),
-            "state": {
-                "t": self._t,
-                "num_valid": self._num_valid,
-                "num_ready": self._num_ready,
-                "max_priority": self._max_priority,
-                "rng": self._rng.bit_generator.state,
-            },
-        }
-        fs = self._frames
-        ranges = self._filled_ranges(self._t)
-        rows = sum(hi - lo for lo, hi in ranges)
-        arrays = [
-            ArraySource(
-                "frames", fs.dtype, (rows, *fs.frame_shape), lambda: fs.iter_chunks(ranges)
-            ),
-        ]
-        arrays += [
-            ArraySource.from_array(name, getattr(self, name)) for name in _SLOT_ARRAYS + _ENV_ARRAYS
-        ]
-        if self._tree is not None:
-            arrays.append(ArraySource.from_array("sum_tree", self._tree.tree))
-        write_replay_file(path, header, arrays)
-
-    @classmethod
-    def _load_new(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        device: str | torch.device = "cpu",
-        storage_device: str | torch.device = "cpu",
-        storage_backend: str = "auto",
-    ) -> ReplayBuffer:
-        with ReplayFileReader(path) as reader:
-            cfg = dict(reader.header["config"])
-            cfg["frame_shape"] = tuple(cfg["frame_shape"])
-            cfg["frame_dtype"] = np.dtype(cfg["frame_dtype"])
-            buf = cls(
-                cfg.pop("capacity"),
-                **cfg,
-                device=device,
-                storage_device=storage_device,
-                storage_backend=storage_backend,
-            )
-            buf._restore(reader)
-        return buf
-
-    def _load_into(self, path: str | os.PathLike[str]) -> ReplayBuffer:
-        with ReplayFileReader(path) as reader:
-            saved = reader.header["config"]
-            mine = self._config()
-            diff = [k for k in _CONFIG_KEYS if saved.get(k) != mine[k]]
-            if diff:
-                details = ", ".join(
-                    f"{k}: file {saved.get(k)!r} vs buffer {mine[k]!r}" for k in diff
-                )
-                raise ReplayLoadError(
-                    f"replay file {path} was saved with a different configuration ({details}). "
-                    "Build the buffer with the saved configuration, or use "
-                    "ReplayBuffer.load(path, device=...) to build it from the file."
-                )
-            self._restore(reader)
-        return self
-
-    def _restore(self, reader: ReplayFileReader) -> None:
-        try:
-            fs = self._frames
-            ranges = self._filled_ranges(int(reader.header["state"]["t"]))
-            rows = sum(hi - lo for lo, hi in ranges)
-            read_chunk = reader.read_chunks("frames", fs.dtype, (rows, *fs.frame_shape))
-            fs.load_chunks(read_chunk, ranges)
-            reader.finish("frames")
-            for name in _SLOT_ARRAYS + _ENV_ARRAYS:
-                reader.read_into(name, getattr(self, name))
-            if self._tree is not None:
-                reader.read_into("sum_tree", self._tree.tree)
-            state = reader.header["state"]
-            self._t = int(state["t"])
-            self._num_valid = int(state["num_valid"])
-            self._num_ready = int(state["num_ready"])
-            self._max_priority = float(state["max_priority"])
-            rng = np.random.default_rng()
-            rng.bit_generator.state = state["rng"]
-            self._rng = rng
-            if int(self._ready.sum()) != self._num_ready:
-                raise ReplayLoadError(
-                    f"replay file {reader.path} is inconsistent (ready count mismatch). Restore it "
-                    "from a good copy or start with an empty buffer."
-                )
-        except BaseException:
-            self._clear()  # never leave a silently partial buffer behind
-            raise
+        persistence.save(self, path)

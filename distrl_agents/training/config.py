@@ -138,6 +138,14 @@ class RunConfig:
         return cfg
 
     def validate(self) -> None:
+        """Raise :class:`ConfigError` (saying what to change) for any setting out of range,
+        in this order: numbers, sizes against the replay capacity, then named choices (which
+        also normalizes ``trainer.compile``)."""
+        self._check_numbers()
+        self._check_sizes()
+        self._check_choices()
+
+    def _check_numbers(self) -> None:
         t, r, e, lg = self.trainer, self.replay, self.env, self.logger
         _positive("trainer.total_steps", t.total_steps)
         _positive("trainer.batch_size", t.batch_size)
@@ -170,6 +178,9 @@ class RunConfig:
         ):
             if not 0.0 <= fraction <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {fraction}.")
+
+    def _check_sizes(self) -> None:
+        t, r = self.trainer, self.replay
         if t.learning_starts > r.capacity:
             raise ConfigError(
                 f"trainer.learning_starts ({t.learning_starts}) is larger than replay.capacity "
@@ -180,6 +191,9 @@ class RunConfig:
             raise ConfigError(
                 f"trainer.batch_size ({t.batch_size}) is larger than replay.capacity ({r.capacity})."
             )
+
+    def _check_choices(self) -> None:
+        t, r = self.trainer, self.replay
         if t.precision not in ("fp32", "bf16", "auto"):
             raise ConfigError(
                 f"trainer.precision must be one of fp32, bf16, auto; got {t.precision!r}."

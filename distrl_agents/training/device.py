@@ -108,3 +108,20 @@ def tune_host_allocator(mmap_threshold: int = 256 << 20, trim_threshold: int = 1
         return False
     _ALLOCATOR_TUNED = ok
     return ok
+
+
+#: Bytes per stored transition (an 84x84 frame plus metadata; see docs/replay.md).
+BYTES_PER_TRANSITION = 7_100
+
+
+def replay_storage_device(storage: str, device: torch.device, capacity: int) -> torch.device:
+    """Where the replay frames live: ``host`` RAM, the training ``device``, or ``auto``: the GPU
+    when the whole buffer takes at most half of its free memory (a batch then never crosses
+    PCIe), else host RAM with pinned, non-blocking copies."""
+    if storage == "device":
+        return device
+    if storage == "auto" and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if capacity * BYTES_PER_TRANSITION <= free // 2:
+            return device
+    return torch.device("cpu")

@@ -11,13 +11,9 @@ starts a new game after a game over is not an agent step (the game ignores its a
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,54 +21,44 @@ from typing import Any
 import numpy as np
 import torch
 
-from distrl_agents.agents import RUN_LEVEL_HPARAMS, make_agent
 from distrl_agents.envs import AtariEnv, make_atari_env
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
-from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
 from distrl_agents.evaluation.records import RESULTS_FILE, append_result, evaluation_record
 from distrl_agents.logging.writer import MetricWriter
-from distrl_agents.replay import ReplayBuffer, ReplayLoadError
+from distrl_agents.replay import ReplayBuffer
 from distrl_agents.training import checkpoint as ckpt
-from distrl_agents.training.config import ConfigError, RunConfig
+from distrl_agents.training.agent_factory import build_agent, check_compatible, compatibility_key
+from distrl_agents.training.config import RunConfig
 from distrl_agents.training.device import (
     available_cpus,
+    replay_storage_device,
     resolve_device,
-    resolve_precision,
     resolve_torch_threads,
     rng_state,
     seed_everything,
     set_rng_state,
     tune_host_allocator,
 )
-from distrl_agents.training.precision import cached_choice, measure_precision
-from distrl_agents.types import LearnResult
-
-EVAL_SEED_OFFSET = 10_000
-
-
-def eval_env_seed(run_seed: int, eval_index: int) -> int:
-    """Environment seed of the ``eval_index``-th periodic evaluation of run ``run_seed``.
-
-    Each evaluation starts its games from fresh seeds (new no-op starts, new sticky-action
-    draws) instead of replaying the same ones, and the seed depends only on the run seed and the
-    evaluation's index, so a resumed run evaluates exactly as an uninterrupted one. Evaluation
-    env ``i`` gets ``eval_env_seed(...) + i``; the value stays below 2**30 for ALE.
-    """
-    words = np.random.SeedSequence([int(run_seed), EVAL_SEED_OFFSET, int(eval_index)])
-    return int(words.generate_state(1, dtype=np.uint32)[0]) % (1 << 30)
-
-
-#: Signals that stop training with a checkpoint (SIGUSR1, SIGUSR2: cluster pre-emption / time
-#: limit notices; SIGUSR2 is submitit's, see distrl_agents.training.sweep).
-STOP_SIGNALS = tuple(
-    s
-    for s in (
-        signal.SIGINT,
-        signal.SIGTERM,
-        *(getattr(signal, n, None) for n in ("SIGUSR1", "SIGUSR2")),
-    )
-    if s is not None
+from distrl_agents.training.metrics import (
+    TrainingLog,
+    log_distributions,
+    markdown_table,
+    progress_bar,
 )
+from distrl_agents.training.resume import (
+    drop_records_after,
+    end_interrupted_games,
+    last_recorded_step,
+    load_replay,
+)
+from distrl_agents.training.schedule import (
+    EVAL_SEED_OFFSET,
+    Due,
+    eval_env_seed,
+    linear_epsilon,
+    next_multiple,
+)
+from distrl_agents.training.signals import catching_stop_signals
 
 
 @dataclass
@@ -83,131 +69,6 @@ class TrainSummary:
     finished: bool
     stopped_by: str | None
     last_eval: EvalResult | None
-
-
-def linear_epsilon(step: int, *, start: float, end: float, decay_steps: int, warmup: int) -> float:
-    """Epsilon of epsilon-greedy: ``start`` during warm-up, then linear to ``end`` (Dopamine)."""
-    if step < warmup:
-        return start
-    if decay_steps <= 0:
-        return end
-    frac = min(1.0, (step - warmup) / decay_steps)
-    return start + frac * (end - start)
-
-
-def build_agent(
-    cfg: RunConfig,
-    *,
-    num_actions: int,
-    obs_shape: tuple[int, ...],
-    device: Any,
-    obs_dtype: torch.dtype = torch.uint8,
-):
-    """The configured agent; precision, compile, channels-last and seed come from the run.
-
-    ``trainer.precision=auto`` on a CPU measures fp32 and bf16 for the update and for acting
-    (``distrl_agents.training.precision``) once per process and configuration, and logs it.
-    """
-    hparams = cfg.agent_hparams
-    owned = sorted(set(hparams) & set(RUN_LEVEL_HPARAMS))
-    if owned:
-        raise ConfigError(
-            f"agent.{owned[0]} is set by the training run, not the agent preset: use "
-            + ("seed=..." if owned[0] == "seed" else f"trainer.{owned[0]}=...")
-            + " instead."
-        )
-    risk = hparams.pop("risk", "neutral")
-    risk_param = hparams.pop("risk_param", None)
-    if risk != "neutral":
-        from distrl_agents.agents import agent_class
-        from distrl_agents.risk import make_action_value_fn
-
-        # Expectiles are not atoms of the distribution: risk measures impute samples first.
-        from_expectiles = bool(getattr(agent_class(cfg.agent_name), "expectile_atoms", False))
-        extra = {}
-        if from_expectiles and "imputation_iters" in hparams:
-            extra["imputation_iters"] = int(hparams["imputation_iters"])
-        hparams["action_value_fn"] = make_action_value_fn(
-            risk, risk_param, from_expectiles=from_expectiles, **extra
-        )
-    # Run-level settings own these: trainer.precision / trainer.compile and the run seed.
-    dev = torch.device(device)
-    conv = cfg.network.get("torso", "nature") != "mlp"
-
-    def channels_last(precision: str) -> bool:
-        if cfg.trainer.channels_last == "auto":
-            # bf16 convolutions are fast in channels-last memory format (oneDNN / cuDNN).
-            return conv and precision == "bf16"
-        return cfg.trainer.channels_last == "true"
-
-    def make(precision: str, act_precision: str, compile_mode: str = cfg.trainer.compile) -> Any:
-        return make_agent(
-            cfg.agent_name,
-            num_actions=num_actions,
-            obs_shape=obs_shape,
-            device=device,
-            network=dict(cfg.network),
-            **hparams,
-            precision=precision,
-            act_precision=act_precision,
-            channels_last=channels_last(precision),
-            compile=compile_mode,
-            seed=cfg.seed,
-        )
-
-    precision = resolve_precision(cfg.trainer.precision, dev)
-    act_precision = precision
-    if precision == "auto":
-        # On a CPU: time both precisions for each part and keep the faster, with throw-away
-        # agents that are never compiled (the timing is of the eager parts).
-        key = json.dumps(
-            [cfg.agent_name, repr(sorted(hparams.items())), dict(cfg.network), obs_shape,
-             str(obs_dtype), num_actions, cfg.trainer.batch_size, cfg.env.num_envs,
-             cfg.trainer.update_period, cfg.trainer.channels_last, str(dev),
-             torch.get_num_threads()],
-            default=str,
-        )  # fmt: skip
-        choice = cached_choice(
-            key,
-            lambda: measure_precision(
-                lambda update, act: make(update, act, "off"), obs_shape=obs_shape, obs_dtype=obs_dtype, num_actions=num_actions,
-                batch_size=cfg.trainer.batch_size, num_envs=cfg.env.num_envs,
-                update_period=cfg.trainer.update_period, device=dev,
-            ),
-        )  # fmt: skip
-        precision, act_precision = choice.update, choice.act
-    return make(precision, act_precision)
-
-
-#: Bytes per stored transition (an 84x84 frame plus metadata; see docs/replay.md).
-BYTES_PER_TRANSITION = 7_100
-
-
-def replay_storage_device(storage: str, device: torch.device, capacity: int) -> torch.device:
-    """Where the replay frames live: ``host`` RAM, the training ``device``, or ``auto``: the GPU
-    when the whole buffer takes at most half of its free memory (a batch then never crosses
-    PCIe), else host RAM with pinned, non-blocking copies."""
-    if storage == "device":
-        return device
-    if storage == "auto" and device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if capacity * BYTES_PER_TRANSITION <= free // 2:
-            return device
-    return torch.device("cpu")
-
-
-def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
-    """What must match between a checkpoint and the run that resumes it."""
-    return {
-        "agent": cfg.agent_name,
-        "risk": [cfg.agent.get("risk", "neutral"), cfg.agent.get("risk_param")],
-        "game": cfg.env.game,
-        "protocol": cfg.env.protocol,
-        "num_envs": cfg.env.num_envs,
-        "replay_capacity": cfg.replay.capacity,
-        "n_step": cfg.replay.n_step,
-        "network": dict(cfg.network),
-    }
 
 
 class Trainer:
@@ -221,18 +82,10 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         check_writable_dir(self.run_dir)
-        t = cfg.trainer
-        self.device = resolve_device(t.device)
+        self.device = resolve_device(cfg.trainer.device)
         tune_host_allocator()
         self._torch_threads_before = torch.get_num_threads()
-        env_threads = int(cfg.env.overrides.get("num_threads", 0)) or min(
-            cfg.env.num_envs, available_cpus()
-        )
-        threads = resolve_torch_threads(
-            t.torch_threads, self.device, env_threads=env_threads, overlap=t.overlap
-        )
-        if threads:
-            torch.set_num_threads(threads)
+        self._set_torch_threads()
         seed_everything(cfg.seed)
         self.env = make_atari_env(
             cfg.env.game,
@@ -243,10 +96,7 @@ class Trainer:
         )
         self.game = self.env.game
         self.num_actions = self.env.num_actions
-        obs_shape = self.env.single_observation_space.shape
-        assert obs_shape is not None
-        self.obs_shape: tuple[int, ...] = tuple(obs_shape)
-        obs_dtype = torch.from_numpy(np.zeros(0, self.env.single_observation_space.dtype)).dtype
+        self.obs_shape, obs_dtype = _observation_spec(self.env)
         self.agent = build_agent(
             cfg,
             num_actions=self.num_actions,
@@ -254,6 +104,7 @@ class Trainer:
             device=self.device,
             obs_dtype=obs_dtype,
         )
+        # The loop's own state (saved in checkpoints).
         self.rng = np.random.default_rng(cfg.seed)
         self.agent_step = 0
         self.update_credit = 0.0
@@ -265,18 +116,28 @@ class Trainer:
         self.writer: MetricWriter | None = None
         self._resume_from = ckpt.latest_checkpoint(self.run_dir)
         if self._resume_from is not None:
-            self._check_compatible(ckpt.load_state(self._resume_from))
+            self._resume_state = ckpt.load_state(self._resume_from)
+            check_compatible(cfg, self._resume_state, self.run_dir)
         self.replay_storage = replay_storage_device(
             cfg.replay.storage, self.device, cfg.replay.capacity
         )
-        replay_file = None if self._resume_from is None else self._resume_from / ckpt.REPLAY_FILE
-        self._replay: ReplayBuffer | None
-        if replay_file is not None and replay_file.exists():
-            # Rebuilt from the file in _restore: the buffer keeps the settings its run started
-            # with (e.g. the beta schedule, even when a resume extends trainer.total_steps).
-            self._replay = None
-        else:
+        self._replay: ReplayBuffer | None = None
+        if self._replay_file() is None:
+            # Else rebuilt from the file in _restore: the buffer keeps the settings its run
+            # started with (e.g. the beta schedule, even when a resume extends total_steps).
             self._replay = self._make_replay()
+
+    def _set_torch_threads(self) -> None:
+        """torch's threads next to the games' threads (``trainer.torch_threads``)."""
+        t, env = self.cfg.trainer, self.cfg.env
+        env_threads = int(env.overrides.get("num_threads", 0)) or min(
+            env.num_envs, available_cpus()
+        )
+        threads = resolve_torch_threads(
+            t.torch_threads, self.device, env_threads=env_threads, overlap=t.overlap
+        )
+        if threads:
+            torch.set_num_threads(threads)
 
     @property
     def replay(self) -> ReplayBuffer:
@@ -305,18 +166,170 @@ class Trainer:
             seed=cfg.seed,
         )
 
-    # ------------------------------------------------------------------ resume
-    def _check_compatible(self, state: dict[str, Any]) -> None:
-        saved, mine = state.get("compatibility", {}), compatibility_key(self.cfg)
-        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
-        if diff:
-            details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise ckpt.CheckpointError(
-                f"The run directory {self.run_dir} holds a checkpoint of a different experiment "
-                f"({details}). Nothing was changed there. Choose another run_dir (or name/seed), "
-                "or resume with the settings of that run."
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> TrainSummary:
+        """Train until ``trainer.total_steps`` or a stop signal; ends with a checkpoint."""
+        t = self.cfg.trainer
+        resumed = self._resume_from is not None
+        writer = self._open_run(resumed)
+        self.obs, _ = self.env.reset(seed=self.cfg.seed + (self.agent_step if resumed else 0))
+        progress = progress_bar(t.total_steps, self.agent_step, self.cfg.logger.progress,
+                                self._job_label())  # fmt: skip
+        log = TrainingLog(writer, self.game, progress)
+        due = Due.after(self.agent_step, self.cfg)
+        last_eval: EvalResult | None = None
+        with catching_stop_signals(self._stop_at):
+            if resumed and self._evaluation_missed():
+                # The evaluation due at the checkpoint was cut short by the stop signal (none
+                # is recorded then): play it now, at the same agent step.
+                last_eval = self.evaluate()
+            while self.agent_step < t.total_steps and self._stop is None:
+                epsilon = self._epsilon()
+                new_steps, info = self._act_and_store(epsilon, log)
+                log.count(new_steps, info, self.agent_step)
+                self._learn_what_is_due(new_steps, log)
+                evaluated = self._periodic_work(due, epsilon, log)
+                if evaluated is not None:
+                    last_eval = evaluated
+        log.progress.close()
+        return self._finish(last_eval)
+
+    def _open_run(self, resumed: bool) -> MetricWriter:
+        """Restore the checkpoint when ``resumed``, write ``config.json`` and open the
+        TensorBoard writer (also kept as ``self.writer``)."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resumed:
+            self._restore()
+        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        self.writer = MetricWriter(
+            self.run_dir / "tb" if cfg.logger.tensorboard else None,
+            purge_step=self.agent_step if resumed else None,
+        )
+        if not resumed:
+            self.writer.text("config", "```\n" + json.dumps(cfg.to_dict(), indent=2) + "\n```", 0)
+            self.writer.text("agent/hparams", markdown_table(self.agent.hparams), 0)
+        return self.writer
+
+    def _epsilon(self) -> float:
+        t = self.cfg.trainer
+        return linear_epsilon(
+            self.agent_step,
+            start=t.epsilon_start,
+            end=t.epsilon_end,
+            decay_steps=t.epsilon_decay_steps,
+            warmup=t.learning_starts,
+        )
+
+    def _act_and_store(self, epsilon: float, log: TrainingLog) -> tuple[int, dict[str, Any]]:
+        """One step of every game, stored in the replay; returns the number of agent steps it
+        took (autoreset steps are none) and the env's ``info``."""
+        t, obs = self.cfg.trainer, self.obs
+        assert obs is not None
+        if self.agent_step < t.learning_starts:
+            actions = self.rng.integers(0, self.num_actions, self.cfg.env.num_envs)
+        else:
+            actions = self.agent.act(obs, epsilon)
+        if t.overlap:
+            # The games advance in ale-py's C++ threads while the learner updates; the
+            # updates see the replay without this step's transitions (one step later).
+            self.env.send(actions)
+            self._learn_due(log)
+            next_obs, reward, terminated, truncated, info = self.env.recv()
+        else:
+            next_obs, reward, terminated, truncated, info = self.env.step(actions)
+        valid = ~info["autoreset"]
+        learn_reward = info["clipped_reward"] if t.reward_clip else reward
+        self.replay.add(obs, actions, learn_reward, terminated, truncated, valid=valid)
+        self.obs = next_obs
+        new_steps = int(valid.sum())
+        self.agent_step += new_steps
+        return new_steps, info
+
+    def _learn_what_is_due(self, new_steps: int, log: TrainingLog) -> None:
+        """Once learning has started: owe ``new_steps / update_period`` updates (the replay
+        ratio, whatever ``num_envs`` is), run them (unless they overlap the games' next step)
+        and sync the target network at its period."""
+        t, lg = self.cfg.trainer, self.cfg.logger
+        if self.agent_step < t.learning_starts or len(self.replay) < t.batch_size:
+            return
+        if self.fixed_states is None and lg.distribution_states > 0:
+            k = min(lg.distribution_states, len(self.replay))
+            self.fixed_states = self.replay.sample(k).obs.cpu().numpy()
+        self.update_credit += new_steps / t.update_period
+        if not t.overlap:
+            self._learn_due(log)
+        if self.agent_step - self.last_sync >= t.target_update_period:
+            self.agent.sync_target()
+            self.last_sync = self.agent_step - (
+                (self.agent_step - self.last_sync) % t.target_update_period
             )
-        self._resume_state = state
+
+    def _learn_due(self, log: TrainingLog) -> None:
+        """Run the gradient updates the replay ratio owes (``update_credit``)."""
+        t = self.cfg.trainer
+        while self.update_credit >= 1.0:
+            self.update_credit -= 1.0
+            batch = self.replay.sample(t.batch_size)
+            result = self.agent.learn(batch)
+            if self.cfg.replay.prioritized:
+                self.replay.update_priorities(batch.indices, result.loss)
+            log.window.add(result)
+
+    def _periodic_work(self, due: Due, epsilon: float, log: TrainingLog) -> EvalResult | None:
+        """Logging, distribution pictures, evaluation and checkpoints when due; returns the
+        evaluation's result if one ran."""
+        t, lg, step = self.cfg.trainer, self.cfg.logger, self.agent_step
+        if step >= due.log:
+            due.log = next_multiple(step, lg.log_period)
+            log.write(step, epsilon=epsilon, replay=self.replay, agent=self.agent)
+        if self.fixed_states is not None and step >= due.distributions:
+            due.distributions = next_multiple(step, lg.distribution_period)
+            assert self.writer is not None
+            log_distributions(
+                self.writer, self.agent, self.fixed_states, self.env.action_names, step
+            )
+        result = None
+        if t.eval_period and step >= due.evaluation:
+            due.evaluation = next_multiple(step, t.eval_period)
+            result = self.evaluate()
+            if lg.progress and not result.interrupted:
+                log.progress.write(_eval_line(step, result))
+        if t.checkpoint_period and step >= due.checkpoint:
+            due.checkpoint = next_multiple(step, t.checkpoint_period)
+            self.save_checkpoint()
+        return result
+
+    def _finish(self, last_eval: EvalResult | None) -> TrainSummary:
+        """Say why training stopped, write the final checkpoint and close the writer."""
+        finished = self.agent_step >= self.cfg.trainer.total_steps
+        stopped_by = None if self._stop is None else signal.Signals(self._stop).name
+        if stopped_by is not None:
+            print(
+                f"{stopped_by} received at agent step {self.agent_step}: writing a checkpoint.",
+                file=sys.stderr,
+            )
+        last = ckpt.latest_checkpoint(self.run_dir)
+        if last is None or not last.name.endswith(f"{self.agent_step:012d}"):
+            self.save_checkpoint()
+        assert self.writer is not None
+        self.writer.close()
+        return TrainSummary(
+            run_dir=self.run_dir,
+            agent_step=self.agent_step,
+            num_updates=self.agent.num_updates,
+            finished=finished,
+            stopped_by=stopped_by,
+            last_eval=last_eval,
+        )
+
+    # ------------------------------------------------------------------ resume
+    def _replay_file(self) -> Path | None:
+        """The replay file of the checkpoint this run resumes from, if it has one."""
+        if self._resume_from is None:
+            return None
+        replay_file = self._resume_from / ckpt.REPLAY_FILE
+        return replay_file if replay_file.exists() else None
 
     def _restore(self) -> None:
         assert self._resume_from is not None
@@ -328,27 +341,12 @@ class Trainer:
         self.fixed_states = state.get("fixed_states")
         set_rng_state(state["rng"])
         self.rng.bit_generator.state = state["loop_rng"]
-        replay_file = self._resume_from / ckpt.REPLAY_FILE
-        if replay_file.exists():
-            try:
-                self._replay = ReplayBuffer.load(
-                    replay_file, device=self.device, storage_device=self.replay_storage
-                )
-            except ReplayLoadError as exc:
-                raise ckpt.CheckpointError(
-                    f"The replay buffer of checkpoint {self._resume_from} cannot be restored "
-                    f"({exc}). Nothing was changed. Delete that checkpoint directory to resume "
-                    "from the one before it, or set trainer.save_replay=false and move "
-                    f"{replay_file.name} away to resume with an empty buffer."
-                ) from exc
-            # The games in progress at the checkpoint cannot be restored: their last observation
-            # ends those episodes as a time-limit truncation (it bootstraps, it is not terminal).
-            obs = state.get("obs")
-            if obs is not None:
-                n = self.cfg.env.num_envs
-                zeros = np.zeros(n)
-                self.replay.add(obs, zeros.astype(np.int64), zeros, zeros.astype(bool),
-                                zeros.astype(bool), valid=np.zeros(n, dtype=bool))  # fmt: skip
+        replay_file = self._replay_file()
+        if replay_file is not None:
+            self._replay = load_replay(
+                replay_file, device=self.device, storage_device=self.replay_storage
+            )
+            end_interrupted_games(self._replay, state.get("obs"))
         else:
             self._replay = self._make_replay()
             if self.cfg.trainer.save_replay:
@@ -358,7 +356,7 @@ class Trainer:
                     file=sys.stderr,
                 )
         # Evaluation records after the checkpoint belong to the lost stretch: drop them.
-        _truncate_jsonl(self.run_dir / "evaluations.jsonl", self.agent_step)
+        drop_records_after(self.run_dir / "evaluations.jsonl", self.agent_step)
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -387,24 +385,6 @@ class Trainer:
             write_replay=write,
             keep=self.cfg.trainer.keep_checkpoints,
         )
-
-    # ------------------------------------------------------------------ signals
-    @contextmanager
-    def _signals(self) -> Iterator[None]:
-        def handler(signum: int, frame: Any) -> None:
-            self._stop = signum
-
-        previous = {}
-        try:
-            for s in STOP_SIGNALS:
-                previous[s] = signal.signal(s, handler)
-        except ValueError:  # not the main thread: signals stay as they are
-            previous = {}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> EvalResult:
@@ -467,17 +447,7 @@ class Trainer:
         interrupted it; records after the checkpoint were already dropped by ``_restore``)."""
         period = self.cfg.trainer.eval_period
         due = self.agent_step // period * period if period else 0
-        if due <= 0:
-            return False
-        path = self.run_dir / "evaluations.jsonl"
-        recorded = 0
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    recorded = max(recorded, int(json.loads(line).get("agent_step", 0)))
-                except (json.JSONDecodeError, TypeError, ValueError):
-                    continue
-        return recorded < due
+        return due > 0 and last_recorded_step(self.run_dir / "evaluations.jsonl") < due
 
     def _job_label(self) -> str:
         """What the progress bar names: game, agent, seed and, for a run in a settings
@@ -489,175 +459,9 @@ class Trainer:
             label += f" {self.run_dir.name}"
         return label
 
-    # ------------------------------------------------------------------ main loop
-    def run(self) -> TrainSummary:
-        cfg, t, lg = self.cfg, self.cfg.trainer, self.cfg.logger
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        resumed = self._resume_from is not None
-        if resumed:
-            self._restore()
-        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        self.writer = MetricWriter(
-            self.run_dir / "tb" if lg.tensorboard else None,
-            purge_step=self.agent_step if resumed else None,
-        )
-        if not resumed:
-            self.writer.text("config", "```\n" + json.dumps(cfg.to_dict(), indent=2) + "\n```", 0)
-            self.writer.text("agent/hparams", _markdown_table(self.agent.hparams), 0)
-        n_envs = cfg.env.num_envs
-        obs, _ = self.env.reset(seed=cfg.seed + (self.agent_step if resumed else 0))
-        self.obs = obs
-        progress = _progress(t.total_steps, self.agent_step, lg.progress, self._job_label())
-        last_eval: EvalResult | None = None
-        next_eval = _next_multiple(self.agent_step, t.eval_period)
-        next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
-        next_log = _next_multiple(self.agent_step, lg.log_period)
-        next_dist = _next_multiple(max(self.agent_step, t.learning_starts), lg.distribution_period)
-        metrics = _MetricWindow()
-        window_start, window_steps = time.perf_counter(), 0
-        latest_return = float("nan")
-        with self._signals():
-            if resumed and self._evaluation_missed():
-                # The evaluation due at the checkpoint was cut short by the stop signal (none
-                # is recorded then): play it now, at the same agent step.
-                last_eval = self.evaluate()
-            while self.agent_step < t.total_steps and self._stop is None:
-                # ---- act
-                epsilon = linear_epsilon(
-                    self.agent_step,
-                    start=t.epsilon_start,
-                    end=t.epsilon_end,
-                    decay_steps=t.epsilon_decay_steps,
-                    warmup=t.learning_starts,
-                )
-                if self.agent_step < t.learning_starts:
-                    actions = self.rng.integers(0, self.num_actions, n_envs)
-                else:
-                    actions = self.agent.act(obs, epsilon)
-                if t.overlap:
-                    # The games advance in ale-py's C++ threads while the learner updates; the
-                    # updates see the replay without this step's transitions (one step later).
-                    self.env.send(actions)
-                    self._learn_due(metrics)
-                    next_obs, reward, terminated, truncated, info = self.env.recv()
-                else:
-                    next_obs, reward, terminated, truncated, info = self.env.step(actions)
-                valid = ~info["autoreset"]
-                learn_reward = info["clipped_reward"] if t.reward_clip else reward
-                self.replay.add(obs, actions, learn_reward, terminated, truncated, valid=valid)
-                obs = self.obs = next_obs
-                new_steps = int(valid.sum())
-                self.agent_step += new_steps
-                window_steps += new_steps
-                progress.update(new_steps)
-                if "episode" in info:
-                    for i in np.flatnonzero(info["_episode"]):
-                        latest_return = float(info["episode"]["r"][i])
-                        self.writer.scalar("charts/episodic_return", latest_return, self.agent_step)
-                        self.writer.scalar(
-                            "charts/episodic_length", info["episode"]["l"][i], self.agent_step
-                        )
-                        if has_reference_scores(self.game):
-                            hns = human_normalized_score(self.game, latest_return)
-                            self.writer.scalar("charts/episodic_hns", hns, self.agent_step)
-
-                # ---- learn: keep the replay ratio whatever num_envs is
-                if self.agent_step >= t.learning_starts and len(self.replay) >= t.batch_size:
-                    if self.fixed_states is None and lg.distribution_states > 0:
-                        k = min(lg.distribution_states, len(self.replay))
-                        self.fixed_states = self.replay.sample(k).obs.cpu().numpy()
-                    self.update_credit += new_steps / t.update_period
-                    if not t.overlap:
-                        self._learn_due(metrics)
-                    if self.agent_step - self.last_sync >= t.target_update_period:
-                        self.agent.sync_target()
-                        self.last_sync = self.agent_step - (
-                            (self.agent_step - self.last_sync) % t.target_update_period
-                        )
-
-                # ---- periodic work
-                if self.agent_step >= next_log:
-                    next_log = _next_multiple(self.agent_step, lg.log_period)
-                    elapsed = max(time.perf_counter() - window_start, 1e-9)
-                    sps = window_steps / elapsed
-                    w = self.writer
-                    w.scalar("charts/SPS", sps, self.agent_step)
-                    w.scalar("charts/updates_per_second", metrics.count / elapsed, self.agent_step)
-                    w.scalar("charts/epsilon", epsilon, self.agent_step)
-                    w.scalar("charts/replay_size", len(self.replay), self.agent_step)
-                    w.scalar("charts/frames", self.agent_step * 4, self.agent_step)
-                    w.scalar("charts/learning_rate", self.agent.lr, self.agent_step)
-                    if getattr(self.replay, "prioritized", False):
-                        w.scalar("charts/replay_beta", self.replay.beta, self.agent_step)
-                    for key, value in metrics.means().items():
-                        w.scalar(f"losses/{key}", value, self.agent_step)
-                    metrics = _MetricWindow()
-                    window_start, window_steps = time.perf_counter(), 0
-                    progress.set_postfix(
-                        sps=f"{sps:.0f}", ret=f"{latest_return:.1f}", eps=f"{epsilon:.3f}",
-                        refresh=False,
-                    )  # fmt: skip
-                if self.fixed_states is not None and self.agent_step >= next_dist:
-                    next_dist = _next_multiple(self.agent_step, lg.distribution_period)
-                    self._log_distributions()
-                if t.eval_period and self.agent_step >= next_eval:
-                    next_eval = _next_multiple(self.agent_step, t.eval_period)
-                    last_eval = self.evaluate()
-                    if lg.progress and not last_eval.interrupted:
-                        eval_hns = last_eval.hns
-                        progress.write(
-                            f"eval @ {self.agent_step:,} agent steps: "
-                            f"{len(last_eval.episode_returns)} games, raw score "
-                            f"{last_eval.mean_return:.1f}"
-                            + ("" if eval_hns is None else f", human-normalized {eval_hns:.3f}")
-                        )
-                if t.checkpoint_period and self.agent_step >= next_ckpt:
-                    next_ckpt = _next_multiple(self.agent_step, t.checkpoint_period)
-                    self.save_checkpoint()
-        progress.close()
-        finished = self.agent_step >= t.total_steps
-        stopped_by = None if self._stop is None else signal.Signals(self._stop).name
-        if stopped_by is not None:
-            print(
-                f"{stopped_by} received at agent step {self.agent_step}: writing a checkpoint.",
-                file=sys.stderr,
-            )
-        last = ckpt.latest_checkpoint(self.run_dir)
-        if last is None or not last.name.endswith(f"{self.agent_step:012d}"):
-            self.save_checkpoint()
-        self.writer.close()
-        return TrainSummary(
-            run_dir=self.run_dir,
-            agent_step=self.agent_step,
-            num_updates=self.agent.num_updates,
-            finished=finished,
-            stopped_by=stopped_by,
-            last_eval=last_eval,
-        )
-
-    def _learn_due(self, metrics: _MetricWindow) -> None:
-        """Run the gradient updates the replay ratio owes (``update_credit``)."""
-        t = self.cfg.trainer
-        while self.update_credit >= 1.0:
-            self.update_credit -= 1.0
-            batch = self.replay.sample(t.batch_size)
-            result = self.agent.learn(batch)
-            if self.cfg.replay.prioritized:
-                self.replay.update_priorities(batch.indices, result.loss)
-            metrics.add(result)
-
-    def _log_distributions(self) -> None:
-        from distrl_agents.evaluation.distribution_plot import distribution_figure
-
-        assert self.fixed_states is not None and self.writer is not None
-        with torch.no_grad():
-            obs = torch.as_tensor(self.fixed_states)
-            dist = self.agent.distribution(self.agent.online, obs)
-        for k in range(obs.shape[0]):
-            fig = distribution_figure(
-                dist, k, frame=self.fixed_states[k, -1], action_names=self.env.action_names
-            )
-            self.writer.figure(f"distributions/state_{k}", fig, self.agent_step)
+    def _stop_at(self, signum: int) -> None:
+        """A stop signal arrived: the loop stops after this step and writes a checkpoint."""
+        self._stop = signum
 
     def close(self) -> None:
         self.env.close()
@@ -666,40 +470,13 @@ class Trainer:
         torch.set_num_threads(self._torch_threads_before)
 
 
-class _MetricWindow:
-    """Sums of the agents' scalar metrics since the last log point.
-
-    Device-side metrics (``LearnResult.metric_values``) are summed on the device and read back
-    once, in :meth:`means`, so that logging costs no host-device sync per update.
-    """
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.device_sums: dict[tuple[str, ...], torch.Tensor] = {}
-        self.count = 0
-
-    def add(self, result: LearnResult) -> None:
-        if result.metric_values is not None:
-            names, values = result.metric_names, result.metric_values.detach()
-            total = self.device_sums.get(names)
-            self.device_sums[names] = values.clone() if total is None else total.add_(values)
-        else:
-            for key, value in result.metrics.items():
-                self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        sums = dict(self.sums)
-        for names, total in self.device_sums.items():
-            for key, value in zip(names, total.tolist()):
-                sums[key] = sums.get(key, 0.0) + value
-        return {k: v / max(self.count, 1) for k, v in sums.items()}
-
-
-def _next_multiple(step: int, period: int) -> int:
-    if period <= 0:
-        return math.inf  # type: ignore[return-value]
-    return (step // period + 1) * period
+def _eval_line(step: int, result: EvalResult) -> str:
+    """The progress bar's line for a periodic evaluation."""
+    hns = result.hns
+    return (
+        f"eval @ {step:,} agent steps: {len(result.episode_returns)} games, raw score "
+        f"{result.mean_return:.1f}" + ("" if hns is None else f", human-normalized {hns:.3f}")
+    )
 
 
 def check_writable_dir(path: Path) -> None:
@@ -728,36 +505,8 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-def _truncate_jsonl(path: Path, max_step: int) -> None:
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("agent_step", 0) <= max_step:
-                keep.append(line)
-        except json.JSONDecodeError:
-            continue
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _markdown_table(values: dict[str, Any]) -> str:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in values.items())
-    return "| hyperparameter | value |\n|---|---|\n" + rows
-
-
-def _progress(total: int, initial: int, enabled: bool, label: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="step",
-        unit_scale=True,
-        dynamic_ncols=True,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
-        disable=not enabled,
-        desc=label,
-    )
+def _observation_spec(env: AtariEnv) -> tuple[tuple[int, ...], torch.dtype]:
+    """Shape ``(S, *frame)`` and torch dtype of one observation of ``env``."""
+    space = env.single_observation_space
+    assert space.shape is not None
+    return tuple(space.shape), torch.from_numpy(np.zeros(0, space.dtype)).dtype

@@ -298,12 +298,16 @@ def _sinfo(*args: str) -> list[str] | None:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+#: The prefix of the SLURM launcher's settings in messages.
+_KEY = "hydra.launcher."
+
+
 def _check_partition(
     launcher: Mapping[str, Any], sinfo: Callable[..., list[str] | None]
 ) -> list[str]:
     """The partition exists, and has GPUs when the jobs ask for them (as the cluster's sinfo
     says; nothing is reported when sinfo cannot answer)."""
-    key = "hydra.launcher."
+    key = _KEY
     partitions = sinfo("-o", "%P")
     if partitions is None:
         return []
@@ -328,10 +332,46 @@ def _check_partition(
     return []
 
 
-def _check_numbers(launcher: Mapping[str, Any]) -> list[str]:
-    """The launcher's counts, time limit and memory are whole numbers in range, and the
-    time-limit signal comes before the limit."""
-    key = "hydra.launcher."
+def check_slurm_launcher(
+    launcher: Mapping[str, Any],
+    which: Callable[[str], str | None] = shutil.which,
+    sinfo: Callable[..., list[str] | None] = _sinfo,
+) -> list[str]:
+    """Problems with the SLURM launcher's settings (``hydra.launcher``), one message each;
+    empty when it may submit. Each message names the ``hydra.launcher.<key>`` fields involved.
+    Where SLURM's ``sinfo`` answers, the partition must exist and, for jobs asking for GPUs,
+    have some.
+
+    The time limit must leave the job time to train before SLURM's warning signal: with
+    ``signal_delay_s`` at or above ``timeout_min`` minutes the job is signalled as it starts,
+    and each submission checkpoints and requeues after a few steps, until ``max_num_timeout``
+    runs out. (``distrl_agents.cli.train.SlurmLauncherCheck`` also warns when the signal would
+    come in the first half of the time limit.)
+    """
+    problems: list[str] = []
+    if which("sbatch") is None:
+        problems.append(
+            "hydra/launcher=slurm submits with SLURM's sbatch, which is not on this machine's "
+            "PATH. Run the sweep on a cluster's login node, or start a one-node cluster here "
+            "with `sudo bash scripts/slurm_local.sh` (or use hydra/launcher=local)."
+        )
+    problems += _check_launcher_numbers(launcher)
+    if which("sbatch") is not None and which("sinfo") is not None:
+        problems += _check_partition(launcher, sinfo)
+    for name in ("nodes", "tasks_per_node"):
+        value = launcher.get(name, 1)
+        if value != 1:
+            problems.append(
+                f"{_KEY}{name}={value}: must be 1. A training run is one process on one node; "
+                "more tasks would run the same training several times in one run directory. "
+                "Sweep values (seed=0,1,2) to run more trainings."
+            )
+    return problems
+
+
+def _check_launcher_numbers(launcher: Mapping[str, Any]) -> list[str]:
+    """Problems with the launcher's counts, time limit and signal delay, and memory."""
+    key = _KEY
     problems: list[str] = []
 
     def count(name: str, minimum: int, nullable: bool = False, what: str = "") -> Any:
@@ -360,42 +400,4 @@ def _check_numbers(launcher: Mapping[str, Any]) -> list[str]:
     mem = launcher.get("mem_gb")
     if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int | float) or mem <= 0):
         problems.append(f"{key}mem_gb={mem}: must be a positive number of GB (or null).")
-    return problems
-
-
-def check_slurm_launcher(
-    launcher: Mapping[str, Any],
-    which: Callable[[str], str | None] = shutil.which,
-    sinfo: Callable[..., list[str] | None] = _sinfo,
-) -> list[str]:
-    """Problems with the SLURM launcher's settings (``hydra.launcher``), one message each;
-    empty when it may submit. Each message names the ``hydra.launcher.<key>`` fields involved.
-    Where SLURM's ``sinfo`` answers, the partition must exist and, for jobs asking for GPUs,
-    have some.
-
-    The time limit must leave the job time to train before SLURM's warning signal: with
-    ``signal_delay_s`` at or above ``timeout_min`` minutes the job is signalled as it starts,
-    and each submission checkpoints and requeues after a few steps, until ``max_num_timeout``
-    runs out. (``distrl_agents.cli.train.SlurmLauncherCheck`` also warns when the signal would
-    come in the first half of the time limit.)
-    """
-    key = "hydra.launcher."
-    problems: list[str] = []
-    if which("sbatch") is None:
-        problems.append(
-            "hydra/launcher=slurm submits with SLURM's sbatch, which is not on this machine's "
-            "PATH. Run the sweep on a cluster's login node, or start a one-node cluster here "
-            "with `sudo bash scripts/slurm_local.sh` (or use hydra/launcher=local)."
-        )
-    problems += _check_numbers(launcher)
-    if which("sbatch") is not None and which("sinfo") is not None:
-        problems += _check_partition(launcher, sinfo)
-    for name in ("nodes", "tasks_per_node"):
-        value = launcher.get(name, 1)
-        if value != 1:
-            problems.append(
-                f"{key}{name}={value}: must be 1. A training run is one process on one node; "
-                "more tasks would run the same training several times in one run directory. "
-                "Sweep values (seed=0,1,2) to run more trainings."
-            )
     return problems

@@ -1,0 +1,175 @@
+"""The agent a run configuration describes, and whether a checkpoint belongs to that run.
+
+Training (:class:`distrl_agents.training.loop.Trainer`) and evaluation (``distrl-eval``) both
+build their agent with :func:`build_agent`, so a checkpoint is always rebuilt the way it was
+trained. :func:`compatibility_key` is what a checkpoint records of its experiment;
+:func:`check_compatible` refuses to resume a run directory that holds a different one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distrl_agents.agents import RUN_LEVEL_HPARAMS, agent_class, make_agent
+from distrl_agents.training.checkpoint import CheckpointError
+from distrl_agents.training.config import ConfigError, RunConfig
+from distrl_agents.training.device import resolve_precision
+from distrl_agents.training.precision import cached_choice, measure_precision
+
+#: ``make(update_precision, act_precision, compile_mode) -> agent``
+AgentMaker = Callable[..., Any]
+
+
+def build_agent(
+    cfg: RunConfig,
+    *,
+    num_actions: int,
+    obs_shape: tuple[int, ...],
+    device: Any,
+    obs_dtype: torch.dtype = torch.uint8,
+) -> Any:
+    """The configured agent; precision, compile, channels-last and seed come from the run.
+
+    ``trainer.precision=auto`` on a CPU measures fp32 and bf16 for the update and for acting
+    (``distrl_agents.training.precision``) once per process and configuration, and logs it.
+    """
+    hparams = agent_hparams(cfg)
+    make = _agent_maker(cfg, hparams, num_actions=num_actions, obs_shape=obs_shape, device=device)
+    dev = torch.device(device)
+    precision = resolve_precision(cfg.trainer.precision, dev)
+    act_precision = precision
+    if precision == "auto":
+        precision, act_precision = _measured_precisions(
+            cfg, hparams, make, num_actions=num_actions, obs_shape=obs_shape,
+            obs_dtype=obs_dtype, device=dev,
+        )  # fmt: skip
+    return make(precision, act_precision)
+
+
+def agent_hparams(cfg: RunConfig) -> dict[str, Any]:
+    """The agent preset's keyword arguments, with a risk measure turned into the agent's
+    ``action_value_fn``. Settings the run owns (precision, compile, seed, ...) are refused."""
+    hparams = cfg.agent_hparams
+    owned = sorted(set(hparams) & set(RUN_LEVEL_HPARAMS))
+    if owned:
+        raise ConfigError(
+            f"agent.{owned[0]} is set by the training run, not the agent preset: use "
+            + ("seed=..." if owned[0] == "seed" else f"trainer.{owned[0]}=...")
+            + " instead."
+        )
+    risk = hparams.pop("risk", "neutral")
+    risk_param = hparams.pop("risk_param", None)
+    if risk != "neutral":
+        from distrl_agents.risk import make_action_value_fn
+
+        # Expectiles are not atoms of the distribution: risk measures impute samples first.
+        from_expectiles = bool(getattr(agent_class(cfg.agent_name), "expectile_atoms", False))
+        extra = {}
+        if from_expectiles and "imputation_iters" in hparams:
+            extra["imputation_iters"] = int(hparams["imputation_iters"])
+        hparams["action_value_fn"] = make_action_value_fn(
+            risk, risk_param, from_expectiles=from_expectiles, **extra
+        )
+    return hparams
+
+
+def _uses_channels_last(cfg: RunConfig, precision: str) -> bool:
+    if cfg.trainer.channels_last == "auto":
+        # bf16 convolutions are fast in channels-last memory format (oneDNN / cuDNN).
+        return cfg.network.get("torso", "nature") != "mlp" and precision == "bf16"
+    return cfg.trainer.channels_last == "true"
+
+
+def _agent_maker(
+    cfg: RunConfig,
+    hparams: dict[str, Any],
+    *,
+    num_actions: int,
+    obs_shape: tuple[int, ...],
+    device: Any,
+) -> AgentMaker:
+    """``make(precision, act_precision, compile_mode)``: the agent in those precisions.
+
+    Run-level settings own precision, compile, channels-last and the seed.
+    """
+
+    def make(precision: str, act_precision: str, compile_mode: str = cfg.trainer.compile) -> Any:
+        return make_agent(
+            cfg.agent_name,
+            num_actions=num_actions,
+            obs_shape=obs_shape,
+            device=device,
+            network=dict(cfg.network),
+            **hparams,
+            precision=precision,
+            act_precision=act_precision,
+            channels_last=_uses_channels_last(cfg, precision),
+            compile=compile_mode,
+            seed=cfg.seed,
+        )
+
+    return make
+
+
+def _measured_precisions(
+    cfg: RunConfig,
+    hparams: dict[str, Any],
+    make: AgentMaker,
+    *,
+    num_actions: int,
+    obs_shape: tuple[int, ...],
+    obs_dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[str, str]:
+    """(update, act) precisions for ``trainer.precision=auto`` on a CPU: both precisions timed
+    for each part, the faster kept, with throw-away agents that are never compiled (the timing
+    is of the eager parts). Measured once per process and configuration."""
+    t = cfg.trainer
+    key = json.dumps(
+        [cfg.agent_name, repr(sorted(hparams.items())), dict(cfg.network), obs_shape,
+         str(obs_dtype), num_actions, t.batch_size, cfg.env.num_envs, t.update_period,
+         t.channels_last, str(device), torch.get_num_threads()],
+        default=str,
+    )  # fmt: skip
+    choice = cached_choice(
+        key,
+        lambda: measure_precision(
+            lambda update, act: make(update, act, "off"), obs_shape=obs_shape, obs_dtype=obs_dtype,
+            num_actions=num_actions, batch_size=t.batch_size, num_envs=cfg.env.num_envs,
+            update_period=t.update_period, device=device,
+        ),
+    )  # fmt: skip
+    return choice.update, choice.act
+
+
+def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
+    """What must match between a checkpoint and the run that resumes it."""
+    return {
+        "agent": cfg.agent_name,
+        "risk": [cfg.agent.get("risk", "neutral"), cfg.agent.get("risk_param")],
+        "game": cfg.env.game,
+        "protocol": cfg.env.protocol,
+        "num_envs": cfg.env.num_envs,
+        "replay_capacity": cfg.replay.capacity,
+        "n_step": cfg.replay.n_step,
+        "network": dict(cfg.network),
+    }
+
+
+def check_compatible(cfg: RunConfig, state: dict[str, Any], run_dir: Path) -> None:
+    """Raise :class:`CheckpointError` unless checkpoint ``state`` (found in ``run_dir``) was
+    written by a run of the same experiment as ``cfg`` (:func:`compatibility_key`)."""
+    saved, mine = state.get("compatibility", {}), compatibility_key(cfg)
+    diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+    if diff:
+        details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise CheckpointError(
+            f"The run directory {run_dir} holds a checkpoint of a different experiment "
+            f"({details}). Nothing was changed there. Choose another run_dir (or name/seed), "
+            "or resume with the settings of that run."
+        )
