@@ -293,7 +293,9 @@ def _submitit_tasks(folder: Path) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _integrated(), reason="training/signals.py/cli/train.py do not route SIGUSR2")
+@pytest.mark.skipif(
+    not _integrated(), reason="training/signals.py/cli/train.py do not route SIGUSR2"
+)
 def test_submitit_preemption_requeues_and_resumes(tmp_path: Path) -> None:
     """End to end with submitit's local executor, which plays SLURM: once the run is training,
     the job gets submitit's pre-emption signal; it checkpoints, submitit requeues it, and the
