@@ -74,7 +74,7 @@ def test_training_run_on_cuda_with_device_replay(tmp_path: Path) -> None:
     trainer.close()
     assert summary.finished and trainer.replay.storage_device.type == DEVICE
     if DEVICE == "cuda":
-        assert trainer.agent.precision == "bf16"  # precision=auto on CUDA
+        assert trainer.agent.config.precision == "bf16"  # precision=auto on CUDA
 
 
 @pytest.mark.parametrize("name", ["c51", "iqn"])

@@ -68,7 +68,7 @@ def _pin_outputs(agent: ExpectileAgent, net: torch.nn.Module, expectiles_AK: tor
 # ----------------------------------------------------------------------------- head / read-off
 def test_levels_and_q_values_is_the_half_expectile() -> None:
     agent = _agent()
-    k = agent.num_expectiles
+    k = agent.config.num_expectiles
     taus = agent.taus
     assert torch.allclose(taus, torch.arange(1, k + 1, dtype=torch.float32) / (k + 1))
     assert taus[agent.mean_index].item() == 0.5
@@ -152,7 +152,7 @@ def test_terminal_only_batch_skips_imputation() -> None:
     out = agent.compute_loss(batch)
     assert torch.equal(out.metrics["imputation_residual"], torch.zeros(6))
     pred = agent.distribution(agent.online, batch.obs).for_actions(batch.action).values[:, 0]
-    target = batch.reward[:, None].expand(-1, agent.num_expectiles)
+    target = batch.reward[:, None].expand(-1, agent.config.num_expectiles)
     assert torch.allclose(out.per_sample, expectile_loss(pred, target, agent.taus))
 
 

@@ -166,7 +166,7 @@ def _near_tie_outputs(name: str, agent: Any, magnitude: float) -> tuple[Tensor, 
         # i.e. Q = M (1.1 + rel); logits c +- d / 2 with d = log(p5 / (1 - p5)), others c - 30.
         p_hi = 0.5 + 5.0 * rel
         d = torch.log((1 - p_hi) / p_hi)
-        out = torch.full((A, agent.num_atoms), 10.0 - 30.0, dtype=torch.float64)
+        out = torch.full((A, agent.config.num_atoms), 10.0 - 30.0, dtype=torch.float64)
         out[:, 5] = 10.0 + d / 2
         out[:, 6] = 10.0 - d / 2
         return out, 1
@@ -175,7 +175,7 @@ def _near_tie_outputs(name: str, agent: Any, magnitude: float) -> tuple[Tensor, 
         return q.unsqueeze(1), 1  # IQN / FQF: a constant quantile function
     # Quantile / expectile levels: a symmetric spread in multiples of bf16's step at M, so that
     # every level rounds as the centre does.
-    n = agent.num_quantiles if name == "qrdqn" else agent.num_expectiles
+    n = agent.config.num_quantiles if name == "qrdqn" else agent.config.num_expectiles
     unit = 2.0 ** math.floor(math.log2(magnitude)) / 64
     spread = unit * (2 * torch.arange(n, dtype=torch.float64) - (n - 1))  # mean 0, centre 0
     return q.unsqueeze(1) + spread, 1

@@ -119,15 +119,17 @@ def test_auto_precision_on_cpu_uses_the_measured_choice(monkeypatch: pytest.Monk
     cfg = small_config("c51", precision="auto", device="cpu")
     for _ in range(2):  # measured once per process and configuration
         agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
-        assert (agent.precision, agent.act_precision) == ("bf16", "fp32")
-        assert agent.channels_last  # channels-last follows the update's precision (auto)
+        assert (agent.config.precision, agent.config.act_precision) == ("bf16", "fp32")
+        assert agent.config.channels_last  # channels-last follows the update's precision (auto)
     assert len(calls) == 1 and calls[0]["batch_size"] == cfg.trainer.batch_size
     assert calls[0]["num_envs"] == cfg.env.num_envs
 
     # An explicit precision is not measured and sets both parts.
     cfg = small_config("c51", precision="fp32", device="cpu")
     agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
-    assert (agent.precision, agent.act_precision) == ("fp32", "fp32") and len(calls) == 1
+    assert (agent.config.precision, agent.config.act_precision) == ("fp32", "fp32") and len(
+        calls
+    ) == 1
 
 
 def test_torch_threads_default_to_torchs_next_to_the_game_threads(

@@ -65,7 +65,7 @@ class Agent(ABC):
 
     Subclasses set ``name`` and ``Config`` (their ``AgentConfig`` dataclass) and implement
     ``head_spec`` and ``compute_loss``; they may override ``param_groups`` (extra optimisers).
-    The hyperparameters read as attributes: ``agent.lr`` is ``agent.config.lr``.
+    The hyperparameters are ``agent.config`` (``agent.config.lr``).
 
     Args:
         config: the agent's hyperparameters (``make_agent`` builds it from keyword arguments).
@@ -122,13 +122,6 @@ class Agent(ABC):
         self.num_updates = 0
         self.training = True
         self.noisy = self.online.noisy
-
-    def __getattr__(self, name: str) -> Any:
-        """Hyperparameters read as attributes (``agent.lr``); called only for missing names."""
-        config = self.__dict__.get("config")
-        if config is None or name not in config.__dataclass_fields__:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return getattr(config, name)
 
     def _build_online(self) -> DistributionalNetwork:
         """The online network, initialised from the agent's seed, on its device."""

@@ -87,7 +87,7 @@ class TrainingLog:
         w.scalar("charts/epsilon", epsilon, step)
         w.scalar("charts/replay_size", len(replay), step)
         w.scalar("charts/frames", step * 4, step)
-        w.scalar("charts/learning_rate", agent.lr, step)
+        w.scalar("charts/learning_rate", agent.config.lr, step)
         if getattr(replay, "prioritized", False):
             w.scalar("charts/replay_beta", replay.beta, step)
         for key, value in self.window.means().items():
