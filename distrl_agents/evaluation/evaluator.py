@@ -69,41 +69,55 @@ def evaluate(
             evaluation can start from fresh games; ``None`` uses the environments' own seed.
     """
     n = env.num_envs
-    quota = np.full(n, episodes // n)
-    quota[: episodes % n] += 1
-    done = np.zeros(n, dtype=np.int64)
-    returns: list[float] = []
-    lengths: list[int] = []
+    tally = _Tally(episodes, n)
     frames: list[np.ndarray] = []
     recording = record_env is not None
     obs, _ = env.reset(seed=seed)
     steps = 0
     interrupted = False
-    while (done < quota).any() and (max_steps is None or steps < max_steps):
+    while not tally.complete() and (max_steps is None or steps < max_steps):
         if should_stop is not None and should_stop():
             interrupted = True
             break
         if recording:
             frames.append(obs[record_env, -1].copy())
-        actions = act(obs, epsilon)
-        obs, _, _, _, info = env.step(actions)
+        obs, _, _, _, info = env.step(act(obs, epsilon))
         steps += int(n)
         if on_step is not None:
             on_step(int(n))
         if "episode" in info:
-            for i in np.flatnonzero(info["_episode"]):
-                if i == record_env:
-                    recording = False
-                if done[i] < quota[i]:
-                    returns.append(float(info["episode"]["r"][i]))
-                    lengths.append(int(info["episode"]["l"][i]))
-                    done[i] += 1
+            finished = np.flatnonzero(info["_episode"])
+            recording = recording and record_env not in finished
+            tally.count(finished, info["episode"])
     return EvalResult(
         game=env.game,
-        episode_returns=returns,
-        episode_lengths=lengths,
+        episode_returns=tally.returns,
+        episode_lengths=tally.lengths,
         agent_steps=steps,
         frames_per_step=env.spec_info.frameskip,
         observations=frames,
         interrupted=interrupted,
     )
+
+
+class _Tally:
+    """Finished games counted per environment, each up to its even share of ``episodes``."""
+
+    def __init__(self, episodes: int, num_envs: int) -> None:
+        self.quota = np.full(num_envs, episodes // num_envs)
+        self.quota[: episodes % num_envs] += 1
+        self.done = np.zeros(num_envs, dtype=np.int64)
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+
+    def complete(self) -> bool:
+        return bool((self.done >= self.quota).all())
+
+    def count(self, envs: np.ndarray, episode: dict[str, np.ndarray]) -> None:
+        """Record the games that just ended in ``envs`` (``episode``: the vector env's
+        ``info["episode"]``, returns ``r`` and lengths ``l``)."""
+        for i in envs:
+            if self.done[i] < self.quota[i]:
+                self.returns.append(float(episode["r"][i]))
+                self.lengths.append(int(episode["l"][i]))
+                self.done[i] += 1
