@@ -6,6 +6,9 @@ activations (``fp32_output``, see ``layers.FP32Linear``): values, softmax and qu
 losses and the greedy ``argmax`` fp32-exact, not rounded to bf16's 8-bit mantissa.
 
 Heads trust their sizes: the agents' hyperparameter dataclasses (``agents/hparams.py``) check them.
+Every head takes ``(in_features, num_actions, *, <its own sizes>, **stream)``: ``stream`` holds the
+``layers.ActionStream`` options (``hidden``, ``dueling``, ``noisy``, ``noisy_std``,
+``fp32_output``), passed through unchanged.
 """
 
 from __future__ import annotations
@@ -26,21 +29,9 @@ from distrl_agents.networks.layers import ActionStream
 class ExpectedValueHead(nn.Module):
     """DQN head: one expected value per action, as a distribution with ``N = 1``, probs 1."""
 
-    def __init__(
-        self,
-        in_features: int,
-        num_actions: int,
-        *,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
-    ) -> None:
+    def __init__(self, in_features: int, num_actions: int, **stream: Any) -> None:
         super().__init__()
-        self.stream = ActionStream(
-            in_features, num_actions, 1, hidden, dueling, noisy, noisy_std, fp32_output
-        )
+        self.stream = ActionStream(in_features, num_actions, 1, **stream)
 
     def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
         values = self.stream(features).float()  # [B, A, 1]
@@ -63,18 +54,12 @@ class CategoricalHead(nn.Module):
         num_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
+        **stream: Any,
     ) -> None:
         super().__init__()
         self.num_atoms = num_atoms
         self.register_buffer("support", torch.linspace(v_min, v_max, num_atoms))  # [K]
-        self.stream = ActionStream(
-            in_features, num_actions, num_atoms, hidden, dueling, noisy, noisy_std, fp32_output
-        )
+        self.stream = ActionStream(in_features, num_actions, num_atoms, **stream)
 
     def logits(self, features: Tensor) -> Tensor:
         """Unnormalised log-probabilities ``[B, A, K]`` in fp32."""
@@ -104,18 +89,12 @@ class QuantileHead(nn.Module):
         num_actions: int,
         *,
         num_quantiles: int = 200,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
+        **stream: Any,
     ) -> None:
         super().__init__()
         self.num_quantiles = num_quantiles
         self.register_buffer("taus", quantile_midpoints(num_quantiles))  # [N]
-        self.stream = ActionStream(
-            in_features, num_actions, num_quantiles, hidden, dueling, noisy, noisy_std, fp32_output
-        )
+        self.stream = ActionStream(in_features, num_actions, num_quantiles, **stream)
 
     def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
         values = self.stream(features).float()  # [B, A, N]
@@ -197,18 +176,12 @@ class ImplicitQuantileHead(nn.Module):
         *,
         num_quantiles: int = 32,
         embedding_dim: int = 64,
-        hidden: int = 512,
-        dueling: bool = False,
-        noisy: bool = False,
-        noisy_std: float = 0.5,
-        fp32_output: bool = True,
+        **stream: Any,
     ) -> None:
         super().__init__()
         self.num_quantiles = num_quantiles
         self.embedding = CosineEmbedding(embedding_dim, in_features)
-        self.stream = ActionStream(
-            in_features, num_actions, 1, hidden, dueling, noisy, noisy_std, fp32_output
-        )
+        self.stream = ActionStream(in_features, num_actions, 1, **stream)
 
     @torch.compiler.disable  # a seeded generator cannot be traced: sampled eagerly
     def sample_taus(

@@ -125,6 +125,7 @@ class ActionStream(nn.Module):
         in_features: int,
         num_actions: int,
         num_outputs: int,
+        *,
         hidden: int = 512,
         dueling: bool = False,
         noisy: bool = False,
