@@ -181,7 +181,7 @@ def test_weighted_targets_hparam_and_loss() -> None:
         z_next = cast(FQFHead, weighted.target.head).quantile_values(next_feats, fr.tau_hats)
         target = batch.reward[:, None] + 0.9 * z_next[torch.arange(6), a_star]
         widths = fr.taus[:, 1:] - fr.taus[:, :-1]
-        want = naive_quantile_huber(z_taken, target, fr.tau_hats, weighted.kappa, widths)
+        want = naive_quantile_huber(z_taken, target, fr.tau_hats, weighted.config.kappa, widths)
         got_w = weighted.compute_loss(batch).per_sample
         got_u = plain.compute_loss(batch).per_sample
     torch.testing.assert_close(got_w.double(), want, rtol=1e-5, atol=1e-6)
