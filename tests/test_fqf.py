@@ -255,3 +255,22 @@ def test_fraction_optimiser_is_the_authors_centred_tf_rmsprop() -> None:
     )
     assert isinstance(port.optimizers[1], torch.optim.RMSprop)
     assert port.optimizers[1].param_groups[0]["centered"] is False
+
+
+def test_main_optimizer_takes_every_shared_optimizer_field() -> None:
+    """FQF's main group is built like every agent's (it once dropped rmsprop_initial_ms)."""
+    agent = make_agent(
+        "fqf",
+        num_actions=3,
+        obs_shape=(4,),
+        network={"torso": "mlp", "mlp_sizes": [8], "hidden": 8},
+        num_fractions=4,
+        optimizer="rmsprop_tf",
+        rmsprop_initial_ms=0.0,
+        rmsprop_centered=True,
+    )
+    main, fraction = agent.optimizers
+    assert main.defaults["initial_mean_square"] == 0.0 and main.defaults["centered"]
+    head_params = {id(p) for p in agent.online.head.fraction_proposal.parameters()}
+    assert {id(p) for g in fraction.param_groups for p in g["params"]} == head_params
+    assert not head_params & {id(p) for g in main.param_groups for p in g["params"]}

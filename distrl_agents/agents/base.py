@@ -151,19 +151,21 @@ class Agent(ABC):
 
     def param_groups(self) -> list[ParamGroup]:
         """Optimiser groups; by default one optimiser over every online parameter."""
+        return [self.main_group(list(self.online.parameters()))]
+
+    def main_group(self, params: list[nn.Parameter]) -> ParamGroup:
+        """The main optimiser's group over ``params``, from the shared optimiser fields."""
         c = self.config
-        return [
-            ParamGroup(
-                "main",
-                list(self.online.parameters()),
-                c.optimizer,
-                c.lr,
-                c.optimizer_eps,
-                c.rmsprop_alpha,
-                c.rmsprop_centered,
-                c.rmsprop_initial_ms,
-            )
-        ]
+        return ParamGroup(
+            "main",
+            params,
+            c.optimizer,
+            c.lr,
+            c.optimizer_eps,
+            c.rmsprop_alpha,
+            c.rmsprop_centered,
+            c.rmsprop_initial_ms,
+        )
 
     # ----------------------------------------------------------------- helpers for subclasses
     def autocast(self) -> AbstractContextManager[Any]:

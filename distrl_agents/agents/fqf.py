@@ -105,15 +105,7 @@ class FQFAgent(Agent):
         main = [p for p in self.online.parameters() if id(p) not in fraction_ids]
         c = self.config
         return [
-            ParamGroup(
-                "main",
-                main,
-                c.optimizer,
-                c.lr,
-                c.optimizer_eps,
-                c.rmsprop_alpha,
-                c.rmsprop_centered,
-            ),
+            self.main_group(main),  # every parameter but the fraction proposal's
             ParamGroup(
                 "fraction",
                 fraction,
