@@ -59,8 +59,8 @@ def test_acting_precision_is_independent_of_the_update_precision(name: str) -> N
 
 
 def test_act_precision_defaults_to_precision_and_is_validated() -> None:
-    assert _agent("c51", precision="bf16").act_precision == "bf16"
-    assert _agent("c51").act_precision == "fp32"
+    assert _agent("c51", precision="bf16").config.act_precision == "bf16"
+    assert _agent("c51").config.act_precision == "fp32"
     with pytest.raises(ValueError, match="act_precision"):
         _agent("c51", act_precision="fp16")
 
