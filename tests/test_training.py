@@ -352,3 +352,14 @@ def test_evaluation_cut_short_by_a_stop_signal_is_played_on_resume(
         for x in (tmp_path / "evaluations.jsonl").read_text().splitlines()
     ]
     assert steps == [200, 400]
+
+
+def test_resume_keeps_the_scalars_logged_at_the_checkpoint_step(tmp_path: Path) -> None:
+    """A run that stops at a log step (here: it ends there) logged that step before its
+    checkpoint; resuming must not purge it (a requeue that landed on step 200 once lost
+    every scalar of step 200)."""
+    train(small_config("c51", total_steps=200, eval_period=0), tmp_path)
+    assert 200 in [s for s, _ in scalar_tags(tmp_path)["charts/epsilon"]]
+    train(small_config("c51", total_steps=280, eval_period=0), tmp_path)
+    steps = [s for s, _ in scalar_tags(tmp_path)["charts/epsilon"]]
+    assert steps == [40, 80, 120, 160, 200, 240, 280]

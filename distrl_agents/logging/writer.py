@@ -33,8 +33,9 @@ class MetricWriter:
         if log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            # purge_step drops events at or after it, so a resumed run's curves continue
-            # without duplicate points from the stretch after its last checkpoint.
+            # purge_step drops events at or after it (a resumed run passes its checkpoint step
+            # + 1), so its curves continue without duplicate points from the stretch after its
+            # last checkpoint.
             self._writer = SummaryWriter(str(log_dir), purge_step=purge_step)
 
     @property

@@ -204,7 +204,9 @@ class Trainer:
         (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         self.writer = MetricWriter(
             self.run_dir / "tb" if cfg.logger.tensorboard else None,
-            purge_step=self.agent_step if resumed else None,
+            # The checkpoint's own step was logged before the checkpoint was written: keep it,
+            # drop only what the stopped run logged after it.
+            purge_step=self.agent_step + 1 if resumed else None,
         )
         if not resumed:
             self.writer.text("config", "```\n" + json.dumps(cfg.to_dict(), indent=2) + "\n```", 0)
