@@ -7,7 +7,9 @@ On first use this creates a virtual environment for the peer under ``.cache/benc
 the repository, ignored by git) with the pinned versions below: torch is installed first and
 pinned, so that Tianshou does not replace it with another build. Then, for each agent, it runs
 ours and the peer one after the other (alternating, ``--repeats`` times), each in a fresh
-process, and prints a table of steady agent steps/s and the ratio ours / peer.
+process, and prints a table of steady agent steps/s and the ratio ours / peer, with each side's
+milliseconds per update (replay sample + gradient step, timed inside the running loop) and the
+ratio ours / peer would reach if everything in our loop but the updates cost nothing.
 
 Matched (both sides):
   Breakout, one env, CPU; 84x84 grey frames, 4 stacked, frame skip 4 with max-pooling, no sticky
@@ -99,15 +101,27 @@ with TemporaryDirectory() as tmp:
     trainer = Trainer(cfg, tmp)
     trainer.run()  # random warm-up, then `skip` training steps (start-up not timed)
     cfg.trainer.total_steps = trainer.agent_step + steps
+    spent = [0.0, 0]  # seconds in gradient updates (replay sample included), updates
+    learn_due = trainer._learn_due
+
+    def timed_learn_due(log):
+        before, t0 = trainer.update_credit, time.perf_counter()
+        learn_due(log)
+        spent[0] += time.perf_counter() - t0
+        spent[1] += int(before) - int(trainer.update_credit)
+
+    trainer._learn_due = timed_learn_due
     start = time.perf_counter()
     trainer.run()
-    rate = steps / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    rate = steps / elapsed
     threads = torch.get_num_threads()  # the run's count (close() restores the previous one)
     trainer.close()
 print(json.dumps({"framework": "distrl-agents", "agent": agent, "steps_per_s": rate,
                   "precision": trainer.agent.hparams.get("precision"),
                   "act_precision": trainer.agent.hparams.get("act_precision"),
-                  "threads": threads}), flush=True)
+                  "threads": threads, "update_ms": 1e3 * spent[0] / max(spent[1], 1),
+                  "updates": spent[1], "update_share": spent[0] / elapsed}), flush=True)
 """
 
 
@@ -184,7 +198,10 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     info: dict[str, dict] = {}
     for agent in args.agents:
-        r = results.setdefault(agent, {"ours": [], "peer": [], "shipped": []})
+        r = results.setdefault(
+            agent,
+            {"ours": [], "peer": [], "shipped": [], "ours_ms": [], "peer_ms": [], "bound": []},
+        )
         for _ in range(args.repeats):
             ours = run_json(
                 [sys.executable, "-c", OURS_CODE, agent, args.game.lower(), *common,
@@ -201,10 +218,16 @@ def main() -> None:
                 args.timeout,
             )  # fmt: skip
             r["peer"].append(peer_res["steps_per_s"])
+            r["ours_ms"].append(ours["update_ms"])
+            r["peer_ms"].append(peer_res["update_ms"])
+            # Ours / peer if everything of our loop but the updates cost nothing.
+            r["bound"].append(ours["steps_per_s"] / peer_res["steps_per_s"] / ours["update_share"])
             print(
                 f"#   {agent}: ours {ours['steps_per_s']:.1f} (precision {ours['precision']}, "
                 f"acting {ours['act_precision']}, {ours['threads']} torch threads), "
-                f"tianshou {peer_res['steps_per_s']:.1f} agent steps/s",
+                f"tianshou {peer_res['steps_per_s']:.1f} agent steps/s; update ms ours "
+                f"{ours['update_ms']:.1f} ({ours['update_share']:.0%} of the loop), tianshou "
+                f"{peer_res['update_ms']:.1f} ({peer_res['update_share']:.0%})",
                 flush=True,
             )
         if args.as_shipped == "all" or args.as_shipped == agent:
@@ -231,9 +254,10 @@ def main() -> None:
     print()
     print(
         f"| agent | ours steps/s | Tianshou {TIANSHOU} steps/s (NaN scan off) "
-        "| ours / Tianshou | Tianshou as shipped steps/s | ours / as shipped |"
+        "| ours / Tianshou | update ms ours / Tianshou | ours / Tianshou if only our updates "
+        "cost time | Tianshou as shipped steps/s | ours / as shipped |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for agent, r in results.items():
         ratios = [o / t for o, t in zip(r["ours"], r["peer"])]
         shipped_ratio = (
@@ -245,6 +269,8 @@ def main() -> None:
                 f"{statistics.median(ratios):.2f}x"
                 + (f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else "")
             )
+            + f" | {statistics.median(r['ours_ms']):.1f} / {statistics.median(r['peer_ms']):.1f}"
+            + f" | {statistics.median(r['bound']):.2f}x"
             + f" | {fmt(r['shipped'])} | {shipped_ratio} |",
             flush=True,
         )

@@ -1,13 +1,21 @@
 """Milliseconds per learning update for each agent (batch 32, Nature torso, 4x84x84 uint8, 18
-actions), in fp32 and bf16 autocast (and channels-last), on CPU and on CUDA when present.
+actions unless ``--actions``), in fp32 and bf16 autocast (and channels-last), on CPU and on CUDA when present.
 
     python scripts/bench_update.py [--agents dqn c51 ...] [--iters 20] [--threads 2]
                                    [--compile [update|graphs]] [--bf16-outputs] [--rounds 1]
+    python scripts/bench_update.py --breakdown [--agents ...]   # where an fp32 update's time goes
 
 Presets are the paper ones (configs/agent/*.yaml values via the constructors' defaults).
 The bf16 columns compute the heads' output layers in fp32 (``network.fp32_output``, the
 default); ``--bf16-outputs`` adds the same bf16 variants with the output layers left to autocast
 (bf16 values) and the ratio, i.e. what fp32-exact values cost.
+
+``--breakdown`` profiles fp32 updates on the CPU (``torch.profiler``) and prints, per agent, the
+share of the update's time in the arithmetic any framework running the same network and loss has
+to do (convolutions forward and backward, matrix products), in the optimiser step, and in
+everything else (element-wise ops, the loss's gathers and reductions, Python and dispatch). The
+first share bounds what a faster training loop, or a faster framework, could gain at equal
+precision.
 """
 
 from __future__ import annotations
@@ -50,10 +58,11 @@ def build(
     compile_mode: str,
     fp32_output: bool,
     warmup: int,
+    num_actions: int = 18,
 ) -> tuple[Any, Batch]:
     agent = make_agent(
         name,
-        num_actions=18,
+        num_actions=num_actions,
         obs_shape=(4, 84, 84),
         device=device,
         network={"torso": "nature", "fp32_output": fp32_output},
@@ -61,7 +70,7 @@ def build(
         channels_last=channels_last,
         compile=compile_mode,
     )
-    batch = make_batch(device)
+    batch = make_batch(device, num_actions=num_actions)
     for _ in range(warmup):
         agent.learn(batch)
     return agent, batch
@@ -77,6 +86,40 @@ def time_updates(agent: Any, batch: Batch, device: str, iters: int) -> float:
     if device == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / iters * 1000.0
+
+
+# Self-time of these profiler ops is the network's arithmetic (oneDNN / BLAS kernels).
+ARITHMETIC_OPS = (
+    "aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
+    "aten::thnn_conv2d", "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward",
+    "aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::baddbmm",
+)  # fmt: skip
+OPTIMISER_OPS = ("aten::_fused_adam_", "aten::_fused_adamw_", "Optimizer.step")
+
+
+def breakdown(
+    name: str, iters: int, warmup: int, num_actions: int
+) -> tuple[float, dict[str, float]]:
+    """ms per fp32 CPU update, and the share of its profiled self time per kind."""
+    from torch.profiler import ProfilerActivity, profile
+
+    agent, batch = build(name, "cpu", "fp32", False, "off", True, warmup, num_actions)
+    ms = time_updates(agent, batch, "cpu", iters)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(iters):
+            agent.learn(batch)
+    shares = {"arithmetic": 0.0, "optimiser": 0.0, "other": 0.0}
+    for event in prof.key_averages():
+        kind = (
+            "arithmetic"
+            if event.key in ARITHMETIC_OPS
+            else "optimiser"
+            if any(event.key.startswith(o) for o in OPTIMISER_OPS)
+            else "other"
+        )
+        shares[kind] += event.self_cpu_time_total
+    total = sum(shares.values()) or 1.0
+    return ms, {k: v / total for k, v in shares.items()}
 
 
 def main() -> None:
@@ -111,10 +154,34 @@ def main() -> None:
         action="store_true",
         help="add the bf16 variants with bf16 output layers (fp32_output=False) to compare",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="profile fp32 CPU updates: share of convolution / matrix arithmetic, optimiser, rest",
+    )
+    parser.add_argument(
+        "--actions", type=int, default=18, help="number of actions (Breakout has 4)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.allocator == "tuned":
         tune_host_allocator()
+    if args.breakdown:
+        print(
+            f"fp32 update on the CPU, batch 32, Nature torso, {args.actions} actions, "
+            f"{args.threads} threads, torch "
+            f"{torch.__version__}; share of profiled self time"
+        )
+        print("| agent | ms per update | convolutions + matrix products | optimiser | other |")
+        print("|---|---:|---:|---:|---:|")
+        for name in args.agents:
+            ms, sh = breakdown(name, args.iters, args.warmup, args.actions)
+            print(
+                f"| {name} | {ms:.1f} | {sh['arithmetic']:.0%} | {sh['optimiser']:.0%} "
+                f"| {sh['other']:.0%} |",
+                flush=True,
+            )
+        return
     variants = VARIANTS
     if args.compile:
         variants = [
@@ -131,7 +198,7 @@ def main() -> None:
     ]
     extra = " best bf16 / best bf16-out |" if args.bf16_outputs else ""
     print(
-        f"ms per update, batch 32, Nature torso, 4x84x84 uint8, 18 actions, torch "
+        f"ms per update, batch 32, Nature torso, 4x84x84 uint8, {args.actions} actions, torch "
         f"{torch.__version__}, {args.threads} CPU threads, {args.iters} iters, "
         f"{args.allocator} allocator, fastest of {args.rounds} round(s)"
     )
@@ -139,7 +206,7 @@ def main() -> None:
     print("|---|---|" + "---:|" * (len(labels) + 1 + bool(extra)))
     for device in devices:
         for name in args.agents:
-            agents = [build(name, device, *v, args.warmup) for v in variants]
+            agents = [build(name, device, *v, args.warmup, args.actions) for v in variants]
             rounds = [
                 [time_updates(agent, batch, device, args.iters) for agent, batch in agents]
                 for _ in range(args.rounds)

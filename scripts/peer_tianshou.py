@@ -189,6 +189,16 @@ def main() -> None:
     collector.collect(n_step=args.warmup, random=True)
 
     marks: list[tuple[float, int]] = []
+    updates: list[tuple[float, float]] = []  # (start, seconds) of each gradient update
+    update = algorithm.update
+
+    def timed_update(*a, **k):  # the trainer's call: replay sample + gradient step
+        t0 = time.perf_counter()
+        out = update(*a, **k)
+        updates.append((t0, time.perf_counter() - t0))
+        return out
+
+    algorithm.update = timed_update  # type: ignore[method-assign]
 
     def training_fn(epoch: int, env_step: int) -> None:
         algorithm.policy.set_eps_training(epsilon(args.warmup + env_step, args.warmup))
@@ -211,6 +221,7 @@ def main() -> None:
     end = time.perf_counter()
     start_t, start_step = next((t, s) for t, s in marks if s >= args.skip)
     rate = (total - start_step) / (end - start_t)
+    timed = [d for t0, d in updates if t0 >= start_t]
     print(
         json.dumps(
             {
@@ -220,7 +231,9 @@ def main() -> None:
                 "nan_scan": args.nan_scan,
                 "steps_per_s": rate,
                 "timed_steps": total - start_step,
-                "updates": int(getattr(algorithm, "_iter", 0)),
+                "updates": len(timed),
+                "update_ms": 1e3 * sum(timed) / max(len(timed), 1),
+                "update_share": sum(timed) / (end - start_t),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "python": platform.python_version(),
