@@ -219,13 +219,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     for d in dirs:
         final = final_eval(d)
         hours = sum(json.loads(x)["hours"] for x in _lines(d / "wall_time.jsonl"))
-        state = (
-            f"final score {final['mean_return']:.1f} ({len(final['episode_returns'])} games)"
-            if final
-            else f"checkpoint at {checkpoint_step(d):,} agent steps"
-        )
-        print(f"{d.name:32s} {state}; {hours:.2f} h of training")
+        if final:
+            state = (
+                f"final score {final['mean_return']:.1f} ({len(final['episode_returns'])} games)"
+            )
+        else:
+            saved, logged = checkpoint_step(d), logged_step(d)
+            state = f"checkpoint at {saved:,} agent steps"
+            if logged > saved:  # a training in progress (or one stopped without a checkpoint)
+                state = f"logged to {logged:,} agent steps, last {state}"
+        print(f"{d.name:32s} {state}; {hours:.2f} h of training (finished stretches)")
     return 0
+
+
+def logged_step(run_dir: Path) -> int:
+    """The newest agent step in the run's TensorBoard files (0 if none): where a training in
+    progress stands, which its last checkpoint may be far behind."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    newest = 0
+    for events in sorted((run_dir / "tb").glob("events.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 1})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            newest = max(newest, *(e.step for e in acc.Scalars(tag)))
+    return newest
 
 
 def _lines(path: Path) -> list[str]:

@@ -62,3 +62,19 @@ def test_results_table_normalizes_by_the_published_random_and_human_scores(
     assert float(breakout[8]) == pytest.approx(hns, abs=5e-4)
     assert breakout[-1] == "1.75 h"  # every stretch of training summed
     assert "not finished" in rows[3] and "0.25 h" in rows[3]
+
+
+def test_status_shows_where_a_training_in_progress_stands(
+    script, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    d = _run(tmp_path, "road_runner", "iqn", [], [0.5])
+    (d / "checkpoints" / "step_000000008860").mkdir(parents=True)
+    with SummaryWriter(str(d / "tb")) as writer:
+        for step in (9_000, 20_000, 24_122):
+            writer.add_scalar("charts/SPS", 5.0, step)
+    assert script.logged_step(d) == 24_122
+    assert script.main(["status", "--out", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "logged to 24,122 agent steps, last checkpoint at 8,860 agent steps" in line, line
