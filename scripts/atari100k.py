@@ -14,7 +14,9 @@ skipped, and an interrupted run resumes from its last checkpoint, so the same co
 longer list of agents and games into the same ``--out``) continues where it stopped.
 ``--background`` detaches the whole thing into its own process group, logging to
 ``<out>/atari100k.log``; ``stop`` sends it SIGINT, on which the training in progress writes a
-checkpoint and the runner stops before starting another run.
+checkpoint and the runner stops before starting another run. Each training also checkpoints
+every 30 minutes of wall time (``trainer.checkpoint_minutes=30`` unless the overrides set it), so
+a machine that stops without a signal loses at most that much.
 
 ``report`` runs ``distrl-report <out> --compare DER`` and draws one learning-curve panel per game:
 the training games' raw scores (a moving average over 10 games) against frames for each run, the
@@ -37,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 TOTAL_STEPS = 100_000  # agent steps of an Atari-100k run (400k frames)
+CHECKPOINT_MINUTES = 30  # trainer.checkpoint_minutes unless the overrides set it
 PID_FILE = "atari100k.pid"
 LOG_FILE = "atari100k.log"
 REFERENCE = (
@@ -131,6 +134,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             ]
             if args.jobs > 1 and _override(args.overrides, "trainer.torch_threads", None) is None:
                 cmd.append(f"trainer.torch_threads={threads}")  # the jobs share the cores
+            if _override(args.overrides, "trainer.checkpoint_minutes", None) is None:
+                # Runs of hours on shared machines: lose at most this much to a hard stop.
+                cmd.append(f"trainer.checkpoint_minutes={CHECKPOINT_MINUTES}")
             if args.nice:
                 cmd = ["nice", "-n", str(args.nice), *cmd]
             print(f"atari100k: {' '.join(cmd)}", flush=True)

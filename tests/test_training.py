@@ -159,6 +159,35 @@ def test_sigkill_resumes_from_last_checkpoint_with_continuing_counters(tmp_path:
     assert loss_steps == sorted(loss_steps) and len(set(loss_steps)) == len(loss_steps)
 
 
+def test_checkpoint_minutes_writes_a_checkpoint_after_that_much_wall_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distrl_agents.training import loop
+
+    cfg = small_config("c51", total_steps=240, checkpoint_period=0, checkpoint_minutes=1.0,
+                       eval_period=0)  # fmt: skip
+    trainer = Trainer(cfg, tmp_path)
+    # A clock on which every agent step takes 0.6 s: one minute per 100 agent steps.
+    monkeypatch.setattr(loop, "_now", lambda: 0.6 * trainer.agent_step)
+    saved: list[int] = []
+    save = trainer.save_checkpoint
+
+    def counting_save() -> Path:
+        saved.append(trainer.agent_step)
+        return save()
+
+    monkeypatch.setattr(trainer, "save_checkpoint", counting_save)
+    trainer.run()
+    trainer.close()
+    assert saved == [100, 200, 240]  # a minute after the start, a minute later, the end
+    assert ckpt.load_state(ckpt.latest_checkpoint(tmp_path))["agent_step"] == 240
+
+
+def test_checkpoint_minutes_must_not_be_negative() -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.checkpoint_minutes must be >= 0"):
+        small_config("c51", checkpoint_minutes=-1.0).validate()
+
+
 def test_sigterm_writes_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
     proc = _child(tmp_path, total_steps=100_000, checkpoint_period=100_000)
     deadline = time.time() + 120

@@ -61,6 +61,7 @@ class TrainerConfig:
     eval_steps: int = 125_000
     eval_epsilon: float = 0.001
     checkpoint_period: int = 250_000
+    checkpoint_minutes: float = 0.0
     keep_checkpoints: int = 2
     save_replay: bool = True
 
@@ -161,6 +162,7 @@ class RunConfig:
             ("trainer.epsilon_decay_steps", t.epsilon_decay_steps),
             ("trainer.eval_period", t.eval_period),
             ("trainer.checkpoint_period", t.checkpoint_period),
+            ("trainer.checkpoint_minutes", t.checkpoint_minutes),
             ("trainer.torch_threads", t.torch_threads),
             ("logger.distribution_period", lg.distribution_period),
             ("logger.distribution_states", lg.distribution_states),

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ class TrainSummary:
     last_eval: EvalResult | None
 
 
+def _now() -> float:
+    """Seconds on a monotonic clock (``trainer.checkpoint_minutes``)."""
+    return time.monotonic()
+
+
 class Trainer:
     """Runs (or resumes) one training run in ``run_dir``.
 
@@ -108,6 +114,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.agent_step = 0
         self.update_credit = 0.0
+        self._checkpoint_due_at = float("inf")  # set when a run starts
         self.last_sync = 0
         self.fixed_states: np.ndarray | None = None
         self.obs: np.ndarray | None = None
@@ -177,6 +184,7 @@ class Trainer:
                                 self._job_label())  # fmt: skip
         log = TrainingLog(writer, self.game, progress)
         due = Due.after(self.agent_step, self.cfg)
+        self._checkpoint_due_at = _now() + 60.0 * t.checkpoint_minutes
         last_eval: EvalResult | None = None
         with catching_stop_signals(self._stop_at):
             if resumed and self._evaluation_missed():
@@ -300,6 +308,8 @@ class Trainer:
         if t.checkpoint_period and step >= due.checkpoint:
             due.checkpoint = next_multiple(step, t.checkpoint_period)
             self.save_checkpoint()
+        elif t.checkpoint_minutes and _now() >= self._checkpoint_due_at:
+            self.save_checkpoint()
         return result
 
     def _finish(self, last_eval: EvalResult | None) -> TrainSummary:
@@ -380,6 +390,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         write = self.replay.save if self.cfg.trainer.save_replay else None
+        self._checkpoint_due_at = _now() + 60.0 * self.cfg.trainer.checkpoint_minutes
         return ckpt.save_checkpoint(
             self.run_dir,
             self.agent_step,
