@@ -380,7 +380,7 @@ def test_compile_failure_warns_and_runs_eagerly(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["c51", "iqn"])
+@pytest.mark.parametrize("name", ["c51", "qrdqn", "iqn"])
 def test_compiled_update_matches_eager(name: str) -> None:
     batch = _batch((5,))
     losses = []

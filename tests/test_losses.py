@@ -157,6 +157,47 @@ def test_quantile_huber_gradients_and_no_mutation() -> None:
     assert torch.equal(target, t0) and torch.equal(taus, tau0)
 
 
+def _autograd_quantile_huber(pred, target, taus, kappa, weights=None):  # type: ignore[no-untyped-def]
+    """Eq. 10 element by element in float64, differentiated by autograd (the reference the
+    fused loss and its hand-formed gradient are checked against)."""
+    taus = taus if taus.dim() == 2 else taus.unsqueeze(0)
+    u = target.unsqueeze(1) - pred.unsqueeze(2)
+    w = (taus.unsqueeze(2) - (u.detach() < 0).double()).abs()
+    if kappa == 0:
+        h = u.abs()
+    else:
+        h = torch.where(u.abs() <= kappa, 0.5 * u * u, kappa * (u.abs() - 0.5 * kappa)) / kappa
+    v = torch.full_like(target, 1.0 / target.shape[1]) if weights is None else weights
+    return (w * h * v.unsqueeze(1)).sum(dim=(1, 2))
+
+
+@pytest.mark.parametrize("kappa", [0.0, 1.0, 2.5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_quantile_huber_gradient_matches_autograd_of_the_formula(
+    kappa: float, weighted: bool
+) -> None:
+    g = torch.Generator().manual_seed(3)
+    B, N, M = 4, 9, 11
+    pred64 = (torch.randn(B, N, generator=g, dtype=torch.float64) * 2).requires_grad_(True)
+    target = torch.randn(B, M, generator=g, dtype=torch.float64) * 2
+    target[0, :3] = pred64.detach()[0, :3]  # exact ties u = 0
+    target[1, 0] = pred64.detach()[1, 0] + kappa  # |u| = kappa exactly
+    taus = torch.rand(B, N, generator=g, dtype=torch.float64)
+    weights = torch.softmax(torch.randn(B, M, generator=g, dtype=torch.float64), -1)
+    weights = weights if weighted else None
+    scale = torch.randn(B, generator=g, dtype=torch.float64)  # a non-uniform upstream gradient
+    (_autograd_quantile_huber(pred64, target, taus, kappa, weights) * scale).sum().backward()
+    pred = pred64.detach().float().requires_grad_(True)
+    out = quantile_huber_loss(pred, target.float(), taus.float(), kappa, weights)
+    (out * scale.float()).sum().backward()
+    assert pred.grad is not None
+    torch.testing.assert_close(pred.grad.double(), pred64.grad, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():  # the loss without a gradient is the same number
+        torch.testing.assert_close(
+            quantile_huber_loss(pred, target.float(), taus.float(), kappa, weights), out.detach()
+        )
+
+
 def test_quantile_loss_minimiser_is_the_quantile() -> None:
     # The pinball loss over a sample set is minimised by the tau-quantile of the sample.
     target = torch.arange(1, 101, dtype=torch.float32).unsqueeze(0)  # 1..100

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -31,7 +33,7 @@ def quantile_huber_loss(
 
     Args:
         pred: ``[B, N]`` predicted quantile values at ``taus``.
-        target: ``[B, M]`` target samples (treated as constants; detach them upstream).
+        target: ``[B, M]`` target samples (constants: no gradient flows to them).
         taus: ``[B, N]`` or ``[N]`` quantile levels of ``pred`` (no gradient flows through them).
         kappa: Huber threshold (>= 0).
         target_weights: ``[B, M]`` probabilities of the target samples (summing to 1 over ``M``;
@@ -43,16 +45,69 @@ def quantile_huber_loss(
     if kappa < 0:
         raise ValueError(f"kappa must be >= 0, got {kappa}")
     pred = pred.float()
-    target = target.float()
+    target = target.detach().float()
     taus = taus.detach().float()
     if taus.dim() == 1:
         taus = taus.unsqueeze(0)
+    weights = None if target_weights is None else target_weights.detach().float()
+    if pred.requires_grad and torch.is_grad_enabled():
+        return _QuantileHuber.apply(pred, target, taus, float(kappa), weights)
+    return _quantile_huber_terms(pred, target, taus, kappa, weights, need_grad=False)[0]
+
+
+def _quantile_huber_terms(
+    pred: Tensor,
+    target: Tensor,
+    taus: Tensor,
+    kappa: float,
+    weights: Tensor | None,
+    *,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """The per-sample loss ``[B]`` and, if ``need_grad``, its gradient ``[B, N]`` w.r.t. ``pred``.
+
+    One pass over the ``[B, N, M]`` pairs gives both: with ``u = target_j - pred_i``,
+    ``c = clamp(u, -kappa, kappa)`` (``sign(u)`` for ``kappa = 0``) is ``L_kappa'(u)`` and
+    ``L_kappa(u) = u c - c^2 / 2`` (``|u| = u sign(u)`` for ``kappa = 0``), so
+    ``d loss_b / d pred_i = -sum_j w_j |tau_i - 1{u_ij<0}| c_ij / kappa``. Autograd through the
+    element-wise formula instead records and replays a dozen ``[B, N, M]`` passes; QR-DQN's
+    32 x 200 x 200 pairs made that a third of its update.
+    """
     u_BNM = target.unsqueeze(1) - pred.unsqueeze(2)  # u_ij = T theta_j - theta_i
-    weight_BNM = (taus.unsqueeze(2) - (u_BNM.detach() < 0).float()).abs()  # |tau_i - 1{u_ij<0}|
-    loss_BNM = weight_BNM * huber(u_BNM, kappa)
-    if kappa > 0:
-        loss_BNM = loss_BNM / kappa
-    if target_weights is None:
-        return loss_BNM.mean(dim=2).sum(dim=1)
-    w_B1M = target_weights.detach().float().unsqueeze(1)  # P(target_j), sums to 1 over j
-    return (loss_BNM * w_B1M).sum(dim=2).sum(dim=1)
+    tau_BN1 = taus.unsqueeze(2)
+    weight_BNM = torch.where(u_BNM < 0, 1.0 - tau_BN1, tau_BN1)  # |tau_i - 1{u_ij < 0}|
+    if kappa == 0:
+        slope_BNM = u_BNM.sign()  # L_0'(u); |u| = u sign(u)
+        loss_BNM = u_BNM * slope_BNM
+    else:
+        slope_BNM = u_BNM.clamp(-kappa, kappa)  # L_kappa'(u)
+        loss_BNM = torch.addcmul(u_BNM * slope_BNM, slope_BNM, slope_BNM, value=-0.5)
+    scale = 1.0 if kappa == 0 else 1.0 / kappa
+    if weights is None:  # the mean over the M target samples
+        scale /= u_BNM.shape[2]
+        col_B1M = None
+    else:  # P(target_j), sums to 1 over j
+        col_B1M = weights.unsqueeze(1)
+        weight_BNM = weight_BNM * col_B1M
+    loss_B = (weight_BNM * loss_BNM).sum(dim=(1, 2)) * scale
+    grad_BN = (weight_BNM * slope_BNM).sum(dim=2) * -scale if need_grad else None
+    return loss_B, grad_BN
+
+
+class _QuantileHuber(torch.autograd.Function):
+    """:func:`quantile_huber_loss` with its gradient w.r.t. ``pred`` formed in the forward pass
+    (targets, levels and weights are constants)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, pred: Tensor, target: Tensor, taus: Tensor, kappa: float,
+        weights: Tensor | None,
+    ) -> Tensor:  # fmt: skip
+        loss_B, grad_BN = _quantile_huber_terms(pred, target, taus, kappa, weights, need_grad=True)
+        ctx.save_for_backward(grad_BN)
+        return loss_B
+
+    @staticmethod
+    def backward(ctx: Any, grad_B: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        (grad_BN,) = ctx.saved_tensors
+        return grad_BN * grad_B.unsqueeze(1), None, None, None, None
