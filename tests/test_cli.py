@@ -123,6 +123,21 @@ def test_atari100k_and_dopamine_presets() -> None:
     assert cfg.trainer.eval_period == 250_000 and cfg.trainer.eval_steps == 125_000
 
 
+def test_dopamine_quantile_is_dopamines_quantile_gin() -> None:
+    cfg = composed("experiment=dopamine_quantile")
+    a, r, t = cfg.agent, cfg.replay, cfg.trainer
+    assert cfg.agent_name == "qrdqn" and cfg.env.protocol == "machado"
+    assert (a["num_quantiles"], a["kappa"], a["optimizer"], a["lr"], a["optimizer_eps"]) == (
+        200, 1.0, "adam", 5e-5, 3.125e-4,
+    )  # fmt: skip
+    assert not a["double_dqn"]
+    assert r.prioritized and r.n_step == 3 and r.capacity == 1_000_000
+    assert (r.alpha, r.priority_eps, r.beta) == (0.5, 1e-10, 0.0)
+    assert r.beta_steps is not None and r.beta_steps >= 1e12  # the update is unweighted
+    assert (t.learning_starts, t.update_period, t.target_update_period) == (20_000, 4, 8_000)
+    assert (t.epsilon_end, t.epsilon_decay_steps, t.eval_epsilon) == (0.01, 250_000, 0.001)
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "distrl_agents.train", *args],
