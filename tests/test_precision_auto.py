@@ -83,7 +83,10 @@ def test_faster_keeps_fp32_unless_bf16_clearly_wins() -> None:
     assert faster({"fp32": 1.3, "bf16": 2.4}) == "fp32"
 
 
-def test_measure_precision_times_both_parts_in_both_precisions() -> None:
+def test_measure_precision_times_both_parts_in_both_precisions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(precision_mod, "cpu_has_bf16_kernels", lambda: True)
     built: list[tuple[str, str]] = []
 
     def make(update: str, act: str):  # type: ignore[no-untyped-def]
@@ -101,6 +104,25 @@ def test_measure_precision_times_both_parts_in_both_precisions() -> None:
     assert built == [("fp32", "fp32"), ("bf16", "bf16"), (choice.update, "fp32"),
                      (choice.update, "bf16")]  # fmt: skip
     assert "update" in choice.describe() and "acting" in choice.describe()
+
+
+def test_a_cpu_without_bf16_kernels_keeps_fp32_untimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision_mod, "cpu_has_bf16_kernels", lambda: False)
+
+    def make(update: str, act: str):  # type: ignore[no-untyped-def]
+        raise AssertionError("nothing is built or timed")
+
+    choice = measure_precision(
+        make, obs_shape=(4, 84, 84), obs_dtype=torch.uint8, num_actions=A, batch_size=4,
+        num_envs=1, update_period=4, device=torch.device("cpu"),
+    )  # fmt: skip
+    assert (choice.update, choice.act) == ("fp32", "fp32")
+    assert choice.update_ms == choice.act_ms == {}
+    assert "no bf16 kernels" in choice.describe() and "fp32" in choice.describe()
+
+
+def test_cpu_bf16_kernel_check_answers_a_bool() -> None:
+    assert isinstance(precision_mod.cpu_has_bf16_kernels(), bool)
 
 
 def test_auto_precision_on_cpu_uses_the_measured_choice(monkeypatch: pytest.MonkeyPatch) -> None:
