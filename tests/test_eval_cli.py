@@ -52,6 +52,45 @@ def test_eval_of_a_checkpoint_directory_and_step_budget(trained_run: Path) -> No
     assert json.loads((out / "summary.json").read_text())["episode_returns"] == []
 
 
+def test_ctrl_c_keeps_the_finished_games_marked_and_not_final(
+    trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import os
+    import signal
+
+    from distrl_agents.cli import eval as eval_mod
+
+    final = trained_run / "eval_final.json"
+    before = final.read_bytes() if final.exists() else None
+    real_evaluate = eval_mod.evaluate
+
+    def evaluate_then_ctrl_c(act, env, **kw):  # type: ignore[no-untyped-def]
+        calls = []
+
+        def act_and_interrupt(obs, eps):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            if len(calls) == 150:  # after the first games of 100 steps or less have ended
+                os.kill(os.getpid(), signal.SIGINT)
+            return act(obs, eps)
+
+        return real_evaluate(act_and_interrupt, env, **kw)
+
+    monkeypatch.setattr(eval_mod, "evaluate", evaluate_then_ctrl_c)
+    out = trained_run / "eval_interrupted"
+    code = eval_main(
+        [str(trained_run), "--episodes", "50", "--num-envs", "1", "--device", "cpu",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 130
+    assert "stopped by a signal after" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and 1 <= len(summary["episode_returns"]) < 50
+    rows = (out / "episodes.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + len(summary["episode_returns"])
+    assert (final.read_bytes() if final.exists() else None) == before  # the final score untouched
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
 def test_eval_errors_are_clear(tmp_path: Path, capsys) -> None:
     assert eval_main([str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -6,6 +6,8 @@
 Works on the CPU for a checkpoint trained on a GPU. Writes ``eval_final.json`` into the run
 directory (what ``distrl-report`` takes as the run's final score) unless ``--no-final`` is given,
 and ``episodes.csv`` / ``summary.json`` (plus the optional GIF and pictures) into ``--out``.
+Ctrl-C (or SIGTERM) stops play at once: the games finished so far are written to ``--out``,
+marked ``"interrupted": true``, and not taken as the run's final score (exit status 130).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.records import FINAL_FILE, evaluation_record, write_final_result
+from distrl_agents.training.signals import catching_stop_signals
 
 __all__ = ["eval_main", "load_agent", "write_distribution_pictures", "write_gif"]
 
@@ -103,6 +106,10 @@ def eval_main(argv: list[str] | None = None) -> int:
         source="distrl-eval",
         checkpoint=checkpoint.name,
     )
+    if result.interrupted:  # a stop signal: keep the games finished so far, marked
+        record["interrupted"] = True
+        _write_scores(out, record, result)
+        return _print_interrupted(result, args.episodes, out)
     _write_scores(out, record, result)
     if result.episode_returns and not args.no_final and args.protocol in (None, cfg.env.protocol):
         write_final_result(run_dir / FINAL_FILE, record)
@@ -121,7 +128,11 @@ def _play(agent: Any, cfg: Any, protocol: str, args: argparse.Namespace) -> tupl
         cfg.env.game, protocol=protocol, num_envs=args.num_envs, seed=seed, **cfg.env.overrides
     )
     want_frames = args.video or args.distributions
-    with tqdm(unit="step", desc="eval", disable=not sys.stderr.isatty()) as bar:
+    stop: list[int] = []
+    with (
+        catching_stop_signals(stop.append),
+        tqdm(unit="step", desc="eval", disable=not sys.stderr.isatty()) as bar,
+    ):
         result = evaluate(
             agent.act,
             env,
@@ -130,10 +141,22 @@ def _play(agent: Any, cfg: Any, protocol: str, args: argparse.Namespace) -> tupl
             epsilon=args.epsilon,
             record_env=0 if want_frames else None,
             on_step=bar.update,
+            should_stop=lambda: bool(stop),
         )
     env.close()
     # The run's env settings (cfg.env.overrides) set the frameskip; a protocol does not.
     return result, env.spec_info.frameskip
+
+
+def _print_interrupted(result: EvalResult, episodes: int, out: Path) -> int:
+    """Say what a stop signal left; returns 130 (the shell's status for Ctrl-C)."""
+    n = len(result.episode_returns)
+    score = f", raw score {result.mean_return:.1f} so far" if n else ""
+    print(
+        f"distrl-eval: stopped by a signal after {n} of {episodes} games{score}; written to "
+        f"{out} (marked interrupted; {FINAL_FILE} left as it was)."
+    )
+    return 130
 
 
 def _write_scores(out: Path, record: dict[str, Any], result: EvalResult) -> None:
