@@ -183,6 +183,22 @@ def test_compare_with_published(results: Path, tmp_path: Path, capsys) -> None:
     assert "Published aggregates" in stdout and "| C51 |" in stdout
 
 
+def test_compare_with_dopamine_baselines(tmp_path: Path) -> None:
+    append_result(tmp_path / "r" / RESULTS_FILE, record("qrdqn", "pong", 0, 4_000_000, 12.0))
+    append_result(tmp_path / "s" / RESULTS_FILE, record("qrdqn", "breakout", 0, 4_000_000, 50.0))
+    report = build_report(
+        [tmp_path], compare=["Dopamine-Quantile", "dopamine c51"], reps=20, plots=False
+    )
+    # dopamine_baselines_final_pergame.csv (Dopamine's pong.json / breakout.json, iteration 198)
+    quantile = report.per_game["Dopamine-Quantile (published)"]
+    assert quantile["pong"].raw == [pytest.approx(19.69)] and quantile["pong"].source == "published"
+    assert report.per_game["Dopamine-C51 (published)"]["pong"].raw == [pytest.approx(19.34)]
+    assert set(quantile) == {"pong", "breakout"}
+    assert any("training return" in n and "not evaluation scores" in n for n in report.notes)
+    assert published_per_game("Dopamine-IQN")["road_runner"] == pytest.approx(58965.95)
+    assert len(published_per_game("dopamine-rainbow")) == 55
+
+
 def test_compare_der_names_the_der_settings_each_run_used(tmp_path: Path) -> None:
     presets = {"paper": "atari100k", "dopamine": "atari100k_dopamine", "other": "nature_paper"}
     for seed, (where, preset) in enumerate(presets.items()):
@@ -297,7 +313,7 @@ def test_unknown_benchmark_error(results: Path, capsys) -> None:
 
 def test_unknown_compare_error(results: Path, capsys) -> None:
     rc, _, err = run_report(capsys, str(results), "--compare", "DER,Agent99")
-    assert rc == 2 and "Agent99" in err and "SimPLe" in err
+    assert rc == 2 and "Agent99" in err and "SimPLe" in err and "Dopamine-Quantile" in err
 
 
 def test_corrupt_line_error_and_truncated_last_line(tmp_path: Path) -> None:

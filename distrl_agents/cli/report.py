@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         default="",
         help="comma-separated published results to add, e.g. DER,SPR (Atari-100k per-game "
-        "scores, shown as extra agents) or C51,IQN (published 200M-frame aggregates); with DER "
+        "scores, shown as extra agents), Dopamine-C51,Dopamine-IQN,Dopamine-Quantile (Dopamine's "
+        "per-game baselines at 200M frames, sticky actions; also Dopamine-DQN, "
+        "Dopamine-DQN-Adam-MSE, Dopamine-Rainbow) or C51,IQN (published 200M-frame aggregates); "
+        "with DER "
         "the report also says which DER settings each run used (experiment=atari100k: the "
         "paper's; atari100k_dopamine: Dopamine's)",
     )

@@ -17,7 +17,10 @@ __all__ = [
     "BENCHMARKS",
     "BENCHMARK_NAMES",
     "DER_PRESETS",
+    "DOPAMINE_BASELINES",
+    "DOPAMINE_BASELINES_NOTE",
     "Coverage",
+    "atari100k_methods",
     "benchmark_coverage",
     "der_settings",
     "name_key",
@@ -44,6 +47,24 @@ _ATARI100K_MAX_FRAMES = 500_000
 
 _DATA = "data"
 _PUBLISHED_PER_GAME = "atari100k_published.csv"
+_DOPAMINE_PER_GAME = "dopamine_baselines_final_pergame.csv"
+
+#: ``--compare`` names of Dopamine's published per-game baselines -> their column in
+#: ``dopamine_baselines_final_pergame.csv`` (the presets that reproduce them: dopamine_c51,
+#: dopamine_iqn, dopamine_quantile, ``experiment=dopamine agent=dqn``).
+DOPAMINE_BASELINES: dict[str, str] = {
+    "Dopamine-C51": "C51",
+    "Dopamine-DQN": "DQN",
+    "Dopamine-DQN-Adam-MSE": "DQN (Adam + MSE in JAX)",
+    "Dopamine-IQN": "IQN",
+    "Dopamine-Quantile": "Quantile (JAX)",
+    "Dopamine-Rainbow": "Rainbow",
+}
+DOPAMINE_BASELINES_NOTE = (
+    "Dopamine's published baselines are the mean training return (epsilon 0.01) of each agent's "
+    "final iteration (49.5M-49.75M agent steps, about 199M frames; sticky actions; mean of 5 "
+    "seeds), not evaluation scores"
+)
 
 #: The two ways to run data-efficient Rainbow, by experiment preset, for ``--compare DER``. The
 #: published DER column is the paper's (van Hasselt et al. 2019), so only ``atari100k`` runs
@@ -175,24 +196,37 @@ def name_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def published_per_game_methods() -> tuple[str, ...]:
+def atari100k_methods() -> tuple[str, ...]:
     """Methods with published per-game Atari-100k scores (DER, SimPLe, OTRainbow, CURL, ...)."""
     rows = _read_data_csv(_PUBLISHED_PER_GAME)
     return tuple(c for c in rows[0] if c not in _PER_GAME_NON_METHODS)
 
 
-def published_per_game(method: str) -> dict[str, float]:
-    """``{game: raw score}`` published for ``method`` on Atari-100k (one number per game).
+def published_per_game_methods() -> tuple[str, ...]:
+    """Every ``--compare`` name with published per-game scores: the Atari-100k methods, then
+    Dopamine's baselines (:data:`DOPAMINE_BASELINES`)."""
+    return atari100k_methods() + tuple(DOPAMINE_BASELINES)
 
-    Source: the header comments of ``distrl_agents/evaluation/data/atari100k_published.csv``.
+
+def published_per_game(method: str) -> dict[str, float]:
+    """``{game: raw score}`` published for ``method`` (one number per game): an Atari-100k
+    method's score at 100k agent steps, or a Dopamine baseline's final training return.
+
+    Sources: the header comments of ``distrl_agents/evaluation/data/atari100k_published.csv``
+    and ``dopamine_baselines_final_pergame.csv``.
     """
-    rows = _read_data_csv(_PUBLISHED_PER_GAME)
-    by_key = {name_key(c): c for c in rows[0] if c not in _PER_GAME_NON_METHODS}
-    if name_key(method) not in by_key:
-        raise ReportError(
-            f"no published per-game scores for {method!r}; available: {', '.join(by_key.values())}"
-        )
-    column = by_key[name_key(method)]
+    dopamine = {name_key(k): v for k, v in DOPAMINE_BASELINES.items()}
+    if name_key(method) in dopamine:
+        rows, column = _read_data_csv(_DOPAMINE_PER_GAME), dopamine[name_key(method)]
+    else:
+        rows = _read_data_csv(_PUBLISHED_PER_GAME)
+        by_key = {name_key(c): c for c in rows[0] if c not in _PER_GAME_NON_METHODS}
+        if name_key(method) not in by_key:
+            raise ReportError(
+                f"no published per-game scores for {method!r}; available: "
+                f"{', '.join(published_per_game_methods())}"
+            )
+        column = by_key[name_key(method)]
     return {r["game"]: float(r[column]) for r in rows if r[column] not in ("", None)}
 
 

@@ -23,7 +23,10 @@ import numpy as np
 from distrl_agents.evaluation.aggregates import aggregate_metrics_with_ci
 from distrl_agents.evaluation.benchmarks import (
     BENCHMARK_NAMES,
+    DOPAMINE_BASELINES,
+    DOPAMINE_BASELINES_NOTE,
     Coverage,
+    atari100k_methods,
     benchmark_coverage,
     der_settings,
     name_key,
@@ -197,8 +200,9 @@ def _check_arguments(
     unknown = [c for c in compare if name_key(c) not in per_game_methods | agg_names]
     if unknown:
         raise ReportError(
-            f"unknown --compare name(s) {unknown}. Published per-game scores (Atari-100k): "
-            f"{', '.join(per_game_methods.values())}. Published aggregates: "
+            f"unknown --compare name(s) {unknown}. Published per-game scores: Atari-100k "
+            f"{', '.join(atari100k_methods())}; Dopamine's baselines (200M frames, sticky "
+            f"actions) {', '.join(DOPAMINE_BASELINES)}. Published aggregates: "
             f"{', '.join(agg_names.values())}"
         )
     return bench_key
@@ -271,10 +275,12 @@ def _add_published_per_game(
         have = [g for g in games if g in scores]
         if not have:
             notes.append(
-                f"{method}: no published score for any game in this report (published "
-                "per-game scores cover the 26 Atari-100k games only)"
+                f"{method}: no published score for any game in this report (it has scores for "
+                f"{len(scores)} games)"
             )
             continue
+        if method in DOPAMINE_BASELINES:
+            notes.append(f"{label}: {DOPAMINE_BASELINES_NOTE}")
         per_game[label] = {
             g: GameStats(
                 label, g, [0], [scores[g]], [float(human_normalized_score(g, scores[g]))],
