@@ -284,6 +284,8 @@ def plot_curves(out: Path, figure: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from distrl_agents.evaluation.plots import frames_axis
+
     dirs = sorted(p.parent for p in out.glob("*/config.json"))
     games = sorted({json.loads((d / "config.json").read_text())["env"]["game"] for d in dirs})
     der, rnd, hum = published("DER"), published("random"), published("human")
@@ -307,7 +309,7 @@ def plot_curves(out: Path, figure: Path) -> Path:
                 ax.axhline(scores[game], ls=style, color="grey", lw=1)
                 ax.annotate(name, (0, scores[game]), fontsize=7, color="grey", va="bottom")
         ax.set_title(game)
-        ax.set_xlabel("frames")
+        frames_axis(ax)
         ax.set_ylabel("raw score")
         ax.set_xlim(0, 4 * TOTAL_STEPS)
         ax.grid(alpha=0.3)

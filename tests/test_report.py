@@ -439,3 +439,12 @@ def test_evaluation_record_counts_frames_with_the_runs_frameskip(tmp_path):
         protocol="nature", agent_step=10, frameskip=4, eval_epsilon=0.001, source="distrl-eval",
     )  # fmt: skip
     assert (neutral["risk"], neutral["risk_param"], neutral["frames"]) == ("neutral", None, 40)
+
+
+def test_frame_ticks_are_compact() -> None:
+    from distrl_agents.evaluation.plots import format_frames
+
+    assert [format_frames(x) for x in (0, 500, 250_000, 1_500_000, 200_000_000)] == [
+        "0", "500", "250k", "1.5M", "200M",
+    ]  # fmt: skip
+    assert format_frames(225_000) == "225k" and format_frames(1_234_567) == "1.235M"

@@ -31,6 +31,24 @@ def _colors(labels: Sequence[str]) -> dict[str, str]:
     return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
 
 
+def format_frames(x: float, _pos: object = None) -> str:
+    """A frame count as a tick label: ``0``, ``250k``, ``1.5M``, ``200M`` (full numbers of six
+    or more digits run into each other on a panel's axis)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.4g}{suffix}"
+    return f"{x:.4g}"
+
+
+def frames_axis(ax) -> None:  # type: ignore[no-untyped-def]
+    """Label ``ax``'s x axis as frames, with at most 5 compact ticks (:func:`format_frames`)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.set_xlabel("frames")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.xaxis.set_major_formatter(FuncFormatter(format_frames))
+
+
 def _save(fig, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -68,7 +86,7 @@ def plot_learning_curves(
             ax.plot(x, m, color=colors[agent], label=agent, marker="." if len(x) < 3 else None)
             ax.fill_between(x, lo, hi, color=colors[agent], alpha=0.2, linewidth=0)
         ax.set_title(game)
-        ax.set_xlabel("frames")
+        frames_axis(ax)
         ax.set_ylabel(ylabels.get(game, "score"))
         ax.grid(alpha=0.3)
     for ax in axes[len(games) :]:
