@@ -85,10 +85,8 @@ def _quantile_huber_terms(
     scale = 1.0 if kappa == 0 else 1.0 / kappa
     if weights is None:  # the mean over the M target samples
         scale /= u_BNM.shape[2]
-        col_B1M = None
     else:  # P(target_j), sums to 1 over j
-        col_B1M = weights.unsqueeze(1)
-        weight_BNM = weight_BNM * col_B1M
+        weight_BNM = weight_BNM * weights.unsqueeze(1)
     loss_B = (weight_BNM * loss_BNM).sum(dim=(1, 2)) * scale
     grad_BN = (weight_BNM * slope_BNM).sum(dim=2) * -scale if need_grad else None
     return loss_B, grad_BN
