@@ -448,3 +448,43 @@ def test_frame_ticks_are_compact() -> None:
         "0", "500", "250k", "1.5M", "200M",
     ]  # fmt: skip
     assert format_frames(225_000) == "225k" and format_frames(1_234_567) == "1.235M"
+
+
+def test_curves_scale_and_published_reference_lines(tmp_path: Path, monkeypatch, capsys) -> None:
+    """--curves raw plots raw game scores; published --compare scores become dashed lines on
+    the same scale as the curve of their game; auto keeps HNS."""
+    from distrl_agents.evaluation import plots
+    from distrl_agents.evaluation.report import _group_runs, _label_runs
+    from distrl_agents.evaluation.report_files import curve_inputs
+
+    for k, frames in enumerate((200_000, 400_000)):
+        append_result(tmp_path / "r" / RESULTS_FILE, record("qrdqn", "pong", 0, frames, -21.0 + k))
+    quantile = "Dopamine-Quantile (published)"
+    for scale, ylabel in (("raw", "raw score"), ("auto", "HNS")):
+        report = build_report(
+            [tmp_path], compare=["Dopamine-Quantile"], reps=20, plots=False, curves=scale
+        )
+        grouped = _group_runs(report.runs, _label_runs(report.runs), [])
+        curves, ylabels, refs = curve_inputs(report, grouped)
+        x, mean, _, _ = curves["qrdqn"]["pong"]
+        assert ylabels == {"pong": ylabel}
+        assert list(x) == [200_000, 400_000]
+        if scale == "raw":
+            assert list(mean) == [-21.0, -20.0]
+            assert refs == {quantile: {"pong": pytest.approx(19.69)}}
+        else:
+            assert list(mean) == [human_normalized_score("pong", s) for s in (-21.0, -20.0)]
+            assert refs[quantile]["pong"] == pytest.approx(human_normalized_score("pong", 19.69))
+    # The figure draws each reference as one dashed horizontal line, in the legend.
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, stem: figures.append(fig) or [])
+    plots.plot_learning_curves(curves, ylabels, Path("unused"), references=refs)
+    (ax,) = [a for a in figures[0].axes if a.get_visible()]
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert [ln.get_label() for ln in dashed] == [quantile]
+    assert quantile in [t.get_text() for t in ax.get_legend().get_texts()]
+    with pytest.raises(SystemExit) as exit_info:  # argparse's choices
+        report_main([str(tmp_path), "--curves", "log", "--no-plots"])
+    assert exit_info.value.code == 2 and "--curves" in capsys.readouterr().err
+    with pytest.raises(ReportError, match="curves must be one of"):
+        build_report([tmp_path], reps=20, plots=False, curves="log")

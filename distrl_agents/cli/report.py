@@ -47,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=float, default=0.95, help="CI level (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG figures")
+    p.add_argument(
+        "--curves",
+        default="auto",
+        choices=["auto", "hns", "raw"],
+        help="y scale of the learning curves: auto (default) and hns plot human-normalized "
+        "scores where every agent of a game has reference scores, raw plots raw game scores "
+        "(as Dopamine's per-game plots); published --compare scores appear as dashed lines",
+    )
     return p
 
 
@@ -72,6 +80,7 @@ def report_main(argv: list[str] | None = None) -> int:
                 confidence=args.confidence,
                 seed=args.seed,
                 plots=not args.no_plots,
+                curves=args.curves,
             )
     except ReportError as e:
         print(f"distrl-report: error: {e}", file=sys.stderr)

@@ -64,15 +64,18 @@ def plot_learning_curves(
     curves: Mapping[str, Mapping[str, Curve]],
     ylabels: Mapping[str, str],
     stem: Path,
+    references: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[Path]:
     """One panel per game; per agent the mean over seeds against frames with a band.
 
     ``curves[agent][game] = (frames, mean, low, high)``; ``ylabels[game]`` names the y axis
-    (``"HNS"`` or ``"raw score"``).
+    (``"HNS"`` or ``"raw score"``). ``references[name][game]`` (published scores) are drawn as
+    dashed horizontal lines on the games that have a curve.
     """
+    references = references or {}
     games = sorted({g for per_game in curves.values() for g in per_game})
     agents = list(curves)
-    colors = _colors(agents)
+    colors = _colors(agents + [r for r in references if r not in curves])
     ncols = min(4, max(1, len(games)))
     nrows = max(1, math.ceil(len(games) / ncols))
     # At least 5 inches wide: the title fits above a single panel.
@@ -85,6 +88,9 @@ def plot_learning_curves(
             x, m, lo, hi = curves[agent][game]
             ax.plot(x, m, color=colors[agent], label=agent, marker="." if len(x) < 3 else None)
             ax.fill_between(x, lo, hi, color=colors[agent], alpha=0.2, linewidth=0)
+        for name, per_game in references.items():
+            if game in per_game and math.isfinite(per_game[game]):
+                ax.axhline(per_game[game], color=colors[name], ls="--", lw=1, label=name)
         ax.set_title(game)
         frames_axis(ax)
         ax.set_ylabel(ylabels.get(game, "score"))
@@ -93,7 +99,10 @@ def plot_learning_curves(
         ax.set_visible(False)
     if agents and games:
         axes[0].legend(fontsize="small")
-    fig.suptitle("Learning curves\nmean over seeds; band = min..max over seeds", fontsize="medium")
+    subtitle = "mean over seeds; band = min..max over seeds"
+    if references:
+        subtitle += "; dashed = published"
+    fig.suptitle(f"Learning curves\n{subtitle}", fontsize="medium")
     return _save(fig, stem)
 
 

@@ -43,6 +43,9 @@ from distrl_agents.evaluation.report_files import write_report_files
 __all__ = ["GameStats", "Report", "build_report"]
 
 #: agent label -> game -> seed -> run
+#: the y scales ``distrl-report --curves`` accepts
+CURVE_SCALES = ("auto", "hns", "raw")
+
 Grouped = dict[str, dict[str, dict[int, RunResult]]]
 
 
@@ -89,6 +92,9 @@ class Report:
     confidence: float
     #: with ``--compare DER``: (label, game, seed, preset, which DER settings) per run
     der_settings: list[tuple[str, str, int, str | None, str]] = field(default_factory=list)
+    #: the learning curves' y scale: "auto" (HNS where every agent of a game has one), "hns"
+    #: (the same; names the intent) or "raw" (raw game score everywhere)
+    curves: str = "auto"
     markdown: str = ""
     files: list[Path] = field(default_factory=list)
 
@@ -145,10 +151,13 @@ def build_report(
     confidence: float = 0.95,
     seed: int = 0,
     plots: bool = True,
+    curves: str = "auto",
 ) -> Report:
     """Compute the report for the runs under ``dirs`` and write it to ``out`` (default
     ``<dirs[0]>/report``). Raises :class:`ReportError` for user-facing problems."""
     bench_key = _check_arguments(dirs, reps, benchmark, compare)
+    if curves not in CURVE_SCALES:
+        raise ReportError(f"curves must be one of {', '.join(CURVE_SCALES)}, got {curves!r}")
     runs = load_runs(dirs)
     notes: list[str] = []
     labels = _label_runs(runs)
@@ -179,6 +188,7 @@ def build_report(
         notes=notes,
         reps=reps,
         confidence=confidence,
+        curves=curves,
     )
     out_dir = Path(out) if out is not None else Path(dirs[0]) / "report"
     plotted = (grouped, aggregates.inputs, seed) if plots else None

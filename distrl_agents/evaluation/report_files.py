@@ -268,6 +268,41 @@ def _md_der_settings(report: Report) -> list[str]:
     ]
 
 
+def curve_inputs(
+    report: Report, grouped: Mapping[str, Mapping[str, Mapping[int, RunResult]]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, dict[str, float]]]:
+    """What the learning-curve figure draws: per run agent and game the curve over seeds
+    (:func:`_curve_stats`), the y label of each game's panel, and per published agent and game
+    its score on the same scale (a dashed line)."""
+    curves: dict[str, dict[str, Any]] = {}
+    ylabels: dict[str, str] = {}
+    use_hns: dict[str, bool] = {}
+    for agent, by_game in grouped.items():
+        curves[agent] = {}
+        for game, by_seed in by_game.items():
+            if game not in use_hns:
+                # One scale per panel: HNS only where every agent of the game has one.
+                use_hns[game] = report.curves != "raw" and all(
+                    report.per_game[a][game].hns is not None
+                    for a in grouped
+                    if game in report.per_game.get(a, {})
+                )
+            ylabels[game] = "HNS" if use_hns[game] else "raw score"
+            curves[agent][game] = _curve_stats(list(by_seed.values()), use_hns[game])
+    references: dict[str, dict[str, float]] = {}
+    for agent in report.agents:
+        if agent in grouped:
+            continue
+        for game, hns_on in use_hns.items():
+            stats = report.per_game.get(agent, {}).get(game)
+            if stats is None:
+                continue
+            y = stats.hns_mean if hns_on else stats.raw_mean
+            if y is not None:
+                references.setdefault(agent, {})[game] = y
+    return curves, ylabels, references
+
+
 def _make_plots(
     report: Report,
     grouped: Mapping[str, Mapping[str, Mapping[int, RunResult]]],
@@ -278,15 +313,10 @@ def _make_plots(
     from distrl_agents.evaluation import plots
 
     files: list[Path] = []
-    curves: dict[str, dict[str, Any]] = {}
-    ylabels: dict[str, str] = {}
-    for agent, by_game in grouped.items():
-        curves[agent] = {}
-        for game, by_seed in by_game.items():
-            use_hns = report.per_game[agent][game].hns is not None
-            ylabels[game] = "HNS" if use_hns else "raw score"
-            curves[agent][game] = _curve_stats(list(by_seed.values()), use_hns)
-    files += plots.plot_learning_curves(curves, ylabels, out_dir / "learning_curves")
+    curves, ylabels, references = curve_inputs(report, grouped)
+    files += plots.plot_learning_curves(
+        curves, ylabels, out_dir / "learning_curves", references=references
+    )
     if report.aggregates:
         files += plots.plot_interval_estimates(
             report.aggregates, out_dir / "aggregate_intervals", report.confidence
