@@ -7,7 +7,8 @@
 # 2. the CUDA tests (GPU-resident replay, every agent on CUDA in fp32/bf16, CUDA-graph updates
 #    against eager ones, training runs with the buffer on the device and with compile=graphs);
 # 3. ms per update per agent on CUDA (fp32, bf16, compile=graphs);
-# 4. the whole loop for C51 and IQN with compile=graphs.
+# 4. the whole loop for C51 and IQN with compile=graphs;
+# 5. what compile=auto measures and picks on CUDA (off, update, graphs) for QR-DQN and IQN.
 # Output goes to OUT_DIR (default gpu_check/), one file per step, ready for docs/performance.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +25,8 @@ timeout "$limit" python scripts/bench_update.py --devices cuda --compile graphs 
 timeout "$limit" python scripts/bench_train.py --device cuda --precision bf16 --overlap on \
     --agents c51 iqn --compile graphs --steps 20000 --warmup 5000 --updates 200 --num-envs 8 \
     2>&1 | tee "$out/bench_train_graphs.txt"
+for agent in qrdqn iqn; do
+    timeout "$limit" distrl-train experiment=smoke agent="$agent" trainer.device=cuda \
+        trainer.compile=auto run_dir="$out/compile_auto_$agent" 2>&1 | grep -E "compile=auto|Error" \
+        | tee -a "$out/compile_auto.txt"
+done

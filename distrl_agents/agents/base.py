@@ -238,6 +238,12 @@ class Agent(ABC):
                 actions[explore] = self.rng.integers(0, self.num_actions, size=n)
         return actions
 
+    @property
+    def update_compiled(self) -> bool:
+        """Whether learning steps run the compiled update (``compile=update`` / ``graphs``, and
+        compilation has not failed and fallen back to eager)."""
+        return self._loss_fn.compiled is not None
+
     def weights_changed(self) -> None:
         """Mark the online weights as changed (the acting copy is refreshed before next use)."""
         if self._acting is not None:

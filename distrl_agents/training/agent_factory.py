@@ -17,6 +17,7 @@ import torch
 
 from distrl_agents.agents import RUN_LEVEL_HPARAMS, agent_class, make_agent
 from distrl_agents.training.checkpoint import CheckpointError
+from distrl_agents.training.compile_choice import cached_compile_choice, measure_compile
 from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.device import resolve_precision
 from distrl_agents.training.precision import cached_choice, measure_precision
@@ -36,7 +37,9 @@ def build_agent(
     """The configured agent; precision, compile, channels-last and seed come from the run.
 
     ``trainer.precision=auto`` on a CPU measures fp32 and bf16 for the update and for acting
-    (``distrl_agents.training.precision``) once per process and configuration, and logs it.
+    (``distrl_agents.training.precision``) once per process and configuration, and logs it;
+    ``trainer.compile=auto`` likewise times eager against compiled updates
+    (``distrl_agents.training.compile_choice``) and keeps a compiled mode only where it pays.
     """
     hparams = agent_hparams(cfg)
     make = _agent_maker(cfg, hparams, num_actions=num_actions, obs_shape=obs_shape, device=device)
@@ -48,6 +51,12 @@ def build_agent(
             cfg, hparams, make, num_actions=num_actions, obs_shape=obs_shape,
             obs_dtype=obs_dtype, device=dev,
         )  # fmt: skip
+    if cfg.trainer.compile == "auto":
+        mode = _measured_compile(
+            cfg, hparams, make, precision, act_precision, num_actions=num_actions,
+            obs_shape=obs_shape, obs_dtype=obs_dtype, device=dev,
+        )  # fmt: skip
+        return make(precision, act_precision, mode)
     return make(precision, act_precision)
 
 
@@ -145,6 +154,39 @@ def _measured_precisions(
         ),
     )  # fmt: skip
     return choice.update, choice.act
+
+
+def _measured_compile(
+    cfg: RunConfig,
+    hparams: dict[str, Any],
+    make: AgentMaker,
+    precision: str,
+    act_precision: str,
+    *,
+    num_actions: int,
+    obs_shape: tuple[int, ...],
+    obs_dtype: torch.dtype,
+    device: torch.device,
+) -> str:
+    """The compile mode for ``trainer.compile=auto``: eager and compiled updates timed with
+    throw-away agents in the run's precisions (:mod:`distrl_agents.training.compile_choice`).
+    Measured once per process and configuration."""
+    t = cfg.trainer
+    key = json.dumps(
+        [cfg.agent_name, repr(sorted(hparams.items())), dict(cfg.network), obs_shape,
+         str(obs_dtype), num_actions, t.batch_size, precision, act_precision, t.channels_last,
+         str(device), torch.get_num_threads()],
+        default=str,
+    )  # fmt: skip
+    choice = cached_compile_choice(
+        key,
+        lambda: measure_compile(
+            lambda mode: make(precision, act_precision, mode), obs_shape=obs_shape,
+            obs_dtype=obs_dtype, num_actions=num_actions, batch_size=t.batch_size,
+            device=device,
+        ),
+    )  # fmt: skip
+    return choice.mode
 
 
 def compatibility_key(cfg: RunConfig) -> dict[str, Any]:

@@ -205,9 +205,9 @@ class RunConfig:
                 f"replay.storage must be 'host', 'device' or 'auto', got {r.storage!r}."
             )
         t.compile = {"true": "torso", "false": "off"}.get(t.compile, t.compile)
-        if t.compile not in ("off", "torso", "update", "graphs"):
+        if t.compile not in ("off", "torso", "update", "graphs", "auto"):
             raise ConfigError(
-                "trainer.compile must be off, torso, update or graphs (true = torso); "
+                "trainer.compile must be off, torso, update, graphs or auto (true = torso); "
                 f"got {t.compile!r}."
             )
         if t.channels_last not in ("auto", "true", "false"):
