@@ -175,3 +175,62 @@ def test_trainer_restores_torch_threads_on_close(tmp_path) -> None:  # type: ign
     assert torch.get_num_threads() == 1
     trainer.close()
     assert torch.get_num_threads() == before
+
+
+def test_a_resumed_run_keeps_the_auto_choices_made_on_this_machine(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """precision=auto and compile=auto are measured when a run starts; its checkpoints record
+    the choices with the machine they were made on, and a resume there keeps them (a timing
+    on a busy machine could otherwise switch the run's precision halfway). Elsewhere (another
+    device model or torch version) the resume measures again."""
+    from test_training import small_config, train
+
+    from distrl_agents.training import checkpoint as ckpt
+    from distrl_agents.training import compile_choice as choice_mod
+    from distrl_agents.training.compile_choice import CompileChoice
+
+    measured: list[str] = []
+
+    def fake_precision(make, **kw):  # type: ignore[no-untyped-def]
+        measured.append("precision")
+        return PrecisionChoice("bf16", "fp32", {"fp32": 2.0, "bf16": 1.0}, {"fp32": 1, "bf16": 2})
+
+    def fake_compile(make, **kw):  # type: ignore[no-untyped-def]
+        measured.append("compile")
+        return CompileChoice("off", {"off": 1.0, "update": 1.0})
+
+    monkeypatch.setattr(agent_factory, "measure_precision", fake_precision)
+    monkeypatch.setattr(agent_factory, "measure_compile", fake_compile)
+    monkeypatch.setattr(precision_mod, "_CACHE", {})
+    monkeypatch.setattr(choice_mod, "_CACHE", {})
+    cfg = small_config("c51", precision="auto", compile="auto", device="cpu", total_steps=120)
+    trainer, _ = train(cfg, tmp_path)
+    assert measured == ["precision", "compile"]
+    state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
+    recorded = state["auto_choices"]
+    assert recorded["machine"] == agent_factory.machine_key(torch.device("cpu"))
+    assert (recorded["precision"], recorded["act_precision"], recorded["compile"]) == (
+        "bf16",
+        "fp32",
+        "off",
+    )
+
+    # Resume on this machine with an empty measurement cache (a new process): not measured.
+    monkeypatch.setattr(precision_mod, "_CACHE", {})
+    monkeypatch.setattr(choice_mod, "_CACHE", {})
+    cfg = small_config("c51", precision="auto", compile="auto", device="cpu", total_steps=240)
+    trainer, summary = train(cfg, tmp_path)
+    assert measured == ["precision", "compile"] and summary.agent_step == 240
+    assert (trainer.agent.config.precision, trainer.agent.config.act_precision) == ("bf16", "fp32")
+
+    # The same checkpoint on another machine: measured again.
+    other = dict(recorded, machine={"device": "cpu: another model", "torch": torch.__version__})
+    for _ in range(2):
+        monkeypatch.setattr(precision_mod, "_CACHE", {})
+        monkeypatch.setattr(choice_mod, "_CACHE", {})
+        agent_factory.build_agent(
+            cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu", previous=other
+        )
+        other = dict(recorded, machine={**recorded["machine"], "torch": "0.0"})
+    assert measured == ["precision", "compile"] * 3

@@ -67,7 +67,11 @@ def load_agent(checkpoint: Path, device: str = "auto") -> tuple[Any, Any, dict[s
     cfg = RunConfig.from_dict(state["config"])
     cfg.trainer.compile = "off"
     agent = build_agent(
-        cfg, num_actions=len(state["action_names"]), obs_shape=(4, 84, 84), device=dev
+        cfg,
+        num_actions=len(state["action_names"]),
+        obs_shape=(4, 84, 84),
+        device=dev,
+        previous=state.get("auto_choices"),  # the run's precisions, where chosen on this machine
     )
     agent.load_state_dict(state["agent"])
     agent.eval()

@@ -9,13 +9,16 @@ trained. :func:`compatibility_key` is what a checkpoint records of its experimen
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import platform
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from distrl_agents.agents import RUN_LEVEL_HPARAMS, agent_class, make_agent
+from distrl_agents.agents.runtime import COMPILE_MODES
 from distrl_agents.training.checkpoint import CheckpointError
 from distrl_agents.training.compile_choice import cached_compile_choice, measure_compile
 from distrl_agents.training.config import ConfigError, RunConfig
@@ -33,6 +36,7 @@ def build_agent(
     obs_shape: tuple[int, ...],
     device: Any,
     obs_dtype: torch.dtype = torch.uint8,
+    previous: Mapping[str, Any] | None = None,
 ) -> Any:
     """The configured agent; precision, compile, channels-last and seed come from the run.
 
@@ -40,24 +44,76 @@ def build_agent(
     (``distrl_agents.training.precision``) once per process and configuration, and logs it;
     ``trainer.compile=auto`` likewise times eager against compiled updates
     (``distrl_agents.training.compile_choice``) and keeps a compiled mode only where it pays.
+    ``previous`` is what a checkpoint recorded (:func:`auto_choices`): where it was made on this
+    machine (:func:`machine_key`), a resumed run keeps those choices instead of measuring again,
+    so a run does not switch precision halfway (a timing on a busy machine can differ).
     """
     hparams = agent_hparams(cfg)
     make = _agent_maker(cfg, hparams, num_actions=num_actions, obs_shape=obs_shape, device=device)
     dev = torch.device(device)
+    reuse = previous if previous and previous.get("machine") == machine_key(dev) else None
     precision = resolve_precision(cfg.trainer.precision, dev)
     act_precision = precision
-    if precision == "auto":
+    if precision == "auto" and reuse is not None:
+        precision, act_precision = str(reuse["precision"]), str(reuse["act_precision"])
+        print(
+            f"precision=auto: update {precision}, acting {act_precision} (as chosen when this run "
+            "started on this machine; not measured again)",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif precision == "auto":
         precision, act_precision = _measured_precisions(
             cfg, hparams, make, num_actions=num_actions, obs_shape=obs_shape,
             obs_dtype=obs_dtype, device=dev,
         )  # fmt: skip
-    if cfg.trainer.compile == "auto":
+    if cfg.trainer.compile != "auto":
+        return make(precision, act_precision)
+    if reuse is not None and reuse.get("compile") in COMPILE_MODES:
+        mode = str(reuse["compile"])
+        print(
+            f"compile=auto: {mode} (as chosen when this run started on this machine; not "
+            "measured again)",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
         mode = _measured_compile(
             cfg, hparams, make, precision, act_precision, num_actions=num_actions,
             obs_shape=obs_shape, obs_dtype=obs_dtype, device=dev,
         )  # fmt: skip
-        return make(precision, act_precision, mode)
-    return make(precision, act_precision)
+    return make(precision, act_precision, mode)
+
+
+def machine_key(device: torch.device) -> dict[str, str]:
+    """What makes the ``auto`` choices of one machine valid on another: the device's model and
+    the torch version."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = _cpu_model()
+    return {"device": f"{device.type}: {name}", "torch": torch.__version__}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def auto_choices(agent: Any, device: torch.device) -> dict[str, Any]:
+    """What a checkpoint records of the run's precisions and compile mode, and where they were
+    chosen (``previous`` of :func:`build_agent`)."""
+    return {
+        "machine": machine_key(device),
+        "precision": agent.config.precision,
+        "act_precision": agent.config.act_precision,
+        "compile": agent.config.compile,
+    }
 
 
 def agent_hparams(cfg: RunConfig) -> dict[str, Any]:

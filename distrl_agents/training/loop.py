@@ -28,7 +28,12 @@ from distrl_agents.evaluation.records import RESULTS_FILE, append_result, evalua
 from distrl_agents.logging.writer import MetricWriter
 from distrl_agents.replay import ReplayBuffer
 from distrl_agents.training import checkpoint as ckpt
-from distrl_agents.training.agent_factory import build_agent, check_compatible, compatibility_key
+from distrl_agents.training.agent_factory import (
+    auto_choices,
+    build_agent,
+    check_compatible,
+    compatibility_key,
+)
 from distrl_agents.training.config import RunConfig
 from distrl_agents.training.device import (
     available_cpus,
@@ -103,12 +108,18 @@ class Trainer:
         self.game = self.env.game
         self.num_actions = self.env.num_actions
         self.obs_shape, obs_dtype = _observation_spec(self.env)
+        self._resume_from = ckpt.latest_checkpoint(self.run_dir)
+        if self._resume_from is not None:
+            self._resume_state = ckpt.load_state(self._resume_from)
+            check_compatible(cfg, self._resume_state, self.run_dir)
         self.agent = build_agent(
             cfg,
             num_actions=self.num_actions,
             obs_shape=self.obs_shape,
             device=self.device,
             obs_dtype=obs_dtype,
+            # A resumed run keeps the precision / compile choices it made on this machine.
+            previous=self._resume_state.get("auto_choices") if self._resume_from else None,
         )
         # The loop's own state (saved in checkpoints).
         self.rng = np.random.default_rng(cfg.seed)
@@ -121,10 +132,6 @@ class Trainer:
         self._stop: int | None = None
         self._eval_env: AtariEnv | None = None
         self.writer: MetricWriter | None = None
-        self._resume_from = ckpt.latest_checkpoint(self.run_dir)
-        if self._resume_from is not None:
-            self._resume_state = ckpt.load_state(self._resume_from)
-            check_compatible(cfg, self._resume_state, self.run_dir)
         self.replay_storage = replay_storage_device(
             cfg.replay.storage, self.device, cfg.replay.capacity
         )
@@ -382,6 +389,7 @@ class Trainer:
             "loop_rng": self.rng.bit_generator.state,
             "config": self.cfg.to_dict(),
             "compatibility": compatibility_key(self.cfg),
+            "auto_choices": auto_choices(self.agent, self.device),
             "game": self.game,
             "protocol": self.cfg.env.protocol,
             "env_spec": self.env.spec_info.__dict__,
