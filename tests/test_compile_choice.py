@@ -120,8 +120,8 @@ def test_auto_compile_builds_the_agent_in_the_measured_mode(monkeypatch: pytest.
 
 @pytest.mark.slow
 def test_auto_compile_measures_real_compiled_updates() -> None:
-    """The real thing on this machine: both modes timed, a compiled agent that really runs
-    compiled, and whichever mode is chosen trains."""
+    """The real thing on this machine: both modes timed (the compiled agent really ran
+    compiled) and the faster chosen; where compilation cannot work, eager with the reason."""
     from test_training import small_config
 
     cfg = small_config("qrdqn", compile="auto", precision="fp32", device="cpu")
@@ -131,6 +131,9 @@ def test_auto_compile_measures_real_compiled_updates() -> None:
         lambda mode: make("fp32", "fp32", mode), obs_shape=OBS, obs_dtype=torch.uint8,
         num_actions=A, batch_size=cfg.trainer.batch_size, device=torch.device("cpu"),
     )  # fmt: skip
-    assert not choice.dropped, choice.dropped
-    assert set(choice.update_ms) == {"off", "update"} and choice.compile_s["update"] > 0
-    assert choice.mode == choose(choice.update_ms)
+    if choice.dropped:  # a platform where torch.compile cannot build (no C compiler): eager
+        assert set(choice.dropped) == {"update"} and choice.mode == "off"
+        assert set(choice.update_ms) == {"off"}
+    else:
+        assert set(choice.update_ms) == {"off", "update"} and choice.compile_s["update"] > 0
+        assert choice.mode == choose(choice.update_ms)
