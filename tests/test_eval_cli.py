@@ -142,3 +142,49 @@ def test_evaluation_seed_chooses_the_games_it_starts_from() -> None:
     np.testing.assert_array_equal(first_frame(1), first_frame(1))
     assert not np.array_equal(first_frame(1), first_frame(2))
     env.close()
+
+
+def test_noisy_evaluation_samples_noise_and_is_never_the_final_score(
+    tmp_path: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--noisy plays with the noisy layers sampling fresh noise every step (as in training),
+    marks the record eval_noisy and leaves eval_final.json alone; an agent without noisy layers
+    is refused with one message."""
+    import torch
+
+    from distrl_agents.cli import eval as eval_mod
+
+    cfg = small_config("c51", total_steps=100, eval_period=0)
+    cfg.network["noisy"] = True
+    cfg.env.overrides = {"max_num_frames_per_episode": 400}
+    run_dir = tmp_path / "noisy_run"
+    trainer = Trainer(cfg, run_dir)
+    trainer.run()
+    trainer.close()
+    real_evaluate = eval_mod.evaluate
+    noise_draws: list[torch.Tensor] = []
+
+    def watching(act, env, **kw):  # type: ignore[no-untyped-def]
+        agent = act.__self__
+        assert agent.training  # noisy layers sample
+
+        def act_and_record(obs, eps):  # type: ignore[no-untyped-def]
+            actions = act(obs, eps)
+            buffers = [b for n, b in agent.acting_network().named_buffers() if "eps" in n]
+            noise_draws.append(torch.cat([b.flatten() for b in buffers]).clone())
+            return actions
+
+        return real_evaluate(act_and_record, env, **kw)
+
+    monkeypatch.setattr(eval_mod, "evaluate", watching)
+    out = run_dir / "eval_noisy"
+    code = eval_main([str(run_dir), "--episodes", "2", "--noisy", "--out", str(out)])
+    assert code == 0
+    assert len(noise_draws) > 2 and not torch.equal(noise_draws[0], noise_draws[1])
+    record = json.loads((out / "summary.json").read_text())
+    assert record["eval_noisy"] is True and len(record["episode_returns"]) == 2
+    assert not (run_dir / "eval_final.json").exists()
+    capsys.readouterr()
+
+    code = eval_main([str(trained_run), "--episodes", "1", "--noisy", "--out", str(tmp_path / "x")])
+    assert code == 2 and "has no noisy layers" in capsys.readouterr().err

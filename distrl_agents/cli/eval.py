@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write pictures of the predicted return distributions along the first game",
     )
+    p.add_argument(
+        "--noisy",
+        action="store_true",
+        help="noisy layers act with fresh noise every step, as in training (default: their mean "
+        "weights, as Dopamine's eval_mode); recorded as eval_noisy, never written to "
+        "eval_final.json",
+    )
     p.add_argument("--no-final", action="store_true", help="do not write <run_dir>/eval_final.json")
     return p
 
@@ -92,6 +99,15 @@ def eval_main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.noisy:
+        if not agent.noisy:
+            print(
+                f"error: --noisy: this {cfg.agent_label} agent has no noisy layers "
+                "(network.noisy=false); evaluate without --noisy",
+                file=sys.stderr,
+            )
+            return 2
+        agent.train(True)  # noisy layers sample; acting draws fresh noise for every step
     run_dir = checkpoint.parent.parent
     out = Path(args.out) if args.out else run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
@@ -109,13 +125,19 @@ def eval_main(argv: list[str] | None = None) -> int:
         eval_epsilon=args.epsilon,
         source="distrl-eval",
         checkpoint=checkpoint.name,
+        **({"eval_noisy": True} if args.noisy else {}),
     )
     if result.interrupted:  # a stop signal: keep the games finished so far, marked
         record["interrupted"] = True
         _write_scores(out, record, result)
         return _print_interrupted(result, args.episodes, out)
     _write_scores(out, record, result)
-    if result.episode_returns and not args.no_final and args.protocol in (None, cfg.env.protocol):
+    if (
+        result.episode_returns
+        and not args.no_final
+        and not args.noisy  # the run's own protocol evaluates with the mean weights
+        and args.protocol in (None, cfg.env.protocol)
+    ):
         write_final_result(run_dir / FINAL_FILE, record)
     _write_pictures(args, out, result, agent, state)
     return _print_summary(cfg, result, protocol, checkpoint.name, out)
