@@ -9,6 +9,7 @@ import torch
 
 from distrl_agents.training import agent_factory
 from distrl_agents.training import compile_choice as choice_mod
+from distrl_agents.training import precision as precision_mod
 from distrl_agents.training.compile_choice import (
     CompileChoice,
     candidates,
@@ -105,7 +106,7 @@ def test_auto_compile_builds_the_agent_in_the_measured_mode(monkeypatch: pytest.
         return CompileChoice("update", {"off": 2.0, "update": 1.0})
 
     monkeypatch.setattr(agent_factory, "measure_compile", fake_measure)
-    monkeypatch.setattr(choice_mod, "_CACHE", {})
+    monkeypatch.setattr(precision_mod, "_CACHE", {})
     cfg = small_config("qrdqn", compile="auto", precision="fp32", device="cpu")
     for _ in range(2):  # measured once per process and configuration
         agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=OBS, device="cpu")

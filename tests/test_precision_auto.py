@@ -187,7 +187,6 @@ def test_a_resumed_run_keeps_the_auto_choices_made_on_this_machine(
     from test_training import small_config, train
 
     from distrl_agents.training import checkpoint as ckpt
-    from distrl_agents.training import compile_choice as choice_mod
     from distrl_agents.training.compile_choice import CompileChoice
 
     measured: list[str] = []
@@ -203,7 +202,6 @@ def test_a_resumed_run_keeps_the_auto_choices_made_on_this_machine(
     monkeypatch.setattr(agent_factory, "measure_precision", fake_precision)
     monkeypatch.setattr(agent_factory, "measure_compile", fake_compile)
     monkeypatch.setattr(precision_mod, "_CACHE", {})
-    monkeypatch.setattr(choice_mod, "_CACHE", {})
     cfg = small_config("c51", precision="auto", compile="auto", device="cpu", total_steps=120)
     trainer, _ = train(cfg, tmp_path)
     assert measured == ["precision", "compile"]
@@ -218,7 +216,6 @@ def test_a_resumed_run_keeps_the_auto_choices_made_on_this_machine(
 
     # Resume on this machine with an empty measurement cache (a new process): not measured.
     monkeypatch.setattr(precision_mod, "_CACHE", {})
-    monkeypatch.setattr(choice_mod, "_CACHE", {})
     cfg = small_config("c51", precision="auto", compile="auto", device="cpu", total_steps=240)
     trainer, summary = train(cfg, tmp_path)
     assert measured == ["precision", "compile"] and summary.agent_step == 240
@@ -228,7 +225,6 @@ def test_a_resumed_run_keeps_the_auto_choices_made_on_this_machine(
     other = dict(recorded, machine={"device": "cpu: another model", "torch": torch.__version__})
     for _ in range(2):
         monkeypatch.setattr(precision_mod, "_CACHE", {})
-        monkeypatch.setattr(choice_mod, "_CACHE", {})
         agent_factory.build_agent(
             cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu", previous=other
         )

@@ -20,7 +20,7 @@ import torch
 from distrl_agents.agents import RUN_LEVEL_HPARAMS, agent_class, make_agent
 from distrl_agents.agents.runtime import COMPILE_MODES
 from distrl_agents.training.checkpoint import CheckpointError
-from distrl_agents.training.compile_choice import cached_compile_choice, measure_compile
+from distrl_agents.training.compile_choice import measure_compile
 from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.device import resolve_precision
 from distrl_agents.training.precision import cached_choice, measure_precision
@@ -234,8 +234,8 @@ def _measured_compile(
          str(device), torch.get_num_threads()],
         default=str,
     )  # fmt: skip
-    choice = cached_compile_choice(
-        key,
+    choice = cached_choice(
+        "compile " + key,
         lambda: measure_compile(
             lambda mode: make(precision, act_precision, mode), obs_shape=obs_shape,
             obs_dtype=obs_dtype, num_actions=num_actions, batch_size=t.batch_size,

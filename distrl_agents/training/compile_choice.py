@@ -122,16 +122,3 @@ def measure_compile(
             sync=sync,
         )
     return CompileChoice(choose(update_ms, margin), update_ms, compile_s, dropped)
-
-
-_CACHE: dict[str, CompileChoice] = {}
-
-
-def cached_compile_choice(key: str, compute: Callable[[], CompileChoice]) -> CompileChoice:
-    """Measure once per process and configuration (a sweep builds many runs); logs the choice."""
-    import sys
-
-    if key not in _CACHE:
-        _CACHE[key] = compute()
-        print(_CACHE[key].describe(), file=sys.stderr, flush=True)
-    return _CACHE[key]

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
@@ -186,12 +186,22 @@ def measure_precision(
     return PrecisionChoice(update=update, act=faster(act_ms), update_ms=update_ms, act_ms=act_ms)
 
 
-_CACHE: dict[str, PrecisionChoice] = {}
+class Described(Protocol):
+    """A start-up choice that can say what it measured and chose."""
+
+    def describe(self) -> str: ...
 
 
-def cached_choice(key: str, compute: Callable[[], PrecisionChoice]) -> PrecisionChoice:
-    """Measure once per process and configuration (a sweep or test suite builds many runs)."""
+ChoiceT = TypeVar("ChoiceT", bound=Described)
+
+#: start-up choices by configuration key (precision and compile choices use distinct keys)
+_CACHE: dict[str, Any] = {}
+
+
+def cached_choice(key: str, compute: Callable[[], ChoiceT]) -> ChoiceT:
+    """Measure once per process and configuration (a sweep or test suite builds many runs);
+    the first measurement is logged."""
     if key not in _CACHE:
         _CACHE[key] = compute()
         print(_CACHE[key].describe(), file=sys.stderr, flush=True)
-    return _CACHE[key]
+    return cast("ChoiceT", _CACHE[key])
