@@ -42,10 +42,10 @@ from distrl_agents.evaluation.report_files import write_report_files
 
 __all__ = ["GameStats", "Report", "build_report"]
 
-#: agent label -> game -> seed -> run
 #: the y scales ``distrl-report --curves`` accepts
 CURVE_SCALES = ("auto", "hns", "raw")
 
+#: agent label -> game -> seed -> run
 Grouped = dict[str, dict[str, dict[int, RunResult]]]
 
 
