@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
 
 from distrl_agents.training.precision import _median_ms, synthetic_batch
-from distrl_agents.types import Batch
 
 #: a compiled mode is kept only where its update is faster than eager by more than this
 #: fraction (compiled code also costs start-up time and recompiles on a change)
@@ -93,8 +92,7 @@ def measure_compile(
     """
     modes = tuple(modes or candidates(device))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size)
-    batch = Batch(**{f.name: getattr(batch, f.name).to(device) for f in fields(batch)})
+    batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size, device)
     learners: dict[str, Any] = {}
     compile_s: dict[str, float] = {}
     dropped: dict[str, str] = {}

@@ -101,9 +101,14 @@ def _median_ms(
 
 
 def synthetic_batch(
-    obs_shape: tuple[int, ...], obs_dtype: torch.dtype, num_actions: int, batch_size: int
+    obs_shape: tuple[int, ...],
+    obs_dtype: torch.dtype,
+    num_actions: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
 ) -> Batch:
-    """A replay-shaped batch of random observations (the timing does not depend on values)."""
+    """A replay-shaped batch of random observations on ``device`` (the timing does not depend
+    on values)."""
     g = torch.Generator().manual_seed(0)
 
     def frames() -> torch.Tensor:
@@ -111,7 +116,7 @@ def synthetic_batch(
             return torch.randint(0, 256, (batch_size, *obs_shape), generator=g, dtype=torch.uint8)
         return torch.rand((batch_size, *obs_shape), generator=g).to(obs_dtype)
 
-    return Batch(
+    batch = Batch(
         obs=frames(),
         action=torch.randint(0, num_actions, (batch_size,), generator=g),
         reward=torch.zeros(batch_size),
@@ -120,6 +125,7 @@ def synthetic_batch(
         weights=torch.ones(batch_size),
         indices=torch.arange(batch_size),
     )
+    return Batch(**{f.name: getattr(batch, f.name).to(device) for f in fields(batch)})
 
 
 def measure_precision(
@@ -149,8 +155,7 @@ def measure_precision(
     if device.type == "cpu" and not cpu_has_bf16_kernels():
         return PrecisionChoice("fp32", "fp32", {}, {}, reason=NO_BF16_KERNELS)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size)
-    batch = Batch(**{f.name: getattr(batch, f.name).to(device) for f in fields(batch)})
+    batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size, device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         learners = {p: make(p, p) for p in ("fp32", "bf16")}
         update_ms = _median_ms(
