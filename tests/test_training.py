@@ -31,6 +31,7 @@ DOCUMENTED_TAGS = {
     "charts/epsilon",
     "charts/replay_size",
     "charts/learning_rate",
+    "charts/longest_open_game",
     "losses/loss",
     "losses/q_mean",
     "eval/episodic_return",
@@ -392,3 +393,47 @@ def test_resume_keeps_the_scalars_logged_at_the_checkpoint_step(tmp_path: Path) 
     train(small_config("c51", total_steps=280, eval_period=0), tmp_path)
     steps = [s for s, _ in scalar_tags(tmp_path)["charts/epsilon"]]
     assert steps == [40, 80, 120, 160, 200, 240, 280]
+
+
+def test_longest_open_game_counts_the_unfinished_games():
+    """``charts/longest_open_game``: agent steps of the longest game still running; reset steps
+    do not count and a finished game starts again from 0 (a game that never ends shows here)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from distrl_agents.training.metrics import TrainingLog
+
+    class Writer:
+        def __init__(self):
+            self.scalars: list[tuple[str, float, int]] = []
+
+        def scalar(self, tag, value, step):
+            self.scalars.append((tag, float(value), step))
+
+    progress = SimpleNamespace(update=lambda n: None, set_postfix=lambda **k: None)
+    writer = Writer()
+    log = TrainingLog(writer, "pong", progress)
+    agent = SimpleNamespace(config=SimpleNamespace(lr=1e-4))
+
+    def step(autoreset, ended=None, returns=None):
+        info = {"autoreset": np.array(autoreset)}
+        if ended is not None:
+            info["episode"] = {"r": np.array(returns, float), "l": np.array([0, 0])}
+            info["_episode"] = np.array(ended)
+        log.count(int((~info["autoreset"]).sum()), info, 0)
+
+    def longest(at):
+        log.write(at, epsilon=0.0, replay=[], agent=agent)
+        return [v for tag, v, s in writer.scalars if tag == "charts/longest_open_game" and s == at]
+
+    for _ in range(5):
+        step([False, False])
+    assert longest(1) == [5.0]
+    step([False, False], ended=[True, False], returns=[-21.0, 0.0])  # env 0's game ends here
+    step([True, False])  # env 0 resets: not an agent step
+    step([False, False])
+    assert longest(2) == [8.0]  # env 1: 8 steps into its game; env 0: 1 (its reset step is none)
+    step([False, False], ended=[False, True], returns=[0.0, -20.0])
+    assert longest(3) == [2.0]
+    assert ("charts/episodic_return", -20.0, 0) in writer.scalars

@@ -5,6 +5,10 @@ Tag vocabulary (x axis: agent steps; one agent step = 4 frames):
 ``charts/episodic_return``, ``charts/episodic_length``, ``charts/episodic_hns``
     raw whole-game score (all lives, unclipped), its length in agent steps, its human-normalized
     score (Atari-57 games only), one point per finished training game.
+``charts/longest_open_game``
+    agent steps of the longest training game still being played (a resumed run starts new
+    games). A game that never ends (an agent that has learned to neither score nor lose a
+    life) adds no point to the episodic curves; this is where it shows.
 ``charts/SPS``, ``charts/updates_per_second``, ``charts/epsilon``, ``charts/replay_size``,
 ``charts/frames``, ``charts/learning_rate``, ``charts/replay_beta``
     loop speed (agent steps/s), schedules and sizes.

@@ -60,15 +60,27 @@ class TrainingLog:
         self.window_start = time.perf_counter()
         self.window_steps = 0
         self.latest_return = float("nan")
+        # Agent steps of each environment's game in progress: a
+        # game that never ends (an agent that learned to neither score nor lose a life) adds no
+        # point to the episodic curves, so its length is logged instead.
+        self.open_game_steps: np.ndarray | None = None
 
     def count(self, new_steps: int, info: dict[str, Any], step: int) -> None:
         """``new_steps`` agent steps were taken (``step`` in all); log the games they ended."""
         self.window_steps += new_steps
         self.progress.update(new_steps)
+        if "autoreset" in info:  # the environments that took a step (not a reset step)
+            stepped = ~np.asarray(info["autoreset"], dtype=bool)
+            if self.open_game_steps is None:
+                self.open_game_steps = np.zeros(stepped.shape[0], dtype=np.int64)
+            self.open_game_steps += stepped
         if "episode" not in info:
             return
         episode = info["episode"]
-        for i in np.flatnonzero(info["_episode"]):
+        ended = np.flatnonzero(info["_episode"])
+        if self.open_game_steps is not None:
+            self.open_game_steps[ended] = 0
+        for i in ended:
             self.latest_return = float(episode["r"][i])
             self.writer.scalar("charts/episodic_return", self.latest_return, step)
             self.writer.scalar("charts/episodic_length", episode["l"][i], step)
@@ -88,6 +100,8 @@ class TrainingLog:
         w.scalar("charts/replay_size", len(replay), step)
         w.scalar("charts/frames", step * 4, step)
         w.scalar("charts/learning_rate", agent.config.lr, step)
+        if self.open_game_steps is not None:
+            w.scalar("charts/longest_open_game", int(self.open_game_steps.max()), step)
         if getattr(replay, "prioritized", False):
             w.scalar("charts/replay_beta", replay.beta, step)
         for key, value in self.window.means().items():
