@@ -255,6 +255,22 @@ def test_game_without_reference_scores(tmp_path: Path) -> None:
     assert any("no human/random reference scores" in n for n in report.notes)
 
 
+def test_agent_missing_a_game_is_noted_as_not_run(tmp_path: Path) -> None:
+    """An agent without runs of a game is said to have none (not to lack HNS for it)."""
+    for agent, game in (("c51", "breakout"), ("c51", "pong"), ("qrdqn", "pong")):
+        append_result(
+            tmp_path / f"{agent}-{game}" / RESULTS_FILE,
+            record(agent, game, 0, 400_000, final_score(agent, game, 0)),
+        )
+    report = build_report([tmp_path], reps=20, plots=False)
+    assert report.aggregate_games["qrdqn"] == ["pong"]
+    notes = [n for n in report.notes if n.startswith("qrdqn: aggregated")]
+    assert notes == [
+        "qrdqn: aggregated over 1 of 2 games (no runs of: breakout); not directly comparable "
+        "with the others"
+    ]
+
+
 def _config(lr: float, total_steps: int, threads: int = 0) -> dict:
     """A config.json as the trainer writes it (the parts the labels read)."""
     return {

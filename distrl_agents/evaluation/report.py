@@ -344,10 +344,14 @@ def _aggregate(
         out.games[agent] = have
         out.runs[agent] = k
         if len(have) < len(games):
-            lacking = [g for g in games if g not in have]
+            not_run = [g for g in games if g not in per_game[agent]]
+            no_hns = [g for g in games if g in per_game[agent] and g not in have]
+            why = ([f"no runs of: {', '.join(not_run)}"] if not_run else []) + (
+                [f"no HNS for: {', '.join(no_hns)}"] if no_hns else []
+            )
             notes.append(
                 f"{agent}: aggregated over {len(have)} of {len(games)} games "
-                f"(no HNS for: {', '.join(lacking)}); not directly comparable with the others"
+                f"({'; '.join(why)}); not directly comparable with the others"
             )
     out.metrics = aggregate_metrics_with_ci(out.inputs, reps=reps, confidence=confidence, seed=seed)
     return out
