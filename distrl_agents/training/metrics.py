@@ -60,9 +60,9 @@ class TrainingLog:
         self.window_start = time.perf_counter()
         self.window_steps = 0
         self.latest_return = float("nan")
-        # Agent steps of each environment's game in progress: a
-        # game that never ends (an agent that learned to neither score nor lose a life) adds no
-        # point to the episodic curves, so its length is logged instead.
+        # Agent steps of each environment's game in progress: a game that never ends (an agent
+        # that learned to neither score nor lose a life) adds no point to the episodic curves,
+        # so the longest is logged instead.
         self.open_game_steps: np.ndarray | None = None
 
     def count(self, new_steps: int, info: dict[str, Any], step: int) -> None:
