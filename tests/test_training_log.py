@@ -48,13 +48,13 @@ def test_a_resumed_run_shows_its_speed_before_the_first_log_point(monkeypatch) -
     log._postfix_at = 0.0
     log.count(2, _info(2), 5_004)
     assert "sps=" in bar.postfix and "ret=nan" in bar.postfix and "eps" not in bar.postfix
-    log.write(5_004, epsilon=0.01, replay=[], agent=_Agent())
+    log.write(5_004, epsilon=0.01, replay=[], agent=_agent())
     log.count(2, _info(2), 5_006)
     assert "eps=0.010" in bar.postfix
     bar.close()
 
 
-def _Agent() -> SimpleNamespace:
+def _agent() -> SimpleNamespace:
     return SimpleNamespace(config=SimpleNamespace(lr=1e-4))
 
 
