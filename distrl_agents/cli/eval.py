@@ -69,26 +69,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_agent(checkpoint: Path, device: str = "auto") -> tuple[Any, Any, dict[str, Any]]:
-    """Rebuild the agent of a checkpoint on ``device``; returns (agent, RunConfig, state)."""
-    from distrl_agents.training import checkpoint as ckpt
-    from distrl_agents.training.agent_factory import build_agent
-    from distrl_agents.training.config import RunConfig
-    from distrl_agents.training.device import resolve_device
+    """Rebuild the agent of a checkpoint on ``device``; returns (agent, RunConfig, state).
+    (:func:`distrl_agents.api.load_checkpoint`; the documented API is
+    :func:`distrl_agents.load_agent`.)"""
+    from distrl_agents.api import load_checkpoint
 
-    dev = resolve_device(device)
-    state = ckpt.load_state(checkpoint, map_location=dev)
-    cfg = RunConfig.from_dict(state["config"])
-    cfg.trainer.compile = "off"
-    agent = build_agent(
-        cfg,
-        num_actions=len(state["action_names"]),
-        obs_shape=(4, 84, 84),
-        device=dev,
-        previous=state.get("auto_choices"),  # the run's precisions, where chosen on this machine
-    )
-    agent.load_state_dict(state["agent"])
-    agent.eval()
-    return agent, cfg, state
+    return load_checkpoint(checkpoint, device)
 
 
 def eval_main(argv: list[str] | None = None) -> int:
