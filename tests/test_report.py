@@ -548,3 +548,28 @@ def test_curves_scale_and_published_reference_lines(tmp_path: Path, monkeypatch,
     assert exit_info.value.code == 2 and "--curves" in capsys.readouterr().err
     with pytest.raises(ReportError, match="curves must be one of"):
         build_report([tmp_path], reps=20, plots=False, curves="log")
+
+
+def test_final_scores_of_games_cut_by_the_frame_cap_are_noted(tmp_path: Path) -> None:
+    from distrl_agents.evaluation.evaluator import EvalResult
+    from distrl_agents.evaluation.records import evaluation_record
+
+    for seed, cut in ((0, [True, False]), (1, [False, False])):
+        result = EvalResult(
+            "pong", [-20.0, -21.0], [100, 90], agent_steps=200, episode_truncated=cut,
+            frame_cap=400,
+        )  # fmt: skip
+        record = evaluation_record(
+            result, agent="c51", agent_settings={"name": "c51"}, game="pong", seed=seed,
+            protocol="machado", agent_step=600, frameskip=4, eval_epsilon=0.001, source="train",
+        )  # fmt: skip
+        assert record["games_truncated"] == sum(cut) and record["max_frames_per_game"] == 400
+        assert ("hns_note" in record) == any(cut)
+        append_result(tmp_path / f"run{seed}" / RESULTS_FILE, record)
+    report = build_report([tmp_path], reps=10, plots=False)
+    cut_notes = [n for n in report.notes if "cut by the frame cap" in n]
+    assert cut_notes == [
+        "final scores that include games cut by the frame cap of 400 frames (their scores, and "
+        "the HNS, are those of unfinished games): c51 pong seed 0 (1 of 2)"
+    ]
+    assert cut_notes[0] in report.markdown
