@@ -105,6 +105,12 @@ class LoadedAgent:
     #: what loading printed (the precision choice, ...), kept unless ``verbose=True``
     log: str = field(default="", repr=False)
 
+    def __repr__(self) -> str:
+        return (
+            f"LoadedAgent({self.config.agent_label} on {self.game}, {self.agent_step:,} agent "
+            f"steps, checkpoint {str(self.checkpoint)!r}, device {self.device})"
+        )
+
     @property
     def game(self) -> str:
         return str(self.config.env.game)

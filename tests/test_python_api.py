@@ -48,6 +48,7 @@ def test_the_doc_examples_run(doc_run: dict) -> None:
     assert run.last_eval is not None and run.last_eval.games == 2
     assert more.resumed and more.agent_step == 400 and more.num_updates > run.num_updates
     assert agent.agent_step == 400 and agent.game == "pong" and agent.action_names[0] == "NOOP"
+    assert repr(agent).startswith("LoadedAgent(qrdqn on pong, 400 agent steps, checkpoint ")
     assert result.games == 2 and result.truncated_games == 2 and result.frame_cap == 400
     assert (cwd / "distributions.png").stat().st_size > 1000
     dist = doc_run["dist"]
