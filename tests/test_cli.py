@@ -97,6 +97,9 @@ def test_atari100k_is_data_efficient_rainbow_for_every_agent(agent: str) -> None
         0.1,
     )
     assert t.epsilon_start == t.epsilon_end == 0.0
+    assert t.warmup_actions == "uniform"
+    assert a["max_grad_norm"] == 10  # DER's table: max gradient norm 10
+    assert cfg.env.overrides == {}  # nature: no FIRE on reset
     assert (t.eval_episodes, t.eval_steps, t.eval_period) == (100, 0, 100_000)
 
 
@@ -104,17 +107,19 @@ def test_atari100k_dopamine_is_dopamines_der_gin() -> None:
     cfg = composed("experiment=atari100k_dopamine", "agent=c51")
     t, r, n, a = cfg.trainer, cfg.replay, cfg.network, cfg.agent
     assert cfg.name == "atari100k_dopamine" and r.n_step == 10
+    # Dopamine's full Rainbow: zero_epsilon with noisy nets, warm-up played by the network.
     assert (t.epsilon_start, t.epsilon_end, t.epsilon_decay_steps, t.eval_epsilon) == (
-        1.0,
-        0.01,
-        2000,
+        0.0,
+        0.0,
+        0,
         0.001,
     )
+    assert t.warmup_actions == "agent" and a["max_grad_norm"] is None
     assert (n["torso"], n["hidden"], n["noisy_std"]) == ("nature", 512, 0.1)
     assert (a["lr"], a["optimizer_eps"], a["double_dqn"]) == (1e-4, 1.5e-4, True)
     assert r.prioritized and r.alpha == 0.5 and r.beta == 0.5
     assert r.beta_steps is not None and r.beta_steps >= 1e12  # constant 1/sqrt(P) weights
-    assert cfg.env.overrides == {"use_fire_reset": False}
+    assert cfg.env.overrides == {}  # the nature protocol presses no FIRE, as Dopamine
 
 
 def test_atari100k_and_dopamine_presets() -> None:
