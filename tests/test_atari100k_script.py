@@ -78,3 +78,28 @@ def test_status_shows_where_a_training_in_progress_stands(
     assert script.main(["status", "--out", str(tmp_path)]) == 0
     line = capsys.readouterr().out.strip()
     assert "logged to 24,122 agent steps, last checkpoint at 8,860 agent steps" in line, line
+
+
+def test_benchmark_names_expand_to_their_games(script) -> None:
+    games = script.expand_games(["atari100k"])
+    assert len(games) == 26 and games[0] == "alien" and "road_runner" in games
+    assert script.expand_games(["pong", "atari100k"])[:2] == ["pong", "alien"]
+    assert script.expand_games(["pong", "pong"]) == ["pong"]
+
+
+def test_finished_runs_become_csv_rows_replacing_older_ones(script, tmp_path: Path) -> None:
+    final = {"agent_step": 100_000, "mean_return": 20.0, "episode_returns": [10.0, 30.0]}
+    d = _run(tmp_path / "runs", "breakout", "c51", [final], [1.25, 0.5])
+    (d / "commit.txt").write_text("abc123\n")
+    row = script.run_row(d, "atari100k")
+    assert row["score"] == "20.00" and row["stderr"] == "10.00" and row["episodes"] == "2"
+    assert row["wall_hours"] == "1.750" and row["commit"] == "abc123"
+    csv_path = tmp_path / "results" / "runs.csv"
+    script.upsert_row(csv_path, row)
+    script.upsert_row(csv_path, {**row, "game": "alien"})
+    script.upsert_row(csv_path, {**row, "score": "25.00"})  # the same run again: replaced
+    rows = script.read_rows(csv_path)
+    assert [(r["game"], r["score"]) for r in rows] == [("alien", "20.00"), ("breakout", "25.00")]
+    assert list(rows[0]) == list(script.CSV_FIELDS)
+    with pytest.raises(ValueError, match="no final evaluation"):
+        script.run_row(_run(tmp_path / "runs", "pong", "c51", [], [0.1]), "atari100k")
