@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class EnvConfig:
-    game: str = "breakout"
+    game: str = "kung_fu_master"
     protocol: str = "machado"
     num_envs: int = 1
     eval_num_envs: int = 4
