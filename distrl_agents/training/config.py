@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class EnvConfig:
-    game: str = "breakout"
+    game: str = "kung_fu_master"
     protocol: str = "machado"
     num_envs: int = 1
     eval_num_envs: int = 4
@@ -52,6 +52,7 @@ class TrainerConfig:
     update_period: float = 4.0
     target_update_period: int = 10_000
     learning_starts: int = 50_000
+    warmup_actions: str = "uniform"
     epsilon_start: float = 1.0
     epsilon_end: float = 0.01
     epsilon_decay_steps: int = 1_000_000
@@ -213,6 +214,10 @@ class RunConfig:
         if t.channels_last not in ("auto", "true", "false"):
             raise ConfigError(
                 f"trainer.channels_last must be auto, true or false; got {t.channels_last!r}."
+            )
+        if t.warmup_actions not in ("uniform", "agent"):
+            raise ConfigError(
+                f"trainer.warmup_actions must be uniform or agent; got {t.warmup_actions!r}."
             )
         if t.eval_period and t.eval_episodes < 1:
             raise ConfigError("trainer.eval_episodes must be >= 1 when evaluation is on.")

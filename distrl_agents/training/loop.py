@@ -244,7 +244,7 @@ class Trainer:
         took (autoreset steps are none) and the env's ``info``."""
         t, obs = self.cfg.trainer, self.obs
         assert obs is not None
-        if self.agent_step < t.learning_starts:
+        if self.agent_step < t.learning_starts and t.warmup_actions == "uniform":
             actions = self.rng.integers(0, self.num_actions, self.cfg.env.num_envs)
         else:
             actions = self.agent.act(obs, epsilon)
