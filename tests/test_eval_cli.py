@@ -144,8 +144,10 @@ def test_evaluation_seed_chooses_the_games_it_starts_from() -> None:
     from distrl_agents.envs import make_atari_env
     from distrl_agents.evaluation import evaluate
 
-    # Breakout under the nature protocol: the random no-op start shows in the first frame.
-    env = make_atari_env("breakout", protocol="nature", num_envs=1, seed=5)
+    # Ms. Pac-Man under the nature protocol: the random no-op start shows in the first frame
+    # (Breakout's and Pong's first frames do not move during the no-ops now that no protocol
+    # presses FIRE on reset).
+    env = make_atari_env("ms_pacman", protocol="nature", num_envs=1, seed=5)
 
     def first_frame(seed: int | None) -> np.ndarray:
         result = evaluate(

@@ -213,8 +213,8 @@ def long_game_message(spec: Any, env: int, steps: int) -> str:
     )
     if not spec.use_fire_reset:
         message += (
-            " -- without FIRE on reset (sticky-action protocol) an agent that never presses FIRE "
-            "plays until the cap; --steps bounds the whole evaluation"
+            " -- without FIRE on reset, an agent that never presses FIRE (to launch the ball in "
+            "Breakout) plays until the cap; --steps bounds the whole evaluation"
         )
     return message
 
