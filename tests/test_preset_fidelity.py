@@ -49,6 +49,6 @@ def test_reference_evaluations_score_every_game_of_the_step_budget(
     assert t.eval_last_game == last_game
 
 
-def test_the_default_evaluation_is_unchanged() -> None:
-    t = composed().trainer
+def test_the_bare_trainer_evaluation_is_unchanged() -> None:
+    t = composed("~experiment").trainer  # configs/trainer/default.yaml, no preset
     assert (t.eval_steps, t.eval_episodes, t.eval_last_game) == (125_000, 10, "drop")
