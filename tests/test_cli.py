@@ -115,7 +115,7 @@ def test_atari100k_dopamine_is_dopamines_der_gin() -> None:
         0.001,
     )
     assert t.warmup_actions == "agent" and a["max_grad_norm"] is None
-    assert (n["torso"], n["hidden"], n["noisy_std"]) == ("nature", 512, 0.1)
+    assert (n["torso"], n["hidden"], n["noisy_std"]) == ("dopamine", 512, 0.1)
     assert (a["lr"], a["optimizer_eps"], a["double_dqn"]) == (1e-4, 1.5e-4, True)
     assert r.prioritized and r.alpha == 0.5 and r.beta == 0.5
     assert r.beta_steps is not None and r.beta_steps >= 1e12  # constant 1/sqrt(P) weights

@@ -476,3 +476,40 @@ def test_warmup_actions_choose_who_plays_the_warm_up(tmp_path: Path, warmup_acti
 def test_warmup_actions_must_be_a_known_choice() -> None:
     with pytest.raises(ConfigError, match=r"trainer\.warmup_actions"):
         small_config("dqn", warmup_actions="random").validate()
+
+
+def test_evaluation_budget_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.eval_steps >= 1"):
+        small_config("dqn", eval_episodes=0, eval_steps=0)
+    with pytest.raises(ConfigError, match=r"trainer\.eval_episodes"):
+        small_config("dqn", eval_episodes=-1)
+    with pytest.raises(ConfigError, match=r"trainer\.eval_last_game"):
+        small_config("dqn", eval_last_game="keep")
+    assert small_config("dqn", eval_episodes=0, eval_steps=50).trainer.eval_episodes == 0
+    assert (
+        small_config("dqn", eval_episodes=0, eval_steps=0, eval_period=0).trainer.eval_period == 0
+    )
+
+
+def test_evaluation_passes_its_game_cap_budget_and_last_game_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distrl_agents.evaluation import EvalResult
+    from distrl_agents.training import loop
+
+    cfg = small_config(
+        "dqn", eval_episodes=0, eval_steps=50, eval_last_game="finish", checkpoint_period=0
+    )
+    seen: dict = {}
+
+    def fake_evaluate(act, env, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(kwargs)
+        return EvalResult(game="pong", episode_returns=[1.0], episode_lengths=[7], agent_steps=8)
+
+    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    trainer = Trainer(cfg, tmp_path)
+    try:
+        trainer.evaluate()
+    finally:
+        trainer.close()
+    assert (seen["episodes"], seen["max_steps"], seen["last_game"]) == (0, 50, "finish")

@@ -72,12 +72,19 @@ class EvalResult:
         return float(human_normalized_score(self.game, self.mean_return))
 
 
+#: What becomes of the game in progress when the step budget runs out: ``drop`` (not scored: the
+#: DQN paper's Lua code, whose evaluation is a fixed number of steps) or ``finish`` (played to its
+#: end and scored: Dopamine's ``Runner._run_one_phase``, whose budget is a minimum).
+LAST_GAME_RULES = ("drop", "finish")
+
+
 def evaluate(
     act: Callable[[np.ndarray, float], np.ndarray],
     env,
     *,
     episodes: int,
     max_steps: int | None = None,
+    last_game: str = "drop",
     epsilon: float = 0.001,
     record_env: int | None = None,
     on_step: Callable[[int], None] | None = None,
@@ -87,19 +94,30 @@ def evaluate(
     on_long_game: Callable[[int, int], None] | None = None,
     long_game_steps: int = LONG_GAME_STEPS,
 ) -> EvalResult:
-    """Play ``episodes`` whole games on the vector ``env`` (an :class:`~distrl_agents.envs.AtariEnv`).
+    """Score the games one environment would play back to back, on the vector ``env``.
 
-    Episodes are spread evenly over the environments (env ``i`` counts at most its share), so short
-    games are not over-represented; play stops when every env has played its share or after
-    ``max_steps`` agent steps, whichever comes first (unfinished games are not counted).
+    The games are put in the order they start (games that start on the same vector step in env
+    order), and scored as if one environment had played them in that order: the first
+    ``episodes`` games (``0``: no cap) whose lengths fit the ``max_steps`` budget (agent steps,
+    ``None``: no budget). With ``last_game="drop"`` a game counts if it *ends* within the budget
+    (the DQN paper's Lua code); with ``"finish"`` if it *starts* within it, the game that
+    crosses the budget being played to its end (Dopamine). Which env plays a game, and how long
+    the games on other envs last, does not decide whether it is scored, so long games are not
+    dropped more often than short ones (their lengths are independent draws whatever the order
+    in which they start). Play stops as soon as the scored set is known; envs whose games can
+    no longer count keep stepping until then, unscored. The result lists the scored games in
+    start order; ``agent_steps`` is every step played.
 
     Args:
         act: ``act(obs [N, 4, 84, 84], epsilon) -> actions [N]``, e.g. ``agent.act``.
+        episodes: the most games to score (``0``: as many as the budget holds).
+        max_steps: the step budget (``None``: no budget; then ``episodes`` must be >= 1).
+        last_game: ``drop`` or ``finish`` (:data:`LAST_GAME_RULES`).
         record_env: when set, the observations seen by that env during its first game are kept
             in ``EvalResult.observations`` (for videos and distribution pictures).
         on_step: called with the number of agent steps after each vector step (progress bars).
         should_stop: polled every step; when it returns True play stops at once (the result then
-            holds the games finished so far and ``interrupted`` is set).
+            holds the games scored so far and ``interrupted`` is set).
         seed: reset the environments with this seed (env ``i``: ``seed + i``) so that every
             evaluation can start from fresh games; ``None`` uses the environments' own seed.
         on_game: called with the number of games counted so far whenever that number grows.
@@ -110,7 +128,7 @@ def evaluate(
         long_game_steps: see ``on_long_game``.
     """
     n = env.num_envs
-    tally = _Tally(episodes, n)
+    tally = _Tally(n, episodes=episodes, max_steps=max_steps, last_game=last_game)
     frames: list[np.ndarray] = []
     actions: list[int] = []
     recording = record_env is not None
@@ -120,7 +138,7 @@ def evaluate(
     cut = np.zeros(n, dtype=bool)  # the game that ended on the last step was cut by the cap
     open_steps = np.zeros(n, dtype=np.int64)  # agent steps of each env's game in progress
     flagged = np.zeros(n, dtype=bool)  # on_long_game was called for this env's game
-    while not tally.complete() and (max_steps is None or steps < max_steps):
+    while not tally.complete():
         if should_stop is not None and should_stop():
             interrupted = True
             break
@@ -136,11 +154,12 @@ def evaluate(
         if "episode" in info:
             finished = np.flatnonzero(info["_episode"])
             recording = recording and record_env not in finished
-            counted = tally.count(finished, info["episode"], cut)
             open_steps[finished] = 0
             flagged[finished] = False
-            if counted and on_game is not None:
-                on_game(len(tally.returns))
+        before = len(tally.returns)
+        tally.step(info["autoreset"], terminated | truncated, info.get("episode"), cut)
+        if len(tally.returns) > before and on_game is not None:
+            on_game(len(tally.returns))
         cut = np.asarray(truncated, dtype=bool) & ~np.asarray(terminated, dtype=bool)
         if on_long_game is not None:
             limit = _long_game_limit(tally.lengths, long_game_steps)
@@ -177,33 +196,109 @@ def _frame_cap(env: Any) -> int | None:
 
 
 class _Tally:
-    """Finished games counted per environment, each up to its even share of ``episodes``."""
+    """Games in the order they start, scored as one environment playing them back to back.
 
-    def __init__(self, episodes: int, num_envs: int) -> None:
-        self.quota = np.full(num_envs, episodes // num_envs)
-        self.quota[: episodes % num_envs] += 1
-        self.done = np.zeros(num_envs, dtype=np.int64)
+    ``length[k]`` is game ``k``'s length once it ended (``-1`` while it is played, on env
+    ``env[k]``). The games before ``self.next`` are decided: ``returns`` / ``lengths`` /
+    ``truncated`` hold those scored, ``spent`` their summed length (the budget a single
+    environment would have used on them).
+    """
+
+    def __init__(
+        self, num_envs: int, *, episodes: int, max_steps: int | None, last_game: str
+    ) -> None:
+        if last_game not in LAST_GAME_RULES:
+            raise ValueError(f"last_game must be one of {list(LAST_GAME_RULES)}, got {last_game!r}")
+        if episodes < 0 or (max_steps is not None and max_steps < 1):
+            raise ValueError(
+                f"episodes must be >= 0 and max_steps >= 1 or None; got {episodes}, {max_steps}"
+            )
+        if episodes == 0 and max_steps is None:
+            raise ValueError("an evaluation needs a game cap (episodes >= 1) or a step budget")
+        self.episodes, self.max_steps, self.finish = episodes, max_steps, last_game == "finish"
+        self.env: list[int] = list(range(num_envs))  # every env starts a game at reset
+        self.length: list[int] = [-1] * num_envs
+        self.score: list[float] = [0.0] * num_envs
+        self.cut: list[bool] = [False] * num_envs  # the frame cap ended it
+        self.current = np.arange(num_envs)  # env -> index of the game it is playing
+        self.elapsed = np.zeros(num_envs, dtype=np.int64)  # steps of that game so far
+        self.ended = np.zeros(num_envs, dtype=bool)  # its last step was terminal / truncated
+        self.next = 0
+        self.spent = 0
         self.returns: list[float] = []
         self.lengths: list[int] = []
         self.truncated: list[bool] = []
+        self.done = False
 
     def complete(self) -> bool:
-        return bool((self.done >= self.quota).all())
+        return self.done
 
     def wanted(self) -> np.ndarray:
-        """Which environments' games in progress will be counted."""
-        return self.done < self.quota
+        """Which environments' games in progress may still be scored."""
+        wanted = np.zeros(len(self.current), dtype=bool)
+        if self.done:
+            return wanted
+        budget, before = self.max_steps, self.spent  # steps of the games before game k, at least
+        for k in range(self.next, len(self.env)):
+            if self.episodes and k >= self.episodes:
+                break
+            if budget is not None and self.finish and before >= budget:
+                break
+            i = self.env[k]
+            at_least = self.length[k] if self.length[k] >= 0 else int(self.elapsed[i])
+            if budget is not None and not self.finish and before + at_least > budget:
+                break
+            wanted[i] |= self.length[k] < 0
+            before += at_least
+        return wanted
 
-    def count(self, envs: np.ndarray, episode: dict[str, np.ndarray], cut: np.ndarray) -> int:
-        """Record the games that just ended in ``envs`` (``episode``: the vector env's
-        ``info["episode"]``, returns ``r`` and lengths ``l``; ``cut``: per env, whether the
-        frame cap ended its game); returns how many were counted."""
-        counted = 0
-        for i in envs:
-            if self.done[i] < self.quota[i]:
-                self.returns.append(float(episode["r"][i]))
-                self.lengths.append(int(episode["l"][i]))
-                self.truncated.append(bool(cut[i]))
-                self.done[i] += 1
-                counted += 1
-        return counted
+    def step(
+        self,
+        autoreset: np.ndarray,
+        ended: np.ndarray,
+        episode: dict[str, np.ndarray] | None,
+        cut: np.ndarray,
+    ) -> None:
+        """Account for one vector step: ``autoreset`` marks the envs that started a new game
+        (``episode``, the vector env's ``info["episode"]``, then holds the finished game's
+        return ``r`` and length ``l``, and ``cut`` whether the frame cap ended it), ``ended``
+        those whose step was terminal or truncated."""
+        for i in np.flatnonzero(autoreset):
+            k = int(self.current[i])
+            assert episode is not None, "an autoreset step carries the finished game's statistics"
+            self.length[k] = int(episode["l"][i])
+            self.score[k] = float(episode["r"][i])
+            self.cut[k] = bool(cut[i])
+            self.current[i] = len(self.env)
+            self.env.append(int(i))
+            self.length.append(-1)
+            self.score.append(0.0)
+            self.cut.append(False)
+            self.elapsed[i] = 0
+        played = ~np.asarray(autoreset, dtype=bool)
+        self.elapsed[played] += 1
+        self.ended = np.asarray(ended, dtype=bool) & played
+        self._decide()
+
+    def _decide(self) -> None:
+        budget = self.max_steps
+        while not self.done and self.next < len(self.env):
+            k = self.next
+            if self.episodes and len(self.returns) >= self.episodes:
+                self.done = True
+            elif budget is not None and self.finish and self.spent >= budget:
+                self.done = True  # game k would start after the budget
+            elif self.length[k] < 0:  # still playing: it may yet decide the rest
+                i = self.env[k]
+                at_least = int(self.elapsed[i]) + (0 if self.ended[i] else 1)
+                if budget is not None and not self.finish and self.spent + at_least > budget:
+                    self.done = True  # it cannot end within the budget
+                return
+            elif budget is not None and not self.finish and self.spent + self.length[k] > budget:
+                self.done = True  # it ended after the budget
+            else:
+                self.returns.append(self.score[k])
+                self.lengths.append(self.length[k])
+                self.truncated.append(self.cut[k])
+                self.spent += self.length[k]
+                self.next += 1

@@ -431,6 +431,7 @@ class Trainer:
                 self._eval_env,
                 episodes=t.eval_episodes,
                 max_steps=t.eval_steps or None,
+                last_game=t.eval_last_game,
                 epsilon=t.eval_epsilon,
                 should_stop=lambda: self._stop is not None,
                 seed=env_seed,
