@@ -2,8 +2,8 @@
 
 Training (:class:`distrl_agents.training.loop.Trainer`) and evaluation (``distrl-eval``) both
 build their agent with :func:`build_agent`, so a checkpoint is always rebuilt the way it was
-trained. :func:`compatibility_key` is what a checkpoint records of its experiment;
-:func:`check_compatible` refuses to resume a run directory that holds a different one.
+trained. :func:`check_compatible` refuses a command whose settings differ from the run its run
+directory holds (other than the few a resume may change), before any set-up.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from distrl_agents.training.compile_choice import measure_compile
 from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.device import resolve_precision
 from distrl_agents.training.precision import cached_choice, measure_precision
+from distrl_agents.training.resume import check_same_run
 
 #: ``make(update_precision, act_precision, compile_mode) -> agent``
 AgentMaker = Callable[..., Any]
@@ -259,15 +260,27 @@ def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def check_compatible(cfg: RunConfig, state: dict[str, Any], run_dir: Path) -> None:
-    """Raise :class:`CheckpointError` unless checkpoint ``state`` (found in ``run_dir``) was
-    written by a run of the same experiment as ``cfg`` (:func:`compatibility_key`)."""
-    saved, mine = state.get("compatibility", {}), compatibility_key(cfg)
-    diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
-    if diff:
-        details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
-        raise CheckpointError(
-            f"The run directory {run_dir} holds a checkpoint of a different experiment "
-            f"({details}). Nothing was changed there. Choose another run_dir (or name/seed), "
-            "or resume with the settings of that run."
-        )
+def check_compatible(
+    cfg: RunConfig, state: Mapping[str, Any], run_dir: Path, checkpoint: Path | None = None
+) -> None:
+    """Raise :class:`CheckpointError` unless run directory ``run_dir`` holds the run ``cfg``
+    describes: the config its newest checkpoint (``checkpoint``, loaded as ``state``) was
+    trained with or, before the first checkpoint, its config.json may differ from ``cfg`` only
+    in the settings a resume may change
+    (:func:`distrl_agents.training.resume.check_same_run`). Reads only."""
+    if checkpoint is not None and "config" not in state:  # not written by distrl-train
+        saved, mine = state.get("compatibility", {}), compatibility_key(cfg)
+        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        if diff:
+            details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointError(
+                f"The run directory {run_dir} holds a checkpoint of a different experiment "
+                f"({details}). Nothing was changed there. Choose another run_dir (or "
+                "name/seed), or resume with the settings of that run."
+            )
+    check_same_run(
+        cfg.to_dict(),
+        run_dir,
+        checkpoint=checkpoint,
+        checkpoint_config=state.get("config") if checkpoint is not None else None,
+    )
