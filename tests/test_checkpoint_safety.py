@@ -379,3 +379,17 @@ def test_unwritable_places_are_refused_before_any_set_up(
     monkeypatch.setattr(loop.tempfile, "mkdtemp", no_room)
     with pytest.raises(ValueError, match="does not accept new files"):
         loop.check_writable_dir(tmp_path / "run")
+
+
+def test_docs_list_the_settings_a_resume_may_change() -> None:
+    from distrl_agents.training.resume import resumable_settings
+
+    root = Path(__file__).resolve().parents[1]
+    readme = root.joinpath("README.md").read_text()
+    resume_paragraph = readme[readme.index("**Resume.**") : readme.index("**Checkpoints are data")]
+    protocols = root.joinpath("docs", "protocols.md").read_text()
+    resume_bullet = protocols[protocols.index("- **Resume**") : protocols.index("- **Precision**")]
+    for doc in (resume_paragraph, resume_bullet):
+        for key in resumable_settings():
+            leaf = key.rsplit(".", 1)[-1] if key.startswith("trainer.") else key
+            assert f"`{key}`" in doc or f"`{leaf}`" in doc, key

@@ -106,14 +106,22 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     payload = {"format_version": FORMAT_VERSION, **_storable(state)}
     failure: tuple[str, int | None] | None = None
+    writing = ""
     try:
         tmp.mkdir()
+        writing = STATE_FILE
         torch.save(payload, tmp / STATE_FILE)
+        writing = REPLAY_FILE
         if write_replay is not None:
             write_replay(tmp / REPLAY_FILE)
         _fsync_dir(tmp)
-    except (OSError, RuntimeError) as exc:  # torch's zip writer raises RuntimeError
-        failure = (str(exc), exc.errno if isinstance(exc, OSError) else None)
+    except OSError as exc:
+        failure = (str(exc), exc.errno)
+    except RuntimeError as exc:
+        if writing != STATE_FILE:  # not torch's zip writer failing: a bug, not the disk
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        failure = (str(exc), None)
     if failure is not None:
         # Out of the except block, the writer's frames are gone and with them the half-written
         # file it held open (whose space a removal would not give back until it is closed).
