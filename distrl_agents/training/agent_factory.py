@@ -261,13 +261,19 @@ def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
 
 
 def check_compatible(
-    cfg: RunConfig, state: Mapping[str, Any], run_dir: Path, checkpoint: Path | None = None
+    cfg: RunConfig,
+    state: Mapping[str, Any],
+    run_dir: Path,
+    checkpoint: Path | None = None,
+    device: torch.device | None = None,
 ) -> None:
     """Raise :class:`CheckpointError` unless run directory ``run_dir`` holds the run ``cfg``
     describes: the config its newest checkpoint (``checkpoint``, loaded as ``state``) was
     trained with or, before the first checkpoint, its config.json may differ from ``cfg`` only
     in the settings a resume may change
-    (:func:`distrl_agents.training.resume.check_same_run`). Reads only."""
+    (:func:`distrl_agents.training.resume.check_same_run`). ``trainer.precision`` and
+    ``trainer.compile`` are compared as the run uses them: ``auto`` on the ``device`` where the
+    checkpoint made its choices takes those choices over (:func:`build_agent`). Reads only."""
     if checkpoint is not None and "config" not in state:  # not written by distrl-train
         saved, mine = state.get("compatibility", {}), compatibility_key(cfg)
         diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
@@ -278,9 +284,32 @@ def check_compatible(
                 f"({details}). Nothing was changed there. Choose another run_dir (or "
                 "name/seed), or resume with the settings of that run."
             )
-    check_same_run(
-        cfg.to_dict(),
-        run_dir,
-        checkpoint=checkpoint,
-        checkpoint_config=state.get("config") if checkpoint is not None else None,
-    )
+    saved_config = state.get("config") if checkpoint is not None else None
+    now = cfg.to_dict()
+    if saved_config is not None:
+        choices = state.get("auto_choices")
+        same_machine = bool(
+            choices and device is not None and choices.get("machine") == machine_key(device)
+        )
+        saved_config = _as_used(saved_config, choices if same_machine else None)
+        now = _as_used(now, choices if same_machine else None)
+    check_same_run(now, run_dir, checkpoint=checkpoint, checkpoint_config=saved_config)
+
+
+def _as_used(config: Mapping[str, Any], choices: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``config`` with ``trainer.precision`` / ``trainer.compile`` as a resume from a checkpoint
+    that recorded ``choices`` (its ``auto`` choices, made on this machine) would use them:
+    ``auto`` becomes the recorded choice, ``fp32`` is fp32 for update and acting."""
+    trainer = dict(config.get("trainer") or {})
+    precision, compile_mode = trainer.get("precision"), trainer.get("compile")
+    if choices is not None and precision == "auto":
+        precision = (choices.get("precision"), choices.get("act_precision"))
+    elif precision in ("fp32", "bf16"):
+        precision = (precision, precision)
+    if isinstance(precision, tuple):
+        update, act = precision
+        precision = update if update == act else f"auto (update {update}, acting {act})"
+    if choices is not None and compile_mode == "auto" and choices.get("compile") in COMPILE_MODES:
+        compile_mode = choices["compile"]
+    trainer.update(precision=precision, compile=compile_mode)
+    return {**config, "trainer": trainer}

@@ -95,11 +95,11 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         check_writable_dir(self.run_dir)
+        self.device = resolve_device(cfg.trainer.device)
         # A run directory that holds another run (other settings) is refused before any set-up.
         self._resume_from = ckpt.latest_checkpoint(self.run_dir)
         self._resume_state = ckpt.load_state(self._resume_from) if self._resume_from else {}
-        check_compatible(cfg, self._resume_state, self.run_dir, self._resume_from)
-        self.device = resolve_device(cfg.trainer.device)
+        check_compatible(cfg, self._resume_state, self.run_dir, self._resume_from, self.device)
         tune_host_allocator()
         self._torch_threads_before = torch.get_num_threads()
         self._set_torch_threads()
