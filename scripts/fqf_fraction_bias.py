@@ -13,12 +13,13 @@ are). Mean over seeds, (min..max).
 
     python scripts/fqf_fraction_bias.py [--seeds 0 1 2] [--steps 3000] [--tasks skewed long_tail]
 
-Rows: C51, QR-DQN and IQN (references; IQN read on a 200-point grid); FQF with each fraction
-optimiser the presets offer at a learning rate where the fractions move (the authors' centred
-TF RMSProp, Kuwahara's PyTorch RMSprop, Adam) and at the authors' 5e-11 (fractions still), with
-the target samples where the authors' code puts them (``next``: the target network's own
-proposal for ``s1``) or where Kuwahara's port does (``current``: the fractions of ``s0``), each
-weighted 1/N (the paper) or by their fraction widths.
+Rows: C51, QR-DQN and IQN (references; IQN read on a 200-point grid); FQF at the preset (the
+authors' code: fraction lr 5e-11, the fractions still); FQF with the fractions held (lr 1e-12)
+where the authors' initialisation puts them (state-dependent, not uniform); FQF with fraction
+losses and optimisers the presets offer at learning rates where the fractions move, with the
+target samples where the authors' code puts them (``next``: the target network's own proposal
+for ``s1``) or where Kuwahara's port does (``current``: the fractions of ``s0``), each weighted
+1/N (the paper) or by their fraction widths. ``--only`` picks rows by substrings of their labels.
 """
 
 from __future__ import annotations
@@ -150,6 +151,11 @@ def rows() -> dict[str, tuple[str, dict[str, Any]]]:
         ),
         "fqf preset: squared TF RMSProp 5e-11 (still) | next, 1/N": ("fqf", {**fqf}),
     }
+    for target in ("current", "next"):  # the authors' state-dependent init, fractions held
+        out[f"fqf held (fraction lr 1e-12) | {target}, 1/N"] = (
+            "fqf",
+            {**fqf, "fraction_lr": 1e-12, "target_fractions": target},
+        )
     for opt_label, opt in optimisers.items():
         hp = {**fqf, **opt}
         for target in ("current", "next"):
