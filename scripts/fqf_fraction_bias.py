@@ -135,6 +135,12 @@ def rows() -> dict[str, tuple[str, dict[str, Any]]]:
             "fraction_lr": 1e-4,
         },
         "squared TF RMSProp 1e-4": {"fraction_lr": 1e-4},  # the authors' loss and optimiser
+        "w1_gradient TF RMSProp 1e-4": {"fraction_loss": "w1_gradient", "fraction_lr": 1e-4},
+        "squared PyTorch RMSprop 1e-4": {
+            "fraction_optimizer": "rmsprop",
+            "fraction_rmsprop_centered": False,
+            "fraction_lr": 1e-4,
+        },
         "squared Adam 1e-3": {"fraction_optimizer": "adam", "fraction_lr": 1e-3},
     }
     out: dict[str, tuple[str, dict[str, Any]]] = {
