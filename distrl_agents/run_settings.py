@@ -17,7 +17,8 @@ NOT_RUN_SETTINGS = frozenset(
     {
         "agent", "env.game", "seed", "experiment", "name", "run_dir", "resume",
         "trainer.total_steps", "trainer.device", "trainer.torch_threads", "trainer.eval_period",
-        "trainer.eval_episodes", "trainer.eval_steps", "trainer.eval_epsilon",
+        "trainer.eval_episodes", "trainer.eval_steps", "trainer.eval_last_game",
+        "trainer.eval_epsilon",
         "trainer.checkpoint_period", "trainer.checkpoint_minutes", "trainer.save_replay",
         "logger",
     }

@@ -3,7 +3,12 @@
     python scripts/atari100k.py run --agents c51 iqn --games road_runner krull --seeds 0 \
         [--runs qrdqn:pong ...] [--out runs/atari100k] [--jobs 1] [--background] [--nice 10] \
         [--preset atari100k|atari100k_dopamine] [-- extra distrl-train overrides]
-    python scripts/atari100k.py status [--out runs/atari100k]
+    python scripts/atari100k.py run --agents c51 --games atari100k --seeds 0 --jobs 2 \
+        --csv docs/results/atari100k_runs.csv --commit --background     # the whole benchmark
+    python scripts/atari100k.py status [--out runs/atari100k] [--agents c51 --games atari100k]
+    python scripts/atari100k.py collect multirun/atari100k/<time> [--csv ...]   # a sweep's runs
+    python scripts/atari100k.py tables [--csv docs/results/atari100k_runs.csv] \
+        [--results docs/results.md] [--figure docs/figures/atari100k_profile]
     python scripts/atari100k.py stop   [--out runs/atari100k]
     python scripts/atari100k.py report [--out runs/atari100k] [--figure docs/figures/x.png]
 
@@ -17,6 +22,14 @@ longer list of agents and games into the same ``--out``) continues where it stop
 checkpoint and the runner stops before starting another run. Each training also checkpoints
 every 30 minutes of wall time (``trainer.checkpoint_minutes=30`` unless the overrides set it), so
 a machine that stops without a signal loses at most that much.
+
+``--games atari100k`` (or ``atari57``, ``atari55``) names a benchmark's whole game list. With
+``--csv``, each run's row (game, agent, seed, preset, agent steps, final score, its standard
+error, games, precision, threads, wall hours, machine, commit) is written to that CSV the moment
+the run finishes (replacing an older row of the same game, agent, seed and preset), and with
+``--commit`` the CSV alone is committed to its git repository at once, so that a finished run's
+result survives the machine. ``status`` with ``--agents``/``--games``/``--seeds`` shows the whole
+grid, runs not yet started included.
 
 ``report`` runs ``distrl-report <out> --compare DER`` and draws one learning-curve panel per game:
 the training games' raw scores (a moving average over 10 games) against frames for each run, the
@@ -59,9 +72,22 @@ def run_dirs(
             yield agent, game, seed, out / f"{game}-{agent}-seed{seed}"
 
 
+def expand_games(games: list[str]) -> list[str]:
+    """Game names, with a benchmark's name (``atari100k``, ``atari57``, ``atari55``) standing for
+    all of its games, in the benchmark's order; duplicates dropped."""
+    from distrl_agents.envs.games import BENCHMARKS
+
+    out: list[str] = []
+    for g in games:
+        for game in BENCHMARKS.get(g, (g,)):
+            if game not in out:
+                out.append(game)
+    return out
+
+
 def agent_game_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """``--agents`` x ``--games``, then each ``--runs agent:game``."""
-    pairs = [(a, g) for g in args.games for a in args.agents]
+    pairs = [(a, g) for g in expand_games(args.games) for a in args.agents]
     for spec in args.runs:
         agent, sep, game = spec.partition(":")
         if not sep or not agent or not game:
@@ -140,6 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.nice:
                 cmd = ["nice", "-n", str(args.nice), *cmd]
             print(f"atari100k: {' '.join(cmd)}", flush=True)
+            if not (run_dir / "commit.txt").is_file():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "commit.txt").write_text(code_commit(run_dir) + "\n")
             running[subprocess.Popen(cmd)] = (run_dir, time.time())
             continue
         time.sleep(1.0)
@@ -150,6 +179,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"atari100k: {run_dir.name}: exit {proc.returncode} after {hours:.2f} h", flush=True
             )
             _log_wall_time(run_dir, hours)
+            if args.csv and final_eval(run_dir, total) is not None:
+                row = run_row(run_dir, args.preset, total)
+                upsert_row(Path(args.csv), row)
+                print(f"atari100k: {run_dir.name}: row written to {args.csv}", flush=True)
+                if args.commit:
+                    commit_csv(Path(args.csv), row)
             if proc.returncode != 0:
                 print(f"atari100k: {run_dir.name} failed; see its output above", flush=True)
                 failed += 1
@@ -215,14 +250,309 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- the results CSV
+CSV_FIELDS = (
+    "game", "agent", "seed", "preset", "agent_steps", "score", "stderr", "episodes",
+    "precision", "threads", "wall_hours", "machine", "commit",
+)  # fmt: skip
+_ROW_KEY = ("game", "agent", "seed", "preset")
+
+
+def machine_name() -> str:
+    """The CPU model (the same words as /proc/cpuinfo), where it can be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def code_commit(run_dir: Path) -> str:
+    """The commit of the code that trained the run: recorded by the runner at the run's first
+    start (``commit.txt``), else this checkout's HEAD."""
+    recorded = run_dir / "commit.txt"
+    if recorded.is_file():
+        return recorded.read_text().strip()
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_row(run_dir: Path, preset: str, total_steps: int | None = None) -> dict[str, str]:
+    """The CSV row of a finished run (its final evaluation's mean, standard error and games)."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    final = final_eval(run_dir, total_steps)
+    if final is None:
+        raise ValueError(f"{run_dir} has no final evaluation yet")
+    returns = [float(x) for x in final["episode_returns"]]
+    sem = float(np.std(returns, ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else 0.0
+    trainer = cfg.get("trainer", {})
+    resolved = cfg.get("resolved", {}) if isinstance(cfg.get("resolved"), dict) else {}
+    precision = resolved.get("precision", trainer.get("precision", ""))
+    if isinstance(precision, dict):  # per part: update / acting / ...
+        precision = " ".join(f"{k}={v}" for k, v in sorted(precision.items()))
+    hours = sum(json.loads(x)["hours"] for x in _lines(run_dir / "wall_time.jsonl"))
+    return {
+        "game": cfg["env"]["game"],
+        "agent": cfg["agent"]["name"],
+        "seed": str(cfg["seed"]),
+        "preset": preset,
+        "agent_steps": str(final["agent_step"]),
+        "score": f"{float(final['mean_return']):.2f}",
+        "stderr": f"{sem:.2f}",
+        "episodes": str(len(returns)),
+        "precision": str(precision),
+        "threads": str(trainer.get("torch_threads", "")),
+        "wall_hours": f"{hours:.3f}",
+        "machine": machine_name(),
+        "commit": code_commit(run_dir),
+    }
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def upsert_row(path: Path, row: dict[str, str]) -> None:
+    """Write ``row`` into the CSV at ``path``, replacing the row of the same game, agent, seed
+    and preset; rows stay sorted by preset, agent, seed, game. Written aside, then renamed."""
+    key = tuple(row[k] for k in _ROW_KEY)
+    rows = [r for r in read_rows(path) if tuple(r.get(k, "") for k in _ROW_KEY) != key]
+    rows.append(row)
+    rows.sort(key=lambda r: (r["preset"], r["agent"], int(r["seed"]), r["game"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in CSV_FIELDS} for r in rows)
+    os.replace(tmp, path)
+
+
+def commit_csv(path: Path, row: dict[str, str]) -> None:
+    """Commit the CSV alone (``git commit -- <csv>``: whatever else is staged stays staged),
+    retrying while another git command holds the index."""
+    message = (
+        f"docs/results: {row['game']} {row['agent']} seed {row['seed']} ({row['preset']}): "
+        f"{row['score']} ± {row['stderr']} over {row['episodes']} games, {row['wall_hours']} h"
+    )
+    repo = path.resolve().parent
+    for attempt in range(10):
+        add = subprocess.run(["git", "add", "--", path.name], cwd=repo, capture_output=True)
+        done = add.returncode == 0 and (
+            subprocess.run(
+                ["git", "commit", "-q", "-m", message, "--", path.name],
+                cwd=repo,
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+        if done:
+            print(f"atari100k: committed {path}: {message}", flush=True)
+            return
+        time.sleep(2.0 + attempt)
+    print(f"atari100k: could not commit {path}; commit it by hand", flush=True)
+
+
+# ------------------------------------------------------------- docs/results.md from the CSV
+#: Published Atari-100k methods set beside our runs (atari100k_published.csv).
+PUBLISHED_COLUMNS = ("DER", "DrQ", "SPR")
+TABLES_START = "<!-- atari100k tables: generated by scripts/atari100k.py tables; do not edit -->"
+TABLES_END = "<!-- end of atari100k tables -->"
+
+
+def _hns_value(x: float, game: str, rnd: dict[str, float], hum: dict[str, float]) -> float:
+    return (x - rnd[game]) / (hum[game] - rnd[game])
+
+
+def score_matrices(
+    rows: list[dict[str, str]], preset: str
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Per agent, a ``[runs, games]`` HNS matrix over the games it ran, with as many runs per
+    game as its game with the fewest finished seeds (the lowest seeds are used), as the
+    stratified bootstrap needs; and the games of each matrix."""
+    rnd, hum = published("random"), published("human")
+    by_agent: dict[str, dict[str, dict[int, float]]] = {}
+    for r in rows:
+        if r["preset"] != preset or r["game"] not in rnd or r["game"] not in hum:
+            continue
+        by_agent.setdefault(r["agent"], {}).setdefault(r["game"], {})[int(r["seed"])] = float(
+            r["score"]
+        )
+    matrices, games_of = {}, {}
+    for agent, games in sorted(by_agent.items()):
+        names = sorted(games)
+        k = min(len(games[g]) for g in names)
+        # row i holds each game's i-th lowest seed
+        matrices[agent] = np.array(
+            [
+                [_hns_value(games[g][sorted(games[g])[i]], g, rnd, hum) for g in names]
+                for i in range(k)
+            ]
+        )
+        games_of[agent] = names
+    return matrices, games_of
+
+
+def _fmt_interval(iv: tuple[float, float, float]) -> str:
+    return f"{iv[0]:.3f} [{iv[1]:.3f}, {iv[2]:.3f}]"
+
+
+def results_tables(rows: list[dict[str, str]], preset: str = "atari100k", reps: int = 2000) -> str:
+    """Markdown: every run's game next to the published DER, DrQ and SPR means, random and human
+    (our score the mean over the seeds that finished); then per agent IQM, median, mean and
+    optimality gap of HNS with 95% stratified-bootstrap CIs, beside the same aggregates of the
+    published per-game means on the same games."""
+    from distrl_agents.evaluation.aggregates import METRICS, aggregate_metrics_with_ci
+
+    rnd, hum = published("random"), published("human")
+    pub = {m: published(m) for m in PUBLISHED_COLUMNS}
+    mine = [r for r in rows if r["preset"] == preset]
+    if not mine:
+        return f"No finished `{preset}` run in the CSV yet.\n"
+    agents = sorted({r["agent"] for r in mine})
+    games = sorted({r["game"] for r in mine})
+    scores: dict[tuple[str, str], list[float]] = {}
+    for r in mine:
+        scores.setdefault((r["agent"], r["game"]), []).append(float(r["score"]))
+    header = ["game", "random", "human", *PUBLISHED_COLUMNS]
+    for a in agents:
+        header += [f"{a} (seeds)", f"{a} HNS", f"{a} / DER"]
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    for g in games:
+        cells = [g, f"{rnd.get(g, float('nan')):,.1f}", f"{hum.get(g, float('nan')):,.1f}"]
+        cells += [f"{pub[m][g]:,.1f}" if g in pub[m] else "—" for m in PUBLISHED_COLUMNS]
+        for a in agents:
+            xs = scores.get((a, g))
+            if not xs:
+                cells += ["—", "—", "—"]
+                continue
+            x = float(np.mean(xs))
+            hns = f"{_hns_value(x, g, rnd, hum):.3f}" if g in rnd and g in hum else "—"
+            der = pub["DER"].get(g)
+            ratio = f"{100 * x / der:.0f}%" if der else "—"
+            cells += [f"{x:,.1f} ({len(xs)})", hns, ratio]
+        lines.append("| " + " | ".join(cells) + " |")
+    out = ["### Per game", "", *lines, ""]
+    matrices, games_of = score_matrices(rows, preset)
+    out += [
+        "### Aggregates of human-normalized scores (95% stratified-bootstrap CIs)",
+        "",
+        "| agent | games | runs/game | IQM | median | mean | optimality gap |",
+        "|---|---:|---:|---|---|---|---|",
+    ]
+    for agent, m in matrices.items():
+        ci = aggregate_metrics_with_ci(m, reps=reps)
+        out.append(
+            f"| {agent} | {m.shape[1]} | {m.shape[0]} | {_fmt_interval(ci['iqm'])} "
+            f"| {_fmt_interval(ci['median'])} | {_fmt_interval(ci['mean'])} "
+            f"| {_fmt_interval(ci['optimality_gap'])} |"
+        )
+        for method in PUBLISHED_COLUMNS:
+            same = [g for g in games_of[agent] if g in pub[method]]
+            if len(same) < len(games_of[agent]):
+                continue
+            row = np.array([[_hns_value(pub[method][g], g, rnd, hum) for g in same]])
+            vals = {k: float(fn(row)) for k, fn in METRICS.items()}
+            out.append(
+                f"| {method} (published means, same games) | {len(same)} | 1 "
+                f"| {vals['iqm']:.3f} | {vals['median']:.3f} | {vals['mean']:.3f} "
+                f"| {vals['optimality_gap']:.3f} |"
+            )
+    out += [
+        "",
+        "The published rows aggregate one number per game (each paper's mean over its seeds), so "
+        "they have no interval; their per-run scores (rliable's DER and DrQ(eps) runs) are not "
+        "stored in this repository, so the probability of improvement over them is not computed.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Rows of every finished run found below the given directories (a sweep's multirun/...,
+    another machine's runs/atari100k) into the CSV; the preset is the run's experiment name."""
+    found = 0
+    for top in args.dirs:
+        for config in sorted(Path(top).rglob("config.json")):
+            run_dir = config.parent
+            try:
+                preset = str(json.loads(config.read_text()).get("name", ""))
+                row = run_row(run_dir, preset)
+            except (ValueError, KeyError, OSError) as exc:
+                print(f"atari100k: {run_dir}: skipped ({exc})")
+                continue
+            upsert_row(Path(args.csv), row)
+            found += 1
+            print(
+                f"atari100k: {run_dir}: {row['game']} {row['agent']} seed {row['seed']}: "
+                f"{row['score']} ± {row['stderr']}"
+            )
+    print(f"atari100k: {found} finished run(s) written to {args.csv}")
+    return 0 if found else 1
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    """Regenerate docs/results.md's Atari-100k tables (between their markers) from the CSV."""
+    rows = read_rows(Path(args.csv))
+    text = results_tables(rows, args.preset)
+    results = Path(args.results)
+    doc = results.read_text() if results.is_file() else ""
+    block = f"{TABLES_START}\n\n{text}\n{TABLES_END}"
+    if TABLES_START in doc and TABLES_END in doc:
+        head, rest = doc.split(TABLES_START, 1)
+        doc = head + block + rest.split(TABLES_END, 1)[1]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+    results.write_text(doc)
+    print(text)
+    if args.figure:
+        from distrl_agents.evaluation.aggregates import performance_profile
+        from distrl_agents.evaluation.plots import plot_performance_profiles
+
+        matrices, _ = score_matrices(rows, args.preset)
+        if matrices:
+            taus = np.linspace(0.0, 2.0, 81)
+            profiles = performance_profile(matrices, taus)
+            for path in plot_performance_profiles(taus, profiles, Path(args.figure)):
+                print(f"atari100k: performance profiles -> {path}")
+    print(f"atari100k: tables written to {results}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- status
 def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
     dirs = sorted(p.parent for p in out.glob("*/config.json"))
+    grid: list[Path] = []
+    if args.agents and args.games:  # the whole grid, runs not started yet included
+        pairs = [(a, g) for g in expand_games(args.games) for a in args.agents]
+        grid = [d for *_, d in run_dirs(out, pairs, args.seeds)]
+        dirs = grid + [d for d in dirs if d not in grid]
     if not dirs:
         print(f"atari100k: no runs in {out}")
         return 1
+    counts = {"finished": 0, "started": 0, "not started": 0}
     for d in dirs:
+        if not (d / "config.json").is_file():
+            counts["not started"] += 1
+            print(f"{d.name:32s} not started")
+            continue
+        counts["finished" if final_eval(d) else "started"] += 1
         final = final_eval(d)
         hours = sum(json.loads(x)["hours"] for x in _lines(d / "wall_time.jsonl"))
         if final:
@@ -235,6 +565,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if logged > saved:  # a training in progress (or one stopped without a checkpoint)
                 state = f"logged to {logged:,} agent steps, last {state}"
         print(f"{d.name:32s} {state}; {hours:.2f} h of training (finished stretches)")
+    print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" (of {len(dirs)} runs)")
     return 0
 
 
@@ -388,16 +719,35 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--jobs", type=int, default=1, help="trainings at a time (each gets CPUs // jobs threads)"
     )
+    run.add_argument("--csv", default=None, help="write each finished run's row to this CSV")
+    run.add_argument("--commit", action="store_true", help="git-commit the CSV at each row")
     run.add_argument("overrides", nargs="*", help="extra distrl-train overrides (after --)")
-    for name in ("status", "stop", "report"):
+    status = sub.add_parser("status")
+    status.add_argument("--agents", nargs="+", default=[])
+    status.add_argument("--games", nargs="+", default=[])
+    status.add_argument("--seeds", nargs="+", type=int, default=[0])
+    for name in ("stop", "report"):
         sub.add_parser(name)
+    collect = sub.add_parser("collect", help="finished runs below DIRS into the CSV")
+    collect.add_argument("dirs", nargs="+")
+    collect.add_argument("--csv", default="docs/results/atari100k_runs.csv")
+    tables = sub.add_parser("tables", help="docs/results.md's Atari-100k tables from the CSV")
+    tables.add_argument("--csv", default="docs/results/atari100k_runs.csv")
+    tables.add_argument("--results", default="docs/results.md")
+    tables.add_argument("--preset", default="atari100k")
     for parser in sub.choices.values():
         parser.add_argument("--out", default="runs/atari100k", help="directory of the runs")
         parser.add_argument("--figure", default=None, help="learning-curve PNG (report)")
     args = p.parse_args(argv)
-    return {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "report": cmd_report}[
-        args.command
-    ](args)
+    commands = {
+        "run": cmd_run,
+        "status": cmd_status,
+        "stop": cmd_stop,
+        "report": cmd_report,
+        "tables": cmd_tables,
+        "collect": cmd_collect,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

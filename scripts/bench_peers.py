@@ -14,7 +14,8 @@ ratio ours / peer would reach if everything in our loop but the updates cost not
 Matched (both sides):
   Breakout, one env, CPU; 84x84 grey frames, 4 stacked, frame skip 4 with max-pooling, no sticky
   actions, up to 30 no-op starts, FIRE on reset, life loss ends the episode for learning, rewards
-  clipped to [-1, 1] (ours: ``env.protocol=nature``; Tianshou: ``wrap_deepmind`` on
+  clipped to [-1, 1] (ours: ``env.protocol=nature`` with ``+env.overrides.use_fire_reset=true``,
+  since our protocol presses no FIRE; Tianshou: ``wrap_deepmind`` on
   ``BreakoutNoFrameskip-v4``); batch 32, one update per 4 agent steps, 1,000 random warm-up
   transitions, a 10,000-transition replay buffer storing single frames, 1-step returns,
   gamma 0.99; the Nature torso; each agent's paper preset (distrl-agents' ``configs/agent``):
@@ -87,6 +88,7 @@ from distrl_agents.training.loop import Trainer
 agent, game, warmup, skip, steps, buffer = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
 overrides = [
     f"agent={agent}", f"env.game={game}", "env.protocol=nature",
+    "+env.overrides.use_fire_reset=true",  # as Tianshou's wrap_deepmind (FireResetEnv)
     f"replay.capacity={buffer}", f"trainer.learning_starts={warmup}",
     f"trainer.total_steps={warmup + skip}", "trainer.eval_period=0",
     "trainer.checkpoint_period=0", "trainer.save_replay=false",

@@ -149,6 +149,50 @@ def test_learn_step_bookkeeping(name: str) -> None:
         assert torch.equal(v, agent.online.state_dict()[k]), k
 
 
+def _online_grads(agent) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+    return [p.grad.clone() for p in agent.online.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_loss_reduction_sum_is_batch_size_times_the_mean_gradient(name: str) -> None:
+    batch = _batch((5,))  # non-uniform importance weights
+    size = batch.obs.shape[0]
+    results, grads = {}, {}
+    for reduction in ("mean", "sum"):
+        agent = _agent(name, loss_reduction=reduction)
+        results[reduction] = agent.learn(batch)
+        grads[reduction] = _online_grads(agent)  # the gradient the step used (FQF: both losses)
+    assert len(grads["sum"]) == len(grads["mean"]) == len(list(agent.online.parameters()))
+    for g_sum, g_mean in zip(grads["sum"], grads["mean"]):
+        torch.testing.assert_close(g_sum, size * g_mean, rtol=1e-5, atol=1e-7)
+    # same per-sample losses and the same logged (weighted mean) loss either way
+    torch.testing.assert_close(results["sum"].loss, results["mean"].loss)
+    assert results["sum"].metrics["loss"] == pytest.approx(results["mean"].metrics["loss"])
+
+
+def test_loss_reduction_sum_is_the_weighted_sum_of_per_sample_gradients() -> None:
+    # The DQN paper's Lua code back-propagates each sample's clipped TD error unscaled: the
+    # gradient is sum_i w_i grad l_i. Reference: each sample's gradient on its own, summed.
+    batch = _batch((5,))
+    agent = _agent("dqn", loss_reduction="sum")
+    reference = _agent("dqn")
+    params = list(reference.online.parameters())
+    want = [torch.zeros_like(p) for p in params]
+    for i in range(batch.obs.shape[0]):
+        one = Batch(**{f: getattr(batch, f)[i : i + 1] for f in Batch.__dataclass_fields__})
+        loss_i = reference.compute_loss(one).per_sample[0]
+        for acc, g in zip(want, torch.autograd.grad(loss_i, params)):
+            acc += batch.weights[i] * g
+    agent.learn(batch)
+    for got, w in zip(_online_grads(agent), want):
+        torch.testing.assert_close(got, w, rtol=1e-5, atol=1e-7)
+
+
+def test_loss_reduction_is_checked() -> None:
+    with pytest.raises(ValueError, match="loss_reduction"):
+        _agent("dqn", loss_reduction="total")
+
+
 @pytest.mark.parametrize("name", AGENTS)
 @pytest.mark.parametrize("variant", ["plain", "double_noisy_dueling"])
 def test_all_parameters_get_finite_nonzero_gradients(name: str, variant: str) -> None:

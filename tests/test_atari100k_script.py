@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "atari100k.py"
@@ -78,3 +79,89 @@ def test_status_shows_where_a_training_in_progress_stands(
     assert script.main(["status", "--out", str(tmp_path)]) == 0
     line = capsys.readouterr().out.strip()
     assert "logged to 24,122 agent steps, last checkpoint at 8,860 agent steps" in line, line
+
+
+def test_benchmark_names_expand_to_their_games(script) -> None:
+    games = script.expand_games(["atari100k"])
+    assert len(games) == 26 and games[0] == "alien" and "road_runner" in games
+    assert script.expand_games(["pong", "atari100k"])[:2] == ["pong", "alien"]
+    assert script.expand_games(["pong", "pong"]) == ["pong"]
+
+
+def test_finished_runs_become_csv_rows_replacing_older_ones(script, tmp_path: Path) -> None:
+    final = {"agent_step": 100_000, "mean_return": 20.0, "episode_returns": [10.0, 30.0]}
+    d = _run(tmp_path / "runs", "breakout", "c51", [final], [1.25, 0.5])
+    (d / "commit.txt").write_text("abc123\n")
+    row = script.run_row(d, "atari100k")
+    assert row["score"] == "20.00" and row["stderr"] == "10.00" and row["episodes"] == "2"
+    assert row["wall_hours"] == "1.750" and row["commit"] == "abc123"
+    csv_path = tmp_path / "results" / "runs.csv"
+    script.upsert_row(csv_path, row)
+    script.upsert_row(csv_path, {**row, "game": "alien"})
+    script.upsert_row(csv_path, {**row, "score": "25.00"})  # the same run again: replaced
+    rows = script.read_rows(csv_path)
+    assert [(r["game"], r["score"]) for r in rows] == [("alien", "20.00"), ("breakout", "25.00")]
+    assert list(rows[0]) == list(script.CSV_FIELDS)
+    with pytest.raises(ValueError, match="no final evaluation"):
+        script.run_row(_run(tmp_path / "runs", "pong", "c51", [], [0.1]), "atari100k")
+
+
+def _row(game: str, agent: str, seed: int, score: float) -> dict[str, str]:
+    return {
+        "game": game,
+        "agent": agent,
+        "seed": str(seed),
+        "preset": "atari100k",
+        "score": str(score),
+    }
+
+
+def test_results_tables_aggregate_hns_beside_the_published_means(script, tmp_path: Path) -> None:
+    rnd, hum, der = script.published("random"), script.published("human"), script.published("DER")
+    # Scores at exactly HNS 0.5 and 1.0 on two games; one game has a second seed.
+    half = {g: rnd[g] + 0.5 * (hum[g] - rnd[g]) for g in ("pong", "breakout")}
+    rows = [
+        _row("pong", "c51", 0, half["pong"]),
+        _row("pong", "c51", 1, hum["pong"]),
+        _row("breakout", "c51", 0, half["breakout"]),
+    ]
+    matrices, games = script.score_matrices(rows, "atari100k")
+    # One run per game (breakout has one seed): the lowest seed of each game.
+    assert games["c51"] == ["breakout", "pong"]
+    assert matrices["c51"] == pytest.approx(np.array([[0.5, 0.5]]))
+    text = script.results_tables(rows, reps=200)
+    lines = text.splitlines()
+    pong = next(x for x in lines if x.startswith("| pong |"))
+    # our mean over the two seeds: HNS 0.75; next to DER's published mean
+    mean_pong = (half["pong"] + hum["pong"]) / 2
+    assert f"{mean_pong:,.1f} (2)" in pong and "| 0.750 |" in pong
+    assert f"{100 * mean_pong / der['pong']:.0f}%" in pong
+    agg = next(x for x in lines if x.startswith("| c51 |"))
+    assert "| 2 | 1 | 0.500 [0.500, 0.500]" in agg
+    der_row = next(x for x in lines if x.startswith("| DER (published"))
+    der_hns = [(der[g] - rnd[g]) / (hum[g] - rnd[g]) for g in ("breakout", "pong")]
+    assert f"| {np.mean(der_hns):.3f} |" in der_row  # its mean over the same two games
+    # regenerated in place between the markers, the rest of the page kept
+    page = tmp_path / "results.md"
+    page.write_text("# Results\n\nkept\n")
+    csv_path = tmp_path / "runs.csv"
+    for r in rows:
+        script.upsert_row(csv_path, {**r, "agent_steps": "100000"})
+    args = type("A", (), {"csv": csv_path, "results": page, "preset": "atari100k", "figure": None})
+    assert script.cmd_tables(args) == 0
+    assert script.cmd_tables(args) == 0
+    doc = page.read_text()
+    assert doc.startswith("# Results\n\nkept\n") and doc.count(script.TABLES_START) == 1
+
+
+def test_collect_writes_the_finished_runs_of_a_sweep(script, tmp_path: Path) -> None:
+    final = {"agent_step": 100_000, "mean_return": 7.0, "episode_returns": [6.0, 8.0]}
+    sweep = tmp_path / "multirun" / "atari100k" / "t"
+    done = _run(sweep / "job0", "pong", "c51", [final], [0.5])
+    config = json.loads((done / "config.json").read_text())
+    (done / "config.json").write_text(json.dumps({**config, "name": "atari100k"}))
+    _run(sweep / "job1", "breakout", "c51", [], [0.1])  # not finished: skipped
+    args = type("A", (), {"dirs": [sweep], "csv": tmp_path / "runs.csv"})
+    assert script.cmd_collect(args) == 0
+    rows = script.read_rows(tmp_path / "runs.csv")
+    assert [(r["game"], r["preset"], r["score"]) for r in rows] == [("pong", "atari100k", "7.00")]

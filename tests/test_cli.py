@@ -28,7 +28,7 @@ def composed(*overrides: str) -> RunConfig:
 def test_default_config_is_a_real_training_run() -> None:
     cfg = composed()
     assert cfg.agent_name in AGENT_NAMES
-    assert cfg.env.game == "breakout" and cfg.trainer.total_steps >= 10_000_000
+    assert cfg.env.game == "kung_fu_master" and cfg.trainer.total_steps >= 100_000
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -64,7 +64,7 @@ def test_paper_presets_pick_their_agent_and_protocol(agent: str) -> None:
 
 
 def test_dqn_agent_preset_is_dopamines_tf_rmsprop() -> None:
-    cfg = composed("agent=dqn")
+    cfg = composed("~experiment", "agent=dqn")  # the agent group alone, without atari100k's Adam
     a = cfg.agent
     assert a["optimizer"] == "rmsprop_tf" and a["optimizer_eps"] == 1e-5  # dqn.gin
     assert a["rmsprop_alpha"] == 0.95 and a["rmsprop_centered"] and a["rmsprop_initial_ms"] == 1.0
@@ -97,6 +97,9 @@ def test_atari100k_is_data_efficient_rainbow_for_every_agent(agent: str) -> None
         0.1,
     )
     assert t.epsilon_start == t.epsilon_end == 0.0
+    assert t.warmup_actions == "uniform"
+    assert a["max_grad_norm"] == 10  # DER's table: max gradient norm 10
+    assert cfg.env.overrides == {}  # nature: no FIRE on reset
     assert (t.eval_episodes, t.eval_steps, t.eval_period) == (100, 0, 100_000)
 
 
@@ -104,17 +107,19 @@ def test_atari100k_dopamine_is_dopamines_der_gin() -> None:
     cfg = composed("experiment=atari100k_dopamine", "agent=c51")
     t, r, n, a = cfg.trainer, cfg.replay, cfg.network, cfg.agent
     assert cfg.name == "atari100k_dopamine" and r.n_step == 10
+    # Dopamine's full Rainbow: zero_epsilon with noisy nets, warm-up played by the network.
     assert (t.epsilon_start, t.epsilon_end, t.epsilon_decay_steps, t.eval_epsilon) == (
-        1.0,
-        0.01,
-        2000,
+        0.0,
+        0.0,
+        0,
         0.001,
     )
-    assert (n["torso"], n["hidden"], n["noisy_std"]) == ("nature", 512, 0.1)
+    assert t.warmup_actions == "agent" and a["max_grad_norm"] is None
+    assert (n["torso"], n["hidden"], n["noisy_std"]) == ("dopamine", 512, 0.1)
     assert (a["lr"], a["optimizer_eps"], a["double_dqn"]) == (1e-4, 1.5e-4, True)
     assert r.prioritized and r.alpha == 0.5 and r.beta == 0.5
     assert r.beta_steps is not None and r.beta_steps >= 1e12  # constant 1/sqrt(P) weights
-    assert cfg.env.overrides == {"use_fire_reset": False}
+    assert cfg.env.overrides == {}  # the nature protocol presses no FIRE, as Dopamine
 
 
 def test_atari100k_and_dopamine_presets() -> None:
@@ -165,7 +170,7 @@ def test_smoke_run_through_the_cli_then_resume_is_a_no_op(tmp_path: Path) -> Non
     )
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    run_dir = tmp_path / "runs" / "smoke" / "breakout-c51-seed0"
+    run_dir = tmp_path / "runs" / "smoke" / "kung_fu_master-c51-seed0"
     assert (run_dir / "config.json").is_file() and (run_dir / "tb").is_dir()
     assert json.loads((run_dir / "config.json").read_text())["agent"]["name"] == "c51"
     # Relaunching the same command resumes the finished run: nothing more to do.
@@ -231,7 +236,8 @@ def test_risk_sensitive_run_directory_names_the_risk_once() -> None:
     assert cfg.agent_label == "iqn+cvar0.25"  # reports still tell it apart
     path = default_run_dir(cfg, ["agent=iqn", "+agent.risk=cvar", "+agent.risk_param=0.25"])
     assert (
-        path.as_posix() == "runs/default/breakout-iqn-seed0/agent.risk=cvar,agent.risk_param=0.25"
+        path.as_posix()
+        == "runs/atari100k/kung_fu_master-iqn-seed0/agent.risk=cvar,agent.risk_param=0.25"
     )
 
 
@@ -243,3 +249,31 @@ def test_help_lists_launchers_and_risk_options(tmp_path: Path) -> None:
     assert "hydra/launcher=local" in r.stdout and "hydra/launcher=slurm" in r.stdout
     assert "+agent.risk=" + "|".join(RISK_MEASURES) in r.stdout
     assert "+agent.risk_param" in r.stdout
+
+
+def test_final_result_line_sets_the_score_next_to_der_and_human() -> None:
+    from distrl_agents.cli.train import final_result_line
+    from distrl_agents.evaluation.evaluator import EvalResult
+
+    result = EvalResult(
+        game="kung_fu_master",
+        episode_returns=[12_000.0, 14_000.0],
+        episode_lengths=[900, 950],
+        agent_steps=1850,
+    )
+    line = final_result_line("atari100k", result)
+    # HNS = (13,000 - 258.5) / (22,736.3 - 258.5) = 0.567; DER 14,346.1 -> 0.627
+    assert line.startswith("final evaluation: 13,000.0 +- 1,000.0 over 2 games of kung_fu_master")
+    assert "(HNS 0.567)" in line and "DER 14,346.1 (HNS 0.627)" in line
+    assert line.endswith("human 22,736.3")
+    assert "DER" not in final_result_line("dopamine_c51", result)  # DER is a 100k-step score
+    none = EvalResult(game="pong", episode_returns=[], episode_lengths=[], agent_steps=0)
+    assert "no game of pong finished" in final_result_line("atari100k", none)
+
+
+def test_the_default_run_is_atari100k_on_a_game_that_learns_in_100k_steps() -> None:
+    cfg = composed()
+    assert cfg.name == "atari100k" and cfg.env.game == "kung_fu_master"
+    assert cfg.trainer.total_steps == 100_000 and cfg.trainer.eval_episodes == 100
+    bare = composed("~experiment")  # the groups alone: machado protocol, 200M frames
+    assert bare.env.protocol == "machado" and bare.trainer.total_steps == 50_000_000

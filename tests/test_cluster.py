@@ -52,7 +52,7 @@ _LAUNCHER = [
 if os.environ.get("DISTRL_TEST_PARTITION"):
     _LAUNCHER.append(f"hydra.launcher.partition={os.environ['DISTRL_TEST_PARTITION']}")
 _SMOKE = [
-    "experiment=smoke", "+env.overrides.max_num_frames_per_episode=200", "trainer.eval_steps=200",
+    "experiment=smoke", "env.overrides.max_num_frames_per_episode=200", "trainer.eval_steps=200",
     "trainer.learning_starts=100", "logger.progress=false", "logger.distribution_period=0",
 ]  # fmt: skip
 

@@ -195,3 +195,20 @@ def test_send_recv_equals_step() -> None:
         np.testing.assert_array_equal(out_a[4]["autoreset"], out_b[4]["autoreset"])
     with pytest.raises(RuntimeError, match="without send"):
         b.recv()
+
+
+@pytest.mark.parametrize("fire", [False, True])
+def test_nature_protocol_presses_no_fire_on_reset(fire: bool) -> None:
+    # Breakout's ball is served only by FIRE. Under the nature protocol (DeepMind's alewrap,
+    # Dopamine, Kaixhin's DER: no FIRE on reset), standing still never serves it, so no life is
+    # lost; with Baselines' FireResetEnv (the override) the served ball is missed within ~200 steps.
+    overrides = {"use_fire_reset": True} if fire else {}
+    env = make_atari_env("breakout", protocol="nature", num_envs=1, seed=0, **overrides)
+    env.reset()
+    noop = np.zeros(1, dtype=np.int64)
+    lost = False
+    for _ in range(400):
+        _, _, term, _, _ = env.step(noop)
+        lost |= bool(term[0])
+    env.close()
+    assert lost == fire

@@ -14,6 +14,7 @@ from distrl_agents.networks import (
     build_network,
     quantile_midpoints,
 )
+from distrl_agents.networks.torsos import same_conv, same_padding
 
 A = 6
 
@@ -37,6 +38,7 @@ HEAD_N = {"expected": 1, "categorical": 11, "quantile": 7, "implicit": 5, "fqf":
     "net",
     [
         {"torso": "nature", "hidden": 32},
+        {"torso": "dopamine", "hidden": 16, "noisy": True, "dueling": True},
         {"torso": "der", "hidden": 16, "noisy": True, "dueling": True, "noisy_std": 0.1},
         {"torso": "impala", "hidden": 16, "impala_channels": [4, 8, 8], "dueling": True},
         {"torso": "mlp", "mlp_sizes": [16], "hidden": 8, "noisy": True, "dueling": True},
@@ -75,6 +77,80 @@ def test_uint8_scaling_happens_inside_network() -> None:
 def test_nature_feature_dim_is_3136() -> None:
     network = build_network(None, obs_shape=(4, 84, 84), num_actions=A, head="expected")
     assert network.torso.output_dim == 3136
+
+
+def test_dopamine_torso_pads_same_as_tensorflow() -> None:
+    # Dopamine's NatureDQNNetwork (TF padding='same', Flax's default SAME): 84 -> 21 -> 11 -> 11,
+    # 64 x 11 x 11 = 7,744 features; the 21 -> 11 layer needs 3 pixels, 1 top/left and 2
+    # bottom/right (TF puts the odd pixel after).
+    network = build_network(
+        {"torso": "dopamine"}, obs_shape=(4, 84, 84), num_actions=A, head="expected"
+    )
+    assert network.torso.output_dim == 7744
+    sizes, x = [], torch.zeros(1, 4, 84, 84)
+    pads = []
+    for layer in network.torso.net:
+        x = layer(x)
+        if isinstance(layer, torch.nn.Conv2d):
+            sizes.append(tuple(x.shape[1:]))
+        if isinstance(layer, torch.nn.ZeroPad2d):
+            pads.append(layer.padding)
+    assert sizes == [(32, 21, 21), (64, 11, 11), (64, 11, 11)]
+    assert pads == [(1, 2, 1, 2)]  # (left, right, top, bottom)
+    convs = [m for m in network.torso.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
+        (32, (8, 8), (4, 4), (2, 2)),
+        (64, (4, 4), (2, 2), (0, 0)),
+        (64, (3, 3), (1, 1), (1, 1)),
+    ]
+    assert network(_obs((4, 84, 84))).q_values().shape == (3, A)
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "pads"),
+    [
+        (84, 8, 4, (2, 2)),  # 21 outputs: 20 * 4 + 8 - 84 = 4
+        (21, 4, 2, (1, 2)),  # 11 outputs: 10 * 2 + 4 - 21 = 3, odd pixel after
+        (11, 3, 1, (1, 1)),
+        (5, 2, 2, (0, 1)),  # 3 outputs: 2 * 2 + 2 - 5 = 1
+        (8, 1, 2, (0, 0)),  # 4 outputs: 3 * 2 + 1 - 8 = -1 -> no padding
+    ],
+)
+def test_same_padding_formula(size: int, kernel: int, stride: int, pads: tuple) -> None:
+    assert same_padding(size, kernel, stride) == pads
+
+
+def test_same_conv_pads_bottom_right_on_a_hand_worked_case() -> None:
+    # 5x5 input 0..24, 2x2 kernel of ones, stride 2, SAME: 3x3 outputs, one zero row / column
+    # after the input. Each output sums its 2x2 window, the windows of the last row / column
+    # reaching into the zero padding.
+    layers, out_size = same_conv(1, 1, 2, 2, (5, 5))
+    assert out_size == (3, 3)
+    conv = layers[-1]
+    assert isinstance(conv, torch.nn.Conv2d)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+        y = torch.nn.Sequential(*layers)(torch.arange(25.0).reshape(1, 1, 5, 5))
+    want = torch.tensor(
+        [
+            [0 + 1 + 5 + 6, 2 + 3 + 7 + 8, 4 + 9],
+            [10 + 11 + 15 + 16, 12 + 13 + 17 + 18, 14 + 19],
+            [20 + 21, 22 + 23, 24],
+        ]
+    )
+    torch.testing.assert_close(y[0, 0], want.float())
+
+
+def test_dopamine_torso_channels_last_gives_the_same_values() -> None:
+    torch.manual_seed(0)
+    net = {"torso": "dopamine", "hidden": 16, "dueling": True, "noisy": True, "noisy_std": 0.1}
+    network = build_network(net, obs_shape=(4, 84, 84), num_actions=A, head="expected").eval()
+    obs = _obs((4, 84, 84))
+    q = network(obs).q_values()
+    network = network.to(memory_format=torch.channels_last)
+    q_cl = network(obs.contiguous(memory_format=torch.channels_last)).q_values()
+    torch.testing.assert_close(q_cl, q)
 
 
 def test_data_efficient_rainbow_torso() -> None:

@@ -170,7 +170,15 @@ def training_config(agent: str) -> Any:
     raw: dict[str, Any] = {
         "agent": {"name": agent, **SMALL.get(agent, {})},
         "network": {"torso": "nature", "hidden": 64},
-        "env": {"game": "pong", "protocol": "nature", "num_envs": 2, "eval_num_envs": 1},
+        # FIRE on reset as when these runs were recorded (the nature protocol has since dropped
+        # it, as its sources do): the recorded trajectories stay valid.
+        "env": {
+            "game": "pong",
+            "protocol": "nature",
+            "num_envs": 2,
+            "eval_num_envs": 1,
+            "overrides": {"use_fire_reset": True},
+        },
         "replay": {"capacity": 1000},
         "trainer": {
             "total_steps": 240,
@@ -245,17 +253,17 @@ def _floats(x: Any) -> Any:
     return x
 
 
-def _compare(got: Any, want: Any, exact: bool, where: str) -> None:
+def _compare(got: Any, want: Any, exact: bool, where: str, rel: float = 1e-4) -> None:
     if isinstance(want, dict):
         assert isinstance(got, dict) and sorted(got) == sorted(want), (where, got, want)
         for k in want:
-            _compare(got[k], want[k], exact, f"{where}.{k}")
+            _compare(got[k], want[k], exact, f"{where}.{k}", rel)
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), (where, got, want)
         for i, (g, w) in enumerate(zip(got, want)):
-            _compare(g, w, exact, f"{where}[{i}]")
+            _compare(g, w, exact, f"{where}[{i}]", rel)
     elif isinstance(want, float) and not exact:
-        assert got == pytest.approx(want, rel=1e-4, abs=1e-6), where
+        assert got == pytest.approx(want, rel=rel, abs=rel / 100), where
     else:
         assert got == want or (want != want and got != got), (where, got, want)  # NaN == NaN
 
@@ -274,7 +282,10 @@ def test_updates_actions_and_checkpoint_layout_are_as_recorded(agent: str, setti
     if not exact:  # other kernels: actions may differ on near-ties; hparams and layout may not
         _compare(got["hparams"], want["hparams"], True, "hparams")
         _compare(got["tensors"], want["tensors"], True, "tensors")
-        _compare(got["updates"], want["updates"], False, "updates")
+        # A CPU with bf16 units rounds bf16 products in hardware, one without emulates them:
+        # the two differ by bf16's resolution (2^-8 = 0.4% relative), not fp32's last bits.
+        rel = 1e-2 if SETTINGS[setting]["hparams"].get("precision") == "bf16" else 1e-4
+        _compare(got["updates"], want["updates"], False, "updates", rel)
         return
     _compare(got, want, True, f"{setting}/{agent}")
 

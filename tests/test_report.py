@@ -406,8 +406,52 @@ def test_evaluations_without_a_finished_game_are_skipped(tmp_path):
         {**base, "agent_step": 200, "frames": 800, "episode_returns": [],
          "mean_return": float("nan"), "hns": None},
     )  # fmt: skip
-    result = load_run(run)
+    # Written as strict JSON (null, not a bare NaN, which is not JSON).
+    last = (run / "evaluations.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last, parse_constant=_no_constant)["mean_return"] is None
+    with pytest.warns(
+        UserWarning, match=r"1 evaluation\(s\) .* finished no game \(at agent step\(s\) 200\)"
+    ):
+        result = load_run(run)
     assert result.final_score == -21.0 and len(result.curve) == 1
+
+
+def _no_constant(name: str) -> float:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def test_an_evaluation_with_no_finished_game_is_strict_json_and_reported(tmp_path, capsys):
+    """The record of an evaluation that finished no game (the smoke preset's once): null where
+    the mean and standard error are undefined, the count 0; distrl-report reads the run and
+    says why the record has no score. An older file with a bare NaN reads the same."""
+    from distrl_agents.evaluation.evaluator import EvalResult
+    from distrl_agents.evaluation.records import evaluation_record
+
+    def record(returns: list[float], step: int) -> dict:
+        result = EvalResult("pong", returns, [100] * len(returns), agent_steps=400)
+        return evaluation_record(
+            result, agent="fqf", agent_settings={"name": "fqf"}, game="pong", seed=0,
+            protocol="machado", agent_step=step, frameskip=4, eval_epsilon=0.001, source="train",
+        )  # fmt: skip
+
+    run = tmp_path / "run"
+    append_result(run / RESULTS_FILE, record([], 300))
+    line = json.loads((run / RESULTS_FILE).read_text(), parse_constant=_no_constant)
+    assert line["games"] == 0 and line["mean_return"] is None and line["stderr_return"] is None
+    assert line["episode_returns"] == [] and line["hns"] is None
+    assert report_main([str(run), "--no-plots", "--reps", "10"]) == 2  # no score at all
+    err = capsys.readouterr().err
+    assert "finished no game (at agent step(s) 300)" in err and "no evaluation record yet" in err
+    append_result(run / RESULTS_FILE, record([-20.0], 600))
+    assert json.loads((run / RESULTS_FILE).read_text().splitlines()[1])["stderr_return"] is None
+    assert report_main([str(run), "--no-plots", "--reps", "10"]) == 0
+    assert "finished no game (at agent step(s) 300)" in capsys.readouterr().err
+    old = run / "old"  # a file of an older version: a bare NaN
+    old.mkdir()
+    text = (run / RESULTS_FILE).read_text().replace('"mean_return": null', '"mean_return": NaN', 1)
+    (old / RESULTS_FILE).write_text(text)
+    with pytest.warns(UserWarning, match="finished no game"):
+        assert load_run(old).final_score == -20.0
 
 
 def test_learning_curve_titles_fit_the_figure(monkeypatch) -> None:
@@ -504,3 +548,28 @@ def test_curves_scale_and_published_reference_lines(tmp_path: Path, monkeypatch,
     assert exit_info.value.code == 2 and "--curves" in capsys.readouterr().err
     with pytest.raises(ReportError, match="curves must be one of"):
         build_report([tmp_path], reps=20, plots=False, curves="log")
+
+
+def test_final_scores_of_games_cut_by_the_frame_cap_are_noted(tmp_path: Path) -> None:
+    from distrl_agents.evaluation.evaluator import EvalResult
+    from distrl_agents.evaluation.records import evaluation_record
+
+    for seed, cut in ((0, [True, False]), (1, [False, False])):
+        result = EvalResult(
+            "pong", [-20.0, -21.0], [100, 90], agent_steps=200, episode_truncated=cut,
+            frame_cap=400,
+        )  # fmt: skip
+        record = evaluation_record(
+            result, agent="c51", agent_settings={"name": "c51"}, game="pong", seed=seed,
+            protocol="machado", agent_step=600, frameskip=4, eval_epsilon=0.001, source="train",
+        )  # fmt: skip
+        assert record["games_truncated"] == sum(cut) and record["max_frames_per_game"] == 400
+        assert ("hns_note" in record) == any(cut)
+        append_result(tmp_path / f"run{seed}" / RESULTS_FILE, record)
+    report = build_report([tmp_path], reps=10, plots=False)
+    cut_notes = [n for n in report.notes if "cut by the frame cap" in n]
+    assert cut_notes == [
+        "final scores that include games cut by the frame cap of 400 frames (their scores, and "
+        "the HNS, are those of unfinished games): c51 pong seed 0 (1 of 2)"
+    ]
+    assert cut_notes[0] in report.markdown

@@ -49,7 +49,7 @@ def test_local_multirun_then_report(tmp_path: Path) -> None:
         "hydra/launcher=local", "hydra.launcher.n_jobs=2",
         "trainer.total_steps=300", "trainer.learning_starts=100", "trainer.eval_period=300",
         # Games cut at 200 frames, so that each evaluation finishes its 2 games.
-        "+env.overrides.max_num_frames_per_episode=200", "trainer.eval_episodes=2",
+        "env.overrides.max_num_frames_per_episode=200", "trainer.eval_episodes=2",
         "trainer.eval_steps=300", "trainer.checkpoint_period=0",
         "logger.progress=false", "logger.tensorboard=false", "logger.distribution_period=0",
         cwd=tmp_path,

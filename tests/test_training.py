@@ -437,3 +437,79 @@ def test_longest_open_game_counts_the_unfinished_games():
     step([False, False], ended=[False, True], returns=[0.0, -20.0])
     assert longest(3) == [2.0]
     assert ("charts/episodic_return", -20.0, 0) in writer.scalars
+
+
+@pytest.mark.parametrize("warmup_actions", ["uniform", "agent"])
+def test_warmup_actions_choose_who_plays_the_warm_up(tmp_path: Path, warmup_actions: str) -> None:
+    # atari100k_dopamine: the noisy network plays the warm-up at epsilon 0 (Dopamine's
+    # zero_epsilon); every other preset: uniformly random actions, the agent is never asked.
+    cfg = small_config(
+        "c51",
+        total_steps=60,
+        learning_starts=80,
+        eval_period=0,
+        checkpoint_period=0,
+        precision="fp32",
+        epsilon_start=0.0,
+        epsilon_end=0.0,
+        epsilon_decay_steps=0,
+        warmup_actions=warmup_actions,
+    )
+    trainer = Trainer(cfg, tmp_path)
+    calls: list[float] = []
+    act = trainer.agent.act
+
+    def counting_act(obs, epsilon=0.0, *args, **kwargs):
+        calls.append(epsilon)
+        return act(obs, epsilon, *args, **kwargs)
+
+    trainer.agent.act = counting_act  # type: ignore[method-assign]
+    summary = trainer.run()
+    trainer.close()
+    assert summary.agent_step >= 60 and summary.num_updates == 0
+    if warmup_actions == "uniform":
+        assert calls == []
+    else:
+        assert len(calls) >= 30 and set(calls) == {0.0}
+
+
+def test_warmup_actions_must_be_a_known_choice() -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.warmup_actions"):
+        small_config("dqn", warmup_actions="random").validate()
+
+
+def test_evaluation_budget_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.eval_steps >= 1"):
+        small_config("dqn", eval_episodes=0, eval_steps=0)
+    with pytest.raises(ConfigError, match=r"trainer\.eval_episodes"):
+        small_config("dqn", eval_episodes=-1)
+    with pytest.raises(ConfigError, match=r"trainer\.eval_last_game"):
+        small_config("dqn", eval_last_game="keep")
+    assert small_config("dqn", eval_episodes=0, eval_steps=50).trainer.eval_episodes == 0
+    assert (
+        small_config("dqn", eval_episodes=0, eval_steps=0, eval_period=0).trainer.eval_period == 0
+    )
+
+
+def test_evaluation_passes_its_game_cap_budget_and_last_game_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distrl_agents.evaluation import EvalResult
+    from distrl_agents.training import loop
+
+    cfg = small_config(
+        "dqn", eval_episodes=0, eval_steps=50, eval_last_game="finish", checkpoint_period=0
+    )
+    seen: dict = {}
+
+    def fake_evaluate(act, env, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(kwargs)
+        return EvalResult(game="pong", episode_returns=[1.0], episode_lengths=[7], agent_steps=8)
+
+    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    trainer = Trainer(cfg, tmp_path)
+    try:
+        trainer.evaluate()
+    finally:
+        trainer.close()
+    assert (seen["episodes"], seen["max_steps"], seen["last_game"]) == (0, 50, "finish")

@@ -272,10 +272,13 @@ class Agent(ABC):
         out: LossOutput = self._loss_fn(batch)
         weights = batch.weights.to(self.device).float()
         per_sample = out.per_sample.float()
-        loss = (weights * per_sample).mean()  # importance-weighted mean (Schaul et al. 2016)
-        total = loss
+        weighted = weights * per_sample  # importance weights (Schaul et al. 2016)
+        loss = weighted.mean()  # logged whatever the reduction
+        # loss_reduction: the batch mean, or the DQN paper's unscaled sum (batch_size x the mean).
+        reduce = torch.sum if self.config.loss_reduction == "sum" else torch.mean
+        total = loss if reduce is torch.mean else reduce(weighted)
         if out.aux_per_sample is not None:
-            total = total + (weights * out.aux_per_sample.float()).mean()
+            total = total + reduce(weights * out.aux_per_sample.float())
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         total.backward()

@@ -20,6 +20,9 @@ from distrl_agents.agents.runtime import compile_mode
 #: (TensorFlow's, as in the DQN paper and Dopamine: epsilon inside the square root, ``TFRMSprop``).
 OPTIMIZERS = ("adam", "rmsprop", "rmsprop_tf")
 PRECISIONS = ("fp32", "bf16")
+#: How the importance-weighted per-sample losses of a minibatch become the loss differentiated:
+#: their ``mean`` or their ``sum`` (``batch_size`` times the mean's gradient).
+LOSS_REDUCTIONS = ("mean", "sum")
 
 
 def check_hparam(cond: bool, field_name: str, message: str) -> None:
@@ -71,6 +74,12 @@ class AgentConfig:
     """Clip the global gradient norm to this (``None``: no clipping)."""
     double_dqn: bool = False
     """Pick the bootstrap action with the online network (van Hasselt et al. 2016)."""
+    loss_reduction: str = "mean"
+    """``mean`` or ``sum`` of the minibatch's importance-weighted per-sample losses (and of an
+    auxiliary loss such as FQF's fraction loss): the loss differentiated. ``sum`` is the DQN
+    paper's Lua code, which back-propagates the clipped TD errors of its 32 samples unscaled
+    (a gradient ``batch_size`` times the mean's; it matters under RMSProp, whose epsilon does
+    not scale with the gradient). The logged ``loss`` is the weighted mean either way."""
     precision: str = "fp32"
     """``fp32`` or ``bf16`` (autocast for torso and heads; losses stay fp32). Run-level."""
     act_precision: str | None = None
@@ -103,6 +112,11 @@ class AgentConfig:
         )
         check_at_least(self, 0, "rmsprop_initial_ms")
         check_hparam(
+            self.loss_reduction in LOSS_REDUCTIONS,
+            "loss_reduction",
+            f"must be one of {list(LOSS_REDUCTIONS)}, got {self.loss_reduction!r}",
+        )
+        check_hparam(
             self.max_grad_norm is None or self.max_grad_norm > 0,
             "max_grad_norm",
             f"must be > 0 or null, got {self.max_grad_norm}",
@@ -129,6 +143,7 @@ def check_at_least(config: AgentConfig, minimum: int, *names: str) -> None:
 
 
 __all__ = [
+    "LOSS_REDUCTIONS",
     "OPTIMIZERS",
     "PRECISIONS",
     "AgentConfig",

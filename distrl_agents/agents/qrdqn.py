@@ -34,7 +34,8 @@ class QRDQNAgent(Agent):
     """Quantile regression DQN.
 
     Target (Dabney et al. 2018a, Algorithm 1): ``T theta_j = r + gamma^n theta_j(x', a*)``,
-    ``a* = argmax_a mean_j theta_j(x', a)``; loss Eq. 10 at ``tau_hat_i = (2i+1)/2N``.
+    ``a* = argmax_a mean_j theta_j(x', a)``; loss Eq. 10 at ``tau_hat_i = (2i+1)/2N`` (divided
+    by ``kappa`` as IQN's Eq. 3: the same at the preset's ``kappa = 1``).
     """
 
     name = "qrdqn"

@@ -5,7 +5,9 @@
 
 Works on the CPU for a checkpoint trained on a GPU. Writes ``eval_final.json`` into the run
 directory (what ``distrl-report`` takes as the run's final score) unless ``--no-final`` is given,
-and ``episodes.csv`` / ``summary.json`` (plus the optional GIF and pictures) into ``--out``.
+and ``episodes.csv`` / ``summary.json`` (plus the optional video and pictures) into ``--out``.
+A progress bar on stderr counts finished games and agent steps, and a line says when a game runs
+unusually long (it may be playing until the frame cap).
 Ctrl-C (or SIGTERM) stops play at once: the games finished so far are written to ``--out``,
 marked ``"interrupted": true``, and not taken as the run's final score (exit status 130).
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.records import FINAL_FILE, evaluation_record, write_final_result
 from distrl_agents.training.signals import catching_stop_signals
 
-__all__ = ["eval_main", "load_agent", "write_distribution_pictures", "write_gif"]
+__all__ = ["eval_main", "load_agent", "write_distribution_pictures"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=["machado", "nature"], default=None,
                    help="override the run's protocol (default: the run's own)")  # fmt: skip
     p.add_argument("--out", default=None, help="output directory (default <run_dir>/eval)")
-    p.add_argument("--video", action="store_true", help="write a GIF of the first game")
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="write a video of the first game in the game's colours: episode.mp4 where "
+        "imageio-ffmpeg is installed, else episode.gif (its first 3,000 frames)",
+    )
     p.add_argument(
         "--distributions",
         action="store_true",
@@ -63,26 +69,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_agent(checkpoint: Path, device: str = "auto") -> tuple[Any, Any, dict[str, Any]]:
-    """Rebuild the agent of a checkpoint on ``device``; returns (agent, RunConfig, state)."""
-    from distrl_agents.training import checkpoint as ckpt
-    from distrl_agents.training.agent_factory import build_agent
-    from distrl_agents.training.config import RunConfig
-    from distrl_agents.training.device import resolve_device
+    """Rebuild the agent of a checkpoint on ``device``; returns (agent, RunConfig, state).
+    (:func:`distrl_agents.api.load_checkpoint`; the documented API is
+    :func:`distrl_agents.load_agent`.)"""
+    from distrl_agents.api import load_checkpoint
 
-    dev = resolve_device(device)
-    state = ckpt.load_state(checkpoint, map_location=dev)
-    cfg = RunConfig.from_dict(state["config"])
-    cfg.trainer.compile = "off"
-    agent = build_agent(
-        cfg,
-        num_actions=len(state["action_names"]),
-        obs_shape=(4, 84, 84),
-        device=dev,
-        previous=state.get("auto_choices"),  # the run's precisions, where chosen on this machine
-    )
-    agent.load_state_dict(state["agent"])
-    agent.eval()
-    return agent, cfg, state
+    return load_checkpoint(checkpoint, device)
 
 
 def eval_main(argv: list[str] | None = None) -> int:
@@ -112,7 +104,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
     protocol = args.protocol or cfg.env.protocol
-    result, frameskip = _play(agent, cfg, protocol, args)
+    result, spec = _play(agent, cfg, protocol, args)
+    frameskip = spec.frameskip
     record = evaluation_record(
         result,
         agent=cfg.agent_label,
@@ -139,26 +132,22 @@ def eval_main(argv: list[str] | None = None) -> int:
         and args.protocol in (None, cfg.env.protocol)
     ):
         write_final_result(run_dir / FINAL_FILE, record)
-    _write_pictures(args, out, result, agent, state)
+    _write_pictures(args, out, result, agent, state, spec)
     return _print_summary(cfg, result, protocol, checkpoint.name, out)
 
 
-def _play(agent: Any, cfg: Any, protocol: str, args: argparse.Namespace) -> tuple[EvalResult, int]:
-    """Play the evaluation games; returns the result and the frameskip of the run's games."""
-    from tqdm.auto import tqdm
-
+def _play(agent: Any, cfg: Any, protocol: str, args: argparse.Namespace) -> tuple[EvalResult, Any]:
+    """Play the evaluation games; returns the result and the games' ``EnvSpec``."""
     from distrl_agents.envs import make_atari_env
 
     seed = cfg.seed + 20_000 if args.seed is None else args.seed
     env = make_atari_env(
         cfg.env.game, protocol=protocol, num_envs=args.num_envs, seed=seed, **cfg.env.overrides
     )
+    spec = env.spec_info
     want_frames = args.video or args.distributions
     stop: list[int] = []
-    with (
-        catching_stop_signals(stop.append),
-        tqdm(unit="step", desc="eval", disable=not sys.stderr.isatty()) as bar,
-    ):
+    with catching_stop_signals(stop.append), GameProgress(args.episodes, spec) as progress:
         result = evaluate(
             agent.act,
             env,
@@ -166,12 +155,68 @@ def _play(agent: Any, cfg: Any, protocol: str, args: argparse.Namespace) -> tupl
             max_steps=args.steps,
             epsilon=args.epsilon,
             record_env=0 if want_frames else None,
-            on_step=bar.update,
+            on_step=progress.steps,
+            on_game=progress.games,
+            on_long_game=progress.long_game,
             should_stop=lambda: bool(stop),
         )
     env.close()
     # The run's env settings (cfg.env.overrides) set the frameskip; a protocol does not.
-    return result, env.spec_info.frameskip
+    return result, spec
+
+
+class GameProgress:
+    """A progress bar over the games of an evaluation (on stderr): games finished of the total,
+    agent steps and the time left; and one line per game that runs unusually long."""
+
+    def __init__(self, episodes: int, spec: Any, enabled: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        self.spec = spec
+        self.agent_steps = 0
+        self.bar = tqdm(
+            total=episodes,
+            unit="game",
+            desc=f"eval {spec.game}",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            miniters=0,  # redraw on time alone: no game may end for minutes
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,
+            disable=not enabled,
+        )
+
+    def __enter__(self) -> GameProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def steps(self, n: int) -> None:
+        self.agent_steps += n
+        self.bar.set_postfix_str(f"{self.agent_steps:,} agent steps", refresh=False)
+        self.bar.update(0)  # redraws when mininterval has passed
+
+    def games(self, finished: int) -> None:
+        self.bar.update(finished - self.bar.n)
+
+    def long_game(self, env: int, steps: int) -> None:
+        self.bar.write(long_game_message(self.spec, env, steps), file=sys.stderr)
+
+
+def long_game_message(spec: Any, env: int, steps: int) -> str:
+    """What distrl-eval says about a game of ``env`` that has run ``steps`` agent steps."""
+    fs, cap = spec.frameskip, spec.max_num_frames_per_episode
+    message = (
+        f"note: the game of env {env} ({spec.game}) has run {steps:,} agent steps "
+        f"({steps * fs:,} frames) without ending; the frame cap ends it at {cap:,} frames "
+        f"({cap // fs:,} agent steps)"
+    )
+    if not spec.use_fire_reset:
+        message += (
+            " -- without FIRE on reset, an agent that never presses FIRE (to launch the ball in "
+            "Breakout) plays until the cap; --steps bounds the whole evaluation"
+        )
+    return message
 
 
 def _print_interrupted(result: EvalResult, episodes: int, out: Path) -> int:
@@ -192,15 +237,32 @@ def _write_scores(out: Path, record: dict[str, Any], result: EvalResult) -> None
         w.writerow(["episode", "raw_score", "length_agent_steps"])
         for i, (r, n) in enumerate(zip(result.episode_returns, result.episode_lengths)):
             w.writerow([i, r, n])
-    (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_final_result(out / "summary.json", record)  # strict JSON, written atomically
 
 
 def _write_pictures(
-    args: argparse.Namespace, out: Path, result: EvalResult, agent: Any, state: dict[str, Any]
+    args: argparse.Namespace,
+    out: Path,
+    result: EvalResult,
+    agent: Any,
+    state: dict[str, Any],
+    spec: Any,
 ) -> None:
-    """The GIF of the first game (``--video``) and its distribution pictures (``--distributions``)."""
-    if args.video and result.observations:
-        write_gif(result.observations, out / "episode.gif")
+    """The video of the first game (``--video``) and its distribution pictures
+    (``--distributions``)."""
+    from distrl_agents.evaluation.video import GIF_MAX_FRAMES, replay_screens, write_video
+
+    if args.video and result.actions and result.record_seed is not None:
+        screens = replay_screens(spec, result.record_seed, result.actions)
+        fps = max(1, round(60 / spec.frameskip))  # real time: the Atari draws 60 frames a second
+        video = write_video(screens, out / "episode", fps=fps, total=len(result.actions))
+        cut = ""
+        if video.cut:
+            cut = (
+                f"; a GIF keeps the first {GIF_MAX_FRAMES:,} frames, {video.cut:,} left out "
+                "(install imageio-ffmpeg for an MP4 of the whole game)"
+            )
+        print(f"video of the first game of env 0: {video.path.name}, {video.frames:,} frames{cut}")
     if args.distributions and result.observations:
         write_distribution_pictures(agent, result.observations, out / "distributions", state)
 
@@ -215,21 +277,20 @@ def _print_summary(cfg: Any, result: EvalResult, protocol: str, checkpoint: str,
         print(f"written to {out}")
         return 1
     hns = "n/a (no reference scores)" if result.hns is None else f"{result.hns:.3f}"
+    stderr = "" if result.games < 2 else f" ± {result.stderr_return:.1f} (s.e.)"
     print(
         f"{cfg.agent_name} on {result.game} ({protocol}), checkpoint {checkpoint}: "
-        f"{len(result.episode_returns)} games, raw score {result.mean_return:.1f} "
-        f"± {result.stderr_return:.1f} (s.e.), human-normalized {hns}"
+        f"{result.games} games, raw score {result.mean_return:.1f}{stderr}, "
+        f"human-normalized {hns}"
     )
+    if result.truncated_games:
+        print(
+            f"{result.truncated_games} of {result.games} games were cut at the frame cap of "
+            f"{result.frame_cap:,} frames: their scores, and so the HNS, are those of unfinished "
+            "games (summary.json: games_truncated, hns_note)"
+        )
     print(f"written to {out}")
     return 0
-
-
-def write_gif(frames: list[np.ndarray], path: Path, fps: int = 15) -> None:
-    """An animated GIF of 84x84 grayscale frames (every frame the agent saw, 4 game frames apart)."""
-    from PIL import Image
-
-    images = [Image.fromarray(f).resize((168, 168), Image.Resampling.NEAREST) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
 
 
 def write_distribution_pictures(

@@ -14,7 +14,13 @@ from omegaconf import OmegaConf
 
 from distrl_agents.training.sweep import job_subdir
 
-__all__ = ["SlurmLauncherCheck", "default_run_dir", "misspelled_key_message", "train_main"]
+__all__ = [
+    "SlurmLauncherCheck",
+    "default_run_dir",
+    "final_result_line",
+    "misspelled_key_message",
+    "train_main",
+]
 
 #: The OmegaConf resolver that ``hydra.sweep.subdir`` (configs/train.yaml) calls.
 JOB_DIR_RESOLVER = "distrl_job_dir"
@@ -150,11 +156,40 @@ def run_training(run_cfg: Any, run_dir: Path) -> dict[str, Any]:
         f"checkpoint and logs in {run_dir}",
         file=sys.stderr,
     )
+    if summary.finished and summary.last_eval is not None:
+        print(final_result_line(run_cfg.name, summary.last_eval), file=sys.stderr)
     # SLURM (submitit): stopped by its time-limit / pre-emption signal -> requeue this job.
     requeue_if_preempted(summary.stopped_by)
     # SLURM, stopped by SIGTERM (scancel, scontrol requeue): no result; a requeued job resumes.
     leave_job_unfinished(summary.stopped_by)
     return {"run_dir": str(run_dir), "agent_step": summary.agent_step}
+
+
+def final_result_line(preset: str, result: Any) -> str:
+    """The run's last evaluation next to the human score and, for an Atari-100k preset, DER's
+    published score at 100k steps: ``final evaluation: 13,210 +- 401 over 100 games (HNS 0.576);
+    DER 14,346 (HNS 0.627), human 22,736``."""
+    import numpy as np
+
+    from distrl_agents.envs.games import HUMAN_RANDOM, resolve_game
+    from distrl_agents.evaluation.benchmarks import published_per_game
+    from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
+
+    game, returns = result.game, list(result.episode_returns)
+    if not returns:
+        return f"final evaluation: no game of {game} finished within the evaluation budget"
+    mean = float(np.mean(returns))
+    sem = float(np.std(returns, ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else 0.0
+    line = f"final evaluation: {mean:,.1f} +- {sem:,.1f} over {len(returns)} games of {game}"
+    if not has_reference_scores(game):
+        return line
+    line += f" (HNS {float(human_normalized_score(game, mean)):.3f})"
+    parts = []
+    der = published_per_game("DER").get(game) if preset.startswith("atari100k") else None
+    if der is not None:
+        parts.append(f"DER {der:,.1f} (HNS {float(human_normalized_score(game, der)):.3f})")
+    parts.append(f"human {HUMAN_RANDOM[resolve_game(game)][1]:,.1f}")
+    return line + "; " + ", ".join(parts)
 
 
 #: Config groups whose fields the command line sets as ``<group>.<field>=...``.

@@ -11,9 +11,11 @@ Protocols
     sticky actions with p = 0.25, no no-op starts, no fire on reset, no loss-of-life terminal,
     minimal action set.
 ``nature`` (DQN, C51, QR-DQN, IQN and FQF papers)
-    no sticky actions, 1-30 random no-op starts, FIRE on reset for games that need it, and the
-    loss of a life is a terminal *for learning* (``terminated`` is set) while the game itself goes
-    on until game over. Rewards for learning are clipped to [-1, 1] by the learner in both.
+    no sticky actions, 1-30 random no-op starts, no FIRE on reset (as DeepMind's Lua ``alewrap``,
+    Dopamine's ``AtariPreprocessing`` and the FQF authors' code: the agent learns to press FIRE;
+    OpenAI Baselines' ``FireResetEnv`` is the override ``use_fire_reset=True``), and the loss of a
+    life is a terminal *for learning* (``terminated`` is set) while the game itself goes on until
+    game over. Rewards for learning are clipped to [-1, 1] by the learner in both.
 
 What ``step`` returns
 ---------------------
@@ -68,7 +70,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "nature": {
         "repeat_action_probability": 0.0,
         "noop_max": 30,
-        "use_fire_reset": True,
+        # No FIRE on reset: DeepMind's Lua alewrap, Dopamine's AtariPreprocessing, Kaixhin's DER
+        # environment and the FQF authors' Dopamine fork press none (Baselines' FireResetEnv does).
+        "use_fire_reset": False,
         "terminal_on_life_loss": True,
         "full_action_space": False,
     },

@@ -10,6 +10,12 @@ File format (the training loop and ``distrl-eval`` build each record with
        "agent_step": 250000, "frames": 1000000, "episode_returns": [..raw game scores..],
        "mean_return": 12.3, "hns": 0.36, "source": "train"}
 
+  An evaluation that finished no game (its step budget ran out first) is written with
+  ``"games": 0`` and ``"mean_return": null``; the reader skips it with a warning. Every file is
+  strict JSON: a NaN or infinity is written as ``null``, never as a bare ``NaN``. When the frame
+  cap (``"max_frames_per_game"``) ended some of the games, ``"games_truncated"`` counts them and
+  ``"hns_note"`` says that the scores (and the HNS) are those of cut games.
+
 * ``<run_dir>/eval_final.json`` (optional) -- one object with the same fields, written by
   ``distrl-eval`` with ``"source": "distrl-eval"``. When present it is the run's final score;
   otherwise the last line of ``evaluations.jsonl`` is.
@@ -51,6 +57,7 @@ __all__ = [
     "load_runs",
     "record_hns",
     "record_score",
+    "to_json",
     "write_final_result",
 ]
 
@@ -107,8 +114,21 @@ def evaluation_record(
     (for ``risk`` and ``risk_param``); ``frameskip`` is that of the run's environment, so that
     ``frames = agent_step * frameskip`` counts the game frames the run trained on. ``extra``
     fields (``eval_index``, ``checkpoint``, ...) come after ``eval_epsilon``; ``source`` (who
-    wrote it: ``"train"``, ``"distrl-eval"``) is the last field.
+    wrote it: ``"train"``, ``"distrl-eval"``) is the last field. Undefined statistics (the mean
+    of no game, the standard error of one) are None.
     """
+    cut = result.truncated_games
+    note = (
+        {
+            "hns_note": (
+                f"{cut} of {result.games} games were cut at the frame cap of "
+                f"{result.frame_cap:,} frames: their scores, and so mean_return and hns, are "
+                "those of unfinished games"
+            )
+        }
+        if cut
+        else {}
+    )
     return {
         "agent": agent,
         "risk": agent_settings.get("risk", "neutral"),
@@ -120,9 +140,13 @@ def evaluation_record(
         "frames": agent_step * frameskip,
         "episode_returns": result.episode_returns,
         "episode_lengths": result.episode_lengths,
-        "mean_return": result.mean_return,
-        "stderr_return": result.stderr_return,
+        "mean_return": _finite_or_none(result.mean_return),
+        "stderr_return": _finite_or_none(result.stderr_return),
         "hns": result.hns,
+        "games": result.games,
+        "games_truncated": cut,
+        "max_frames_per_game": result.frame_cap,
+        **note,
         "eval_epsilon": eval_epsilon,
         **extra,
         "source": source,
@@ -132,6 +156,29 @@ def evaluation_record(
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float (anywhere inside) replaced by None."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _strict(value.tolist())
+    return value
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    """Strict JSON text of ``value`` (a record, a summary): numpy values and paths converted,
+    NaN and infinities written as ``null`` (a bare ``NaN`` is not JSON)."""
+    return json.dumps(_strict(value), default=_jsonable, allow_nan=False, indent=indent)
 
 
 def _jsonable(value: Any) -> Any:
@@ -158,11 +205,11 @@ def append_result(path: str | os.PathLike[str], record: Mapping[str, Any]) -> No
     ``<run_dir>/evaluations.jsonl``), creating the file and its directory if needed.
 
     The record must carry every field of :data:`RECORD_FIELDS`; numpy scalars and arrays are
-    converted. The line is written with a single ``write`` and flushed, so a crash leaves at most
+    converted, NaN written as null (:func:`to_json`). The line is written with a single ``write`` and flushed, so a crash leaves at most
     one truncated last line, which the reader skips with a warning.
     """
     _check_record(record)
-    line = json.dumps(dict(record), default=_jsonable, allow_nan=True) + "\n"
+    line = to_json(dict(record)) + "\n"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
@@ -176,7 +223,7 @@ def write_final_result(path: str | os.PathLike[str], record: Mapping[str, Any]) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(dict(record), default=_jsonable, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(to_json(dict(record), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -254,7 +301,7 @@ def _parse_record(obj: Any, where: str) -> dict[str, Any]:
     missing = [k for k in _READ_REQUIRED if obj.get(k) is None]
     if missing:
         raise ReportError(f"{where}: record lacks required field(s) {missing}")
-    if obj.get("mean_return") is None and not obj.get("episode_returns"):
+    if obj.get("mean_return") is None and not isinstance(obj.get("episode_returns"), list):
         raise ReportError(f"{where}: record has neither mean_return nor episode_returns")
     return obj
 
@@ -284,8 +331,17 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
     run_dir = Path(run_dir)
     results, final_path = run_dir / RESULTS_FILE, run_dir / FINAL_FILE
     curve = _read_jsonl(results) if results.exists() else []
-    # An evaluation whose step budget ended before any game did has no score (mean_return NaN):
-    # it is not a point of the learning curve and cannot be the run's final score.
+    # An evaluation whose step budget ended before any game did has no score (mean_return null,
+    # NaN in files of older versions): it is not a point of the learning curve and cannot be
+    # the run's final score.
+    unscored = [rec for rec in curve if not math.isfinite(record_score(rec))]
+    if unscored:
+        steps = ", ".join(str(rec.get("agent_step", "?")) for rec in unscored)
+        warnings.warn(
+            f"{run_dir}: {len(unscored)} evaluation(s) in {RESULTS_FILE} finished no game "
+            f"(at agent step(s) {steps}): no score, left out of the learning curve",
+            stacklevel=2,
+        )
     curve = [rec for rec in curve if math.isfinite(record_score(rec))]
     final: dict[str, Any] | None = None
     if final_path.exists():

@@ -170,6 +170,7 @@ def build_report(
     published_agents = _add_published_per_game(compare, games, per_game, notes)
     agents = sorted(grouped) + published_agents
     aggregates = _aggregate(per_game, agents, aggregated_games, reps, confidence, seed, notes)
+    notes += _truncation_notes(runs, labels)
     if published_agents:
         notes.append(
             "a published per-game score is one number per game, treated as one run: its "
@@ -194,6 +195,26 @@ def build_report(
     plotted = (grouped, aggregates.inputs, seed) if plots else None
     write_report_files(report, dirs, out_dir, plotted)
     return report
+
+
+def _truncation_notes(runs: list[RunResult], labels: dict[int, str]) -> list[str]:
+    """One note per frame cap under which final scores include games the cap cut (records'
+    ``games_truncated``): their scores, and the HNS, are those of unfinished games."""
+    by_cap: dict[Any, list[str]] = {}
+    for run in runs:
+        cut = int(run.final.get("games_truncated") or 0)
+        if cut:
+            games = run.final.get("games") or len(run.final.get("episode_returns") or [])
+            name = f"{labels.get(id(run), run.agent)} {run.game} seed {run.seed} ({cut} of {games})"
+            by_cap.setdefault(run.final.get("max_frames_per_game"), []).append(name)
+    notes = []
+    for cap, names in sorted(by_cap.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+        where = "the frame cap" if cap is None else f"the frame cap of {int(cap):,} frames"
+        notes.append(
+            f"final scores that include games cut by {where} (their scores, and the HNS, are "
+            f"those of unfinished games): {', '.join(names)}"
+        )
+    return notes
 
 
 def _check_arguments(

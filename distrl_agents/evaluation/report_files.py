@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from collections import defaultdict
@@ -22,6 +21,7 @@ from distrl_agents.evaluation.records import (
     RunResult,
     record_hns,
     record_score,
+    to_json,
 )
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def write_report_files(
         _write_text(out_dir / "per_game.csv", _per_game_csv(report)),
         _write_text(out_dir / "aggregates.csv", _aggregates_csv(report)),
         _write_text(
-            out_dir / "aggregates.json", json.dumps(_aggregates_json(report), indent=2) + "\n"
+            out_dir / "aggregates.json", to_json(_aggregates_json(report), indent=2) + "\n"
         ),
     ]
     if plot_inputs is not None:

@@ -23,13 +23,16 @@ def quantile_huber_loss(
     kappa: float = 1.0,
     target_weights: Tensor | None = None,
 ) -> Tensor:
-    """Quantile Huber loss per sample (Dabney et al. 2018a QR-DQN, Eq. 10; IQN Eq. 3).
+    """Quantile Huber loss per sample (Dabney et al. 2018b IQN, Eq. 3; QR-DQN's Eq. 10 over
+    its fixed quantiles).
 
     ``loss_b = sum_i mean_j |tau_i - 1{u_ij < 0}| * L_kappa(u_ij) / kappa``, with
-    ``u_ij = target_j - pred_i``. ``kappa = 0`` gives the pinball loss ``|tau - 1{u<0}| |u|``.
-    With ``target_weights`` ``w_j`` the mean over target samples becomes ``sum_j w_j (...)``:
-    the target distribution is ``sum_j w_j delta(target_j)`` instead of equally weighted samples
-    (FQF's width-weighted targets, whose samples sit at non-uniform fractions).
+    ``u_ij = target_j - pred_i``. The ``1 / kappa`` is IQN's (Eq. 3); QR-DQN's Eq. 10 has none,
+    and the two agree at ``kappa = 1``, every preset's. ``kappa = 0`` gives the pinball loss
+    ``|tau - 1{u<0}| |u|``. With ``target_weights`` ``w_j`` the mean over target samples becomes
+    ``sum_j w_j (...)``: the target distribution is ``sum_j w_j delta(target_j)`` instead of
+    equally weighted samples (FQF's width-weighted targets, whose samples sit at non-uniform
+    fractions).
 
     Args:
         pred: ``[B, N]`` predicted quantile values at ``taus``.

@@ -18,7 +18,13 @@ from distrl_agents.networks.heads import (
     QuantileHead,
 )
 from distrl_agents.networks.layers import has_noisy_layers, reset_noise
-from distrl_agents.networks.torsos import DataEfficientCNN, ImpalaCNN, MLPTorso, NatureCNN
+from distrl_agents.networks.torsos import (
+    DataEfficientCNN,
+    DopamineCNN,
+    ImpalaCNN,
+    MLPTorso,
+    NatureCNN,
+)
 
 HEADS: dict[str, type[nn.Module]] = {
     "expected": ExpectedValueHead,
@@ -28,7 +34,7 @@ HEADS: dict[str, type[nn.Module]] = {
     "fqf": FQFHead,
     "expectile": ExpectileHead,
 }
-TORSOS = ("nature", "der", "impala", "mlp")
+TORSOS = ("nature", "dopamine", "der", "impala", "mlp")
 
 # Every network option with its default. ``hidden`` is the width of the head's hidden layer
 # (512 in Nature DQN); ``noisy_std`` is sigma_0 of Fortunato et al. 2018 (0.5, factorised);
@@ -75,6 +81,8 @@ def build_torso(options: Mapping[str, Any], obs_shape: Sequence[int]) -> nn.Modu
     torso = options["torso"]
     if torso == "nature":
         return NatureCNN(obs_shape)
+    if torso == "dopamine":
+        return DopamineCNN(obs_shape)
     if torso == "der":
         return DataEfficientCNN(obs_shape)
     if torso == "impala":
@@ -115,7 +123,7 @@ def build_network(
     """Build a network from a plain dict of options.
 
     Args:
-        options: ``torso`` (nature | der | impala | mlp), ``hidden``, ``dueling``, ``noisy``,
+        options: ``torso`` (nature | dopamine | der | impala | mlp), ``hidden``, ``dueling``, ``noisy``,
             ``noisy_std``, ``fp32_output``, ``impala_channels``, ``mlp_sizes``; missing keys take
             ``NETWORK_DEFAULTS``.
         obs_shape: one observation's shape, e.g. ``(4, 84, 84)`` or ``(d,)``.

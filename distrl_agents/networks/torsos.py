@@ -1,4 +1,4 @@
-"""Torsos: observation -> feature vector ``[B, F]``. Frames stay uint8 until here (DESIGN.md)."""
+"""Torsos: observation -> feature vector ``[B, F]``. Frames stay uint8 until here."""
 
 from __future__ import annotations
 
@@ -68,6 +68,64 @@ class NatureCNN(_ConvStack):
                 nn.ReLU(),
             ],
         )
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's (and Flax's, ``lax.padtype_to_pads``) SAME padding of one spatial dimension.
+
+    The output has ``ceil(size / stride)`` positions; the padding they need,
+    ``max((ceil(size / stride) - 1) * stride + kernel - size, 0)``, is split ``(before, after)``
+    with the odd pixel after (bottom / right). E.g. 21 wide, kernel 4, stride 2: 11 outputs,
+    3 pixels of padding, ``(1, 2)``.
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def same_conv(
+    in_channels: int, out_channels: int, kernel: int, stride: int, size: tuple[int, int]
+) -> tuple[list[nn.Module], tuple[int, int]]:
+    """A convolution padded SAME for ``size = (H, W)`` inputs, and its output size.
+
+    Symmetric padding goes to the ``nn.Conv2d`` itself; asymmetric padding is a ``ZeroPad2d``
+    before an unpadded ``nn.Conv2d`` (plain convolutions either way, so bf16 weight storage and
+    channels_last treat them like any other).
+    """
+    (top, bottom), (left, right) = (same_padding(n, kernel, stride) for n in size)
+    out = (-(-size[0] // stride), -(-size[1] // stride))
+    if top == bottom and left == right:
+        conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=(top, left))
+        return [conv], out
+    conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride)
+    return [nn.ZeroPad2d((left, right, top, bottom)), conv], out
+
+
+class DopamineCNN(_ConvStack):
+    """Dopamine's Nature DQN torso: :class:`NatureCNN`'s three convolutions padded SAME.
+
+    Dopamine's networks (``atari_lib.NatureDQNNetwork`` and the other TF networks use
+    ``padding='same'``; the JAX ``networks.py`` modules use ``nn.Conv``, whose default padding
+    is SAME) keep ``ceil(in / stride)`` positions per layer:
+    ``[B, S, 84, 84]`` -> conv 32x8x8/4 (pad 2, 2) -> 21x21 -> conv 64x4x4/2 (pad 1, 2) -> 11x11
+    -> conv 64x3x3/1 (pad 1, 1) -> 11x11 -> ``[B, 7744]`` (64 x 11 x 11), where ``NatureCNN``
+    (VALID, the DQN paper's) gives 20 -> 9 -> 7 and 3,136 features.
+    """
+
+    def __init__(self, obs_shape: Sequence[int]) -> None:
+        def layers(channels: int) -> list[nn.Module]:
+            size = (int(obs_shape[1]), int(obs_shape[2]))
+            out: list[nn.Module] = []
+            for in_ch, out_ch, kernel, stride in (
+                (channels, 32, 8, 4),
+                (32, 64, 4, 2),
+                (64, 64, 3, 1),
+            ):
+                conv, size = same_conv(in_ch, out_ch, kernel, stride, size)
+                out += [*conv, nn.ReLU()]
+            return out
+
+        super().__init__("dopamine", obs_shape, layers)
 
 
 class DataEfficientCNN(_ConvStack):

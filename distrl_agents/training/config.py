@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class EnvConfig:
-    game: str = "breakout"
+    game: str = "kung_fu_master"
     protocol: str = "machado"
     num_envs: int = 1
     eval_num_envs: int = 4
@@ -52,6 +52,7 @@ class TrainerConfig:
     update_period: float = 4.0
     target_update_period: int = 10_000
     learning_starts: int = 50_000
+    warmup_actions: str = "uniform"
     epsilon_start: float = 1.0
     epsilon_end: float = 0.01
     epsilon_decay_steps: int = 1_000_000
@@ -59,6 +60,7 @@ class TrainerConfig:
     eval_period: int = 250_000
     eval_episodes: int = 10
     eval_steps: int = 125_000
+    eval_last_game: str = "drop"
     eval_epsilon: float = 0.001
     checkpoint_period: int = 250_000
     checkpoint_minutes: float = 0.0
@@ -214,8 +216,24 @@ class RunConfig:
             raise ConfigError(
                 f"trainer.channels_last must be auto, true or false; got {t.channels_last!r}."
             )
-        if t.eval_period and t.eval_episodes < 1:
-            raise ConfigError("trainer.eval_episodes must be >= 1 when evaluation is on.")
+        if t.warmup_actions not in ("uniform", "agent"):
+            raise ConfigError(
+                f"trainer.warmup_actions must be uniform or agent; got {t.warmup_actions!r}."
+            )
+        if t.eval_episodes < 0 or t.eval_steps < 0:
+            raise ConfigError(
+                "trainer.eval_episodes and trainer.eval_steps must be >= 0 (0: no cap on games, "
+                f"no step budget); got {t.eval_episodes} and {t.eval_steps}."
+            )
+        if t.eval_period and t.eval_episodes == 0 and t.eval_steps == 0:
+            raise ConfigError(
+                "trainer.eval_episodes=0 (no cap on games) needs a step budget: set "
+                "trainer.eval_steps >= 1, or trainer.eval_episodes >= 1."
+            )
+        if t.eval_last_game not in ("drop", "finish"):
+            raise ConfigError(
+                f"trainer.eval_last_game must be drop or finish; got {t.eval_last_game!r}."
+            )
         if t.device != "auto" and not (t.device == "cpu" or t.device.startswith("cuda")):
             raise ConfigError(
                 f"trainer.device must be auto, cpu, cuda or cuda:N; got {t.device!r}."

@@ -47,6 +47,7 @@ from distrl_agents.training.device import (
 )
 from distrl_agents.training.metrics import (
     TrainingLog,
+    eval_line,
     log_distributions,
     markdown_table,
     progress_bar,
@@ -243,7 +244,7 @@ class Trainer:
         took (autoreset steps are none) and the env's ``info``."""
         t, obs = self.cfg.trainer, self.obs
         assert obs is not None
-        if self.agent_step < t.learning_starts:
+        if self.agent_step < t.learning_starts and t.warmup_actions == "uniform":
             actions = self.rng.integers(0, self.num_actions, self.cfg.env.num_envs)
         else:
             actions = self.agent.act(obs, epsilon)
@@ -311,7 +312,7 @@ class Trainer:
             due.evaluation = next_multiple(step, t.eval_period)
             result = self.evaluate()
             if lg.progress and not result.interrupted:
-                log.progress.write(_eval_line(step, result))
+                log.progress.write(eval_line(self._job_label(), step, result))
         if t.checkpoint_period and step >= due.checkpoint:
             due.checkpoint = next_multiple(step, t.checkpoint_period)
             self.save_checkpoint()
@@ -430,6 +431,7 @@ class Trainer:
                 self._eval_env,
                 episodes=t.eval_episodes,
                 max_steps=t.eval_steps or None,
+                last_game=t.eval_last_game,
                 epsilon=t.eval_epsilon,
                 should_stop=lambda: self._stop is not None,
                 seed=env_seed,
@@ -489,15 +491,6 @@ class Trainer:
         if self._eval_env is not None:
             self._eval_env.close()
         torch.set_num_threads(self._torch_threads_before)
-
-
-def _eval_line(step: int, result: EvalResult) -> str:
-    """The progress bar's line for a periodic evaluation."""
-    hns = result.hns
-    return (
-        f"eval @ {step:,} agent steps: {len(result.episode_returns)} games, raw score "
-        f"{result.mean_return:.1f}" + ("" if hns is None else f", human-normalized {hns:.3f}")
-    )
 
 
 def check_writable_dir(path: Path) -> None:

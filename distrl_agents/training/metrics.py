@@ -13,9 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from distrl_agents.evaluation.evaluator import EvalResult
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
 from distrl_agents.logging.writer import MetricWriter
 from distrl_agents.types import LearnResult
+
+#: Longest time between two refreshes of the progress bar's postfix (seconds).
+POSTFIX_SECONDS = 10.0
 
 
 class MetricWindow:
@@ -49,6 +53,11 @@ class TrainingLog:
 
     ``window`` collects the updates' metrics between log points; :meth:`count` takes each agent
     step's finished games, :meth:`write` the periodic scalars (and starts a new window).
+
+    The bar never counts past its total (the last step of ``num_envs`` games may overshoot
+    ``total_steps``), and its postfix (speed, last return, epsilon) is refreshed at every log
+    point and at least every :data:`POSTFIX_SECONDS` between them, so that a resumed run, or
+    one with a long log period, shows its speed without waiting for a log point.
     """
 
     def __init__(self, writer: MetricWriter, game: str, progress: Any) -> None:
@@ -60,6 +69,8 @@ class TrainingLog:
         self.window_start = time.perf_counter()
         self.window_steps = 0
         self.latest_return = float("nan")
+        self.latest_epsilon: float | None = None
+        self._postfix_at = self.window_start + POSTFIX_SECONDS
         # Agent steps of each environment's game in progress: a game that never ends (an agent
         # that learned to neither score nor lose a life) adds no point to the episodic curves,
         # so the longest is logged instead.
@@ -68,7 +79,12 @@ class TrainingLog:
     def count(self, new_steps: int, info: dict[str, Any], step: int) -> None:
         """``new_steps`` agent steps were taken (``step`` in all); log the games they ended."""
         self.window_steps += new_steps
-        self.progress.update(new_steps)
+        total = getattr(self.progress, "total", None)
+        shown = getattr(self.progress, "n", 0)
+        self.progress.update(new_steps if not total else max(0, min(new_steps, total - shown)))
+        if self.window_steps and time.perf_counter() >= self._postfix_at:
+            elapsed = max(time.perf_counter() - self.window_start, 1e-9)
+            self._set_postfix(self.window_steps / elapsed)
         if "autoreset" in info:  # the environments that took a step (not a reset step)
             stepped = ~np.asarray(info["autoreset"], dtype=bool)
             if self.open_game_steps is None:
@@ -108,9 +124,37 @@ class TrainingLog:
             w.scalar(f"losses/{key}", value, step)
         self.window = MetricWindow()
         self.window_start, self.window_steps = time.perf_counter(), 0
-        self.progress.set_postfix(
-            sps=f"{sps:.0f}", ret=f"{self.latest_return:.1f}", eps=f"{epsilon:.3f}", refresh=False
+        self.latest_epsilon = epsilon
+        self._set_postfix(sps)
+
+    def _set_postfix(self, sps: float) -> None:
+        """The bar's postfix: speed, the last game's return and epsilon (once known)."""
+        postfix = {"sps": f"{sps:.0f}", "ret": f"{self.latest_return:.1f}"}
+        if self.latest_epsilon is not None:
+            postfix["eps"] = f"{self.latest_epsilon:.3f}"
+        self.progress.set_postfix(**postfix, refresh=False)
+        self._postfix_at = time.perf_counter() + POSTFIX_SECONDS
+
+
+def eval_line(label: str, step: int, result: EvalResult) -> str:
+    """The line printed for a periodic evaluation, prefixed with the run's ``label`` (game, agent,
+    seed and run settings) so that the lines of a sweep's jobs can be told apart."""
+    head = f"{label}: eval @ {step:,} agent steps: "
+    if not result.games:
+        return head + (
+            f"no game finished within {result.agent_steps:,} agent steps (trainer.eval_steps), "
+            "so nothing was scored"
         )
+    hns = result.hns
+    line = head + f"{result.games} games, raw score {result.mean_return:.1f}"
+    if hns is not None:
+        line += f", human-normalized {hns:.3f}"
+    if result.truncated_games:
+        line += (
+            f" ({result.truncated_games} of {result.games} games cut at the frame cap of "
+            f"{result.frame_cap:,} frames)"
+        )
+    return line
 
 
 def log_distributions(
