@@ -207,3 +207,31 @@ def test_auto_compile_measures_real_compiled_updates() -> None:
     else:
         assert set(choice.update_ms) == {"off", "update"} and choice.compile_s["update"] > 0
         assert choice.mode == choose(choice.update_ms)
+
+
+def test_concurrent_jobs_measure_once_and_agree(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The jobs of a sweep starting together: the first measures under the cache file's lock,
+    the others wait for it and read its answer (here: threads with their own file handles)."""
+    import threading
+
+    monkeypatch.setenv(choice_mod.CACHE_ENV, str(tmp_path / "choices.json"))
+    monkeypatch.delenv(choice_mod.REMEASURE_ENV, raising=False)
+    calls: list[int] = []
+    answers = iter(["update", "off", "off", "off"])  # a second measurement would disagree
+
+    def measure() -> CompileChoice:
+        calls.append(1)
+        time.sleep(0.2)  # long enough for the other jobs to reach the lock
+        mode = next(answers)
+        return CompileChoice(mode, {"off": 1.0, mode: 0.5})
+
+    got: list[str] = []
+    jobs = [
+        threading.Thread(target=lambda: got.append(choice_mod.cached_mode({"k": 1}, measure)))
+        for _ in range(4)
+    ]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert got == ["update"] * 4 and len(calls) == 1

@@ -3,8 +3,9 @@
 Training (:class:`distrl_agents.training.loop.Trainer`) and evaluation (``distrl-eval``) both
 decide the run's precision and compile mode with :func:`resolve_settings` (a checkpoint's record
 kept) and build their agent with :func:`build_agent`, which measures nothing, so a checkpoint is
-always rebuilt the way it was trained. :func:`compatibility_key` is what a checkpoint records of its experiment;
-:func:`check_compatible` refuses to resume a run directory that holds a different one.
+always rebuilt the way it was trained. :func:`compatibility_key` is what a checkpoint records of
+its experiment; :func:`check_compatible` refuses to resume a run directory that holds a
+different one.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def resolve_settings(
     t = cfg.trainer
     key = {
         "machine": machine_key(dev),
-        "run": [cfg.agent_name, repr(sorted(hparams.items())), dict(cfg.network), obs_shape,
+        # the agent's settings as configured (hparams may hold a risk measure's function)
+        "run": [cfg.agent_name, repr(sorted(cfg.agent.items())), dict(cfg.network), obs_shape,
                 str(obs_dtype), num_actions, t.batch_size, precision.record(),
                 _uses_channels_last(cfg, precision.update)],
     }  # fmt: skip
