@@ -13,11 +13,12 @@ them all:
 Why ``auto`` is fp32 (docs/performance.md, "Precision", has the table): bf16 autocast keeps
 weights, optimiser state, output layers, softmax, projections and losses in fp32, and within one
 update (``scripts/bf16_update_diff.py``, C51 / QR-DQN / IQN / FQF at their Atari-100k and paper
-settings) it changes Q-values by 0.02-0.6%, the loss and the priorities by at most 0.25% on
-average, and each parameter group's gradient by at most 2% in norm (1 - cos <= 0.004); but not
-without direction (C51's gradient 0.3-0.8% shorter on average in every group with the Atari-100k
-network, 0.2% longer with the paper network), and where actions' Q-values are close the greedy
-and bootstrap actions flip (up to 12.5% of states, always within 0.9% of the Q-value spread).
+settings) it changes Q-values by 0.06-0.8%, the loss and the priorities by at most 0.4% on
+average, and each parameter group's gradient by at most 4% in norm (1 - cos <= 0.0035); but not
+without direction (averaged over batches, C51's and QR-DQN's gradients are 0.1-0.5% shorter in
+every parameter group with the Atari-100k network, and every agent's 0.2-0.8% longer with the
+paper network), and where actions' Q-values are close the greedy and bootstrap
+actions flip (up to 9.4% of states, always within 0.7% of the Q-value spread).
 The only learning evidence, three A/B pairs of C51 Atari-100k runs, shows no consistent
 direction from too few runs to show no effect. So bf16 is a named opt-in
 (``trainer.precision=bf16``), worth it where it is much faster: GPUs and CPUs with bf16 matrix
