@@ -1,7 +1,7 @@
 """The Python API: load a trained agent and play or inspect it; start or resume a training run.
 
 Everything here is quiet unless asked (``verbose=True``): what the library would print (the
-precision it measured, the progress bar) is kept in the returned object's ``log`` instead.
+precision it resolved, the progress bar) is kept in the returned object's ``log`` instead.
 Mistakes raise ``ValueError`` with what to do. See ``docs/python_api.md`` for examples.
 
 * :func:`load_agent` -> :class:`LoadedAgent` (``act``, ``distribution``, ``q_values``,
@@ -66,7 +66,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str = "auto") -> tuple
     newest checkpoint), a checkpoint directory or its ``state.pt``. What :func:`load_agent`
     wraps; ``distrl-eval`` uses it too."""
     from distrl_agents.training import checkpoint as ckpt
-    from distrl_agents.training.agent_factory import build_agent
+    from distrl_agents.training.agent_factory import build_agent, resolve_settings
     from distrl_agents.training.config import RunConfig
     from distrl_agents.training.device import resolve_device
 
@@ -75,12 +75,13 @@ def load_checkpoint(path: str | os.PathLike[str], device: str = "auto") -> tuple
     state = ckpt.load_state(checkpoint, map_location=dev)
     cfg = RunConfig.from_dict(state["config"])
     cfg.trainer.compile = "off"
+    num_actions, obs_shape = len(state["action_names"]), (4, 84, 84)
+    # The precisions the run recorded (a run's own, whatever trainer.precision=auto says now).
+    settings = resolve_settings(
+        cfg, num_actions=num_actions, obs_shape=obs_shape, device=dev, recorded=state
+    )
     agent = build_agent(
-        cfg,
-        num_actions=len(state["action_names"]),
-        obs_shape=(4, 84, 84),
-        device=dev,
-        previous=state.get("auto_choices"),  # the run's precisions, where chosen on this machine
+        cfg, num_actions=num_actions, obs_shape=obs_shape, device=dev, settings=settings
     )
     agent.load_state_dict(state["agent"])
     agent.eval()

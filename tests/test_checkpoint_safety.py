@@ -395,41 +395,32 @@ def test_docs_list_the_settings_a_resume_may_change() -> None:
             assert f"`{key}`" in doc or f"`{leaf}`" in doc, key
 
 
-def test_precision_and_compile_compare_as_the_resumed_run_would_use_them(tmp_path: Path) -> None:
-    """``auto`` takes over the choices the checkpoint made on this machine: fp32 -> auto
-    resumes in fp32 and is no change; fp32 -> bf16 is one, and so is auto on another machine."""
-    from distrl_agents.training.agent_factory import check_compatible, machine_key
+def test_compile_compares_as_the_resumed_run_would_use_it(tmp_path: Path) -> None:
+    """``compile=auto`` takes over the mode the checkpoint chose on this machine: no change.
+    Another explicit mode is one. (A recorded precision is kept and checked by
+    ``resolve_settings``: tests/test_precision_auto.py.)"""
+    from distrl_agents.training.agent_factory import check_compatible
+    from distrl_agents.training.precision import machine_key
 
     cpu = torch.device("cpu")
+    here, elsewhere = machine_key(cpu), {"device": "cpu: another", "torch": "0"}
+    step = tmp_path / "checkpoints" / "step_000000000100"
 
     def checkpoint_of(machine: dict, **trainer: object) -> dict:
         return {
             "config": _config(**trainer).to_dict(),
-            "auto_choices": {"machine": machine, "precision": "bf16", "act_precision": "fp32",
-                             "compile": "off"},
+            "resolved": {"precision": {"update": "bf16", "target": "bf16", "acting": "bf16"},
+                         "compile": "off", "machine": machine},
         }  # fmt: skip
-
-    here, elsewhere = machine_key(cpu), {"device": "cpu: another", "torch": "0"}
-    step = tmp_path / "checkpoints" / "step_000000000100"
 
     def check(state: dict, **trainer: object) -> None:
         check_compatible(_config(**trainer), state, tmp_path, step, cpu)
 
-    run_auto = checkpoint_of(here, precision="auto", compile="auto")
-    check(run_auto, precision="auto", compile="auto")
-    check(run_auto, precision="auto", compile="off")  # the mode auto chose
-    with pytest.raises(RelaunchError, match=r"'auto \(update bf16, acting fp32\)' -> 'fp32'"):
-        check(run_auto, precision="fp32", compile="auto")
+    run = checkpoint_of(here, precision="bf16", compile="auto")
+    check(run, precision="auto", compile="auto")
+    check(run, precision="bf16", compile="off")  # the mode auto chose
     with pytest.raises(RelaunchError, match=r"trainer\.compile: 'off' -> 'update'"):
-        check(run_auto, precision="auto", compile="update")
-    run_bf16 = checkpoint_of(here, precision="bf16")
-    with pytest.raises(RelaunchError, match=r"trainer\.precision: 'bf16' -> 'fp32'"):
-        check(run_bf16, precision="fp32")
-    with pytest.raises(RelaunchError, match=r"'bf16' -> 'auto \(update bf16, acting fp32\)'"):
-        check(run_bf16, precision="auto")  # auto would act in fp32, as the checkpoint chose
-    run_fp32 = checkpoint_of(here, precision="fp32")
-    run_fp32["auto_choices"].update(precision="fp32", act_precision="fp32")
-    check(run_fp32, precision="auto")  # resumes in fp32: the same run
-    run_fp32["auto_choices"]["machine"] = elsewhere
-    with pytest.raises(RelaunchError, match=r"trainer\.precision: 'fp32' -> 'auto'"):
-        check(run_fp32, precision="auto")  # measured again here: could change
+        check(run, compile="update")
+    elsewhere_run = checkpoint_of(elsewhere, compile="auto")
+    with pytest.raises(RelaunchError, match=r"trainer\.compile: 'auto' -> 'off'"):
+        check(elsewhere_run, compile="off")  # chosen on another machine: auto would measure

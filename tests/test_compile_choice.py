@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -9,7 +10,6 @@ import torch
 
 from distrl_agents.training import agent_factory
 from distrl_agents.training import compile_choice as choice_mod
-from distrl_agents.training import precision as precision_mod
 from distrl_agents.training.compile_choice import (
     CompileChoice,
     candidates,
@@ -17,6 +17,7 @@ from distrl_agents.training.compile_choice import (
     measure_compile,
 )
 from distrl_agents.training.config import ConfigError
+from distrl_agents.training.precision import RunPrecision
 
 A = 4
 OBS = (4, 84, 84)
@@ -94,29 +95,92 @@ def test_config_accepts_auto_and_names_it_in_the_error() -> None:
         small_config("c51", compile="fast")
 
 
-def test_auto_compile_builds_the_agent_in_the_measured_mode(monkeypatch: pytest.MonkeyPatch):
+def _settings(cfg, **kw):  # type: ignore[no-untyped-def]
+    return agent_factory.resolve_settings(cfg, num_actions=A, obs_shape=OBS, device="cpu", **kw)
+
+
+def test_auto_compile_is_measured_once_per_machine_and_kept(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The first run on a machine measures and writes the choice to the cache file; every
+    later run (another process: a sweep's next job, a relaunch) reads it; DISTRL_REMEASURE=1
+    measures again; another machine (here: other torch threads) or configuration measures its
+    own. The agent is then built in the chosen mode without measuring."""
     from test_training import small_config
 
+    cache = tmp_path / "choices.json"
+    monkeypatch.setenv(choice_mod.CACHE_ENV, str(cache))
+    monkeypatch.delenv(choice_mod.REMEASURE_ENV, raising=False)
     calls: list[dict] = []
-    made: list[str] = []
+    made: list[tuple[str, str]] = []
+    answer = ["update"]
 
     def fake_measure(make, **kw):  # type: ignore[no-untyped-def]
         calls.append(kw)
-        made.append(make("off").config.compile)  # the throw-away agents: the run's precisions
+        agent = make("off")  # the throw-away agents: the run's precisions
+        made.append((agent.config.precision, agent.config.compile))
+        return CompileChoice(answer[0], {"off": 2.0, answer[0]: 1.0})
+
+    monkeypatch.setattr(agent_factory, "measure_compile", fake_measure)
+    cfg = small_config("qrdqn", compile="auto", precision="fp32", device="cpu")
+    for _ in range(2):
+        settings = _settings(cfg)
+        assert settings.compile == "update"
+    assert len(calls) == 1 and calls[0]["batch_size"] == cfg.trainer.batch_size
+    assert made == [("fp32", "off")]
+    assert [e["mode"] for e in json.loads(cache.read_text()).values()] == ["update"]
+    agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=OBS, device="cpu",
+                                      settings=settings)  # fmt: skip
+    assert agent.config.compile == "update" and agent.hparams["compile"] == "update"
+
+    answer[0] = "off"
+    monkeypatch.setenv(choice_mod.REMEASURE_ENV, "1")
+    assert _settings(cfg).compile == "off" and len(calls) == 2
+    monkeypatch.delenv(choice_mod.REMEASURE_ENV)
+    assert _settings(cfg).compile == "off" and len(calls) == 2  # the new entry replaced it
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads != 1 else 2)
+        answer[0] = "update"
+        assert _settings(cfg).compile == "update" and len(calls) == 3  # another machine key
+    finally:
+        torch.set_num_threads(threads)
+    assert len(json.loads(cache.read_text())) == 2
+
+    # A resumed run keeps the mode its checkpoint chose on this machine, not elsewhere.
+    machine = agent_factory.machine_key(torch.device("cpu"))
+    here = {"resolved": {"precision": {"update": "fp32", "target": "fp32", "acting": "fp32"},
+                         "compile": "graphs", "machine": machine}}  # fmt: skip
+    assert _settings(cfg, recorded=here).compile == "graphs" and len(calls) == 3
+    elsewhere = {"resolved": {**here["resolved"], "machine": {**machine, "device": "cpu: other"}}}
+    assert _settings(cfg, recorded=elsewhere).compile == "off"  # this machine's cached choice
+
+    # An explicit mode is not measured.
+    cfg = small_config("qrdqn", compile="off", precision="fp32", device="cpu")
+    assert _settings(cfg).compile == "off" and len(calls) == 3
+
+
+def test_an_unwritable_cache_measures_once_per_process(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from test_training import small_config
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(choice_mod.CACHE_ENV, str(blocker / "choices.json"))  # under a file
+    monkeypatch.setattr(choice_mod, "_MEMORY", {})
+    calls: list[int] = []
+
+    def fake_measure(make, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
         return CompileChoice("update", {"off": 2.0, "update": 1.0})
 
     monkeypatch.setattr(agent_factory, "measure_compile", fake_measure)
-    monkeypatch.setattr(precision_mod, "_CACHE", {})
     cfg = small_config("qrdqn", compile="auto", precision="fp32", device="cpu")
-    for _ in range(2):  # measured once per process and configuration
-        agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=OBS, device="cpu")
-        assert agent.config.compile == "update" and agent.hparams["compile"] == "update"
-    assert len(calls) == 1 and calls[0]["batch_size"] == cfg.trainer.batch_size
-    assert made == ["off"]
-    # An explicit mode is not measured.
-    cfg = small_config("qrdqn", compile="off", precision="fp32", device="cpu")
-    agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=OBS, device="cpu")
-    assert agent.config.compile == "off" and len(calls) == 1
+    with pytest.warns(UserWarning, match="cannot keep the choice"):
+        assert _settings(cfg).compile == "update"
+    assert _settings(cfg).compile == "update" and len(calls) == 1
 
 
 @pytest.mark.slow
@@ -127,9 +191,14 @@ def test_auto_compile_measures_real_compiled_updates() -> None:
 
     cfg = small_config("qrdqn", compile="auto", precision="fp32", device="cpu")
     hparams = agent_factory.agent_hparams(cfg)
-    make = agent_factory._agent_maker(cfg, hparams, num_actions=A, obs_shape=OBS, device="cpu")
+    fp32 = RunPrecision("fp32", "fp32", "fp32")
+
+    def make(mode: str):  # type: ignore[no-untyped-def]
+        return agent_factory._make(cfg, hparams, fp32, mode, num_actions=A, obs_shape=OBS,
+                                   device="cpu")  # fmt: skip
+
     choice = measure_compile(
-        lambda mode: make("fp32", "fp32", mode), obs_shape=OBS, obs_dtype=torch.uint8,
+        make, obs_shape=OBS, obs_dtype=torch.uint8,
         num_actions=A, batch_size=cfg.trainer.batch_size, device=torch.device("cpu"),
     )  # fmt: skip
     if choice.dropped:  # a platform where torch.compile cannot build (no C compiler): eager
@@ -138,3 +207,31 @@ def test_auto_compile_measures_real_compiled_updates() -> None:
     else:
         assert set(choice.update_ms) == {"off", "update"} and choice.compile_s["update"] > 0
         assert choice.mode == choose(choice.update_ms)
+
+
+def test_concurrent_jobs_measure_once_and_agree(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The jobs of a sweep starting together: the first measures under the cache file's lock,
+    the others wait for it and read its answer (here: threads with their own file handles)."""
+    import threading
+
+    monkeypatch.setenv(choice_mod.CACHE_ENV, str(tmp_path / "choices.json"))
+    monkeypatch.delenv(choice_mod.REMEASURE_ENV, raising=False)
+    calls: list[int] = []
+    answers = iter(["update", "off", "off", "off"])  # a second measurement would disagree
+
+    def measure() -> CompileChoice:
+        calls.append(1)
+        time.sleep(0.2)  # long enough for the other jobs to reach the lock
+        mode = next(answers)
+        return CompileChoice(mode, {"off": 1.0, mode: 0.5})
+
+    got: list[str] = []
+    jobs = [
+        threading.Thread(target=lambda: got.append(choice_mod.cached_mode({"k": 1}, measure)))
+        for _ in range(4)
+    ]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert got == ["update"] * 4 and len(calls) == 1

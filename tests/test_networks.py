@@ -215,8 +215,8 @@ def test_fqf_fractions_ordered_and_midpoints() -> None:
     assert torch.all(mt[:, 1:] > mt[:, :-1])  # strictly ordered
     torch.testing.assert_close(fr.tau_hats, 0.5 * (fr.taus[:, 1:] + fr.taus[:, :-1]))
     assert torch.all(fr.entropy > 0) and torch.all(fr.entropy <= math.log(8) + 1e-5)
-    # Initial proposal (small init) is close to uniform.
-    fresh = FractionProposal(10, 8)(torch.randn(4, 10))
+    # Initial proposal with Kuwahara's small init is close to uniform.
+    fresh = FractionProposal(10, 8, init="xavier_small")(torch.randn(4, 10))
     torch.testing.assert_close(fresh.taus, torch.linspace(0, 1, 9).expand(4, -1), atol=0.02, rtol=0)
 
 

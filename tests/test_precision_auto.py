@@ -1,4 +1,5 @@
-"""Precision per part (update, acting), its start-up measurement, and the CPU thread rule."""
+"""Precision per part (update, target, acting): decided once, outside ``build_agent``, recorded
+in config.json, checkpoints and report settings, kept on resume; and the CPU thread rule."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ from distrl_agents.training import agent_factory
 from distrl_agents.training import device as device_mod
 from distrl_agents.training import loop as loop_mod
 from distrl_agents.training import precision as precision_mod
-from distrl_agents.training.device import resolve_precision, resolve_torch_threads
-from distrl_agents.training.precision import PrecisionChoice, faster, measure_precision
+from distrl_agents.training.config import ConfigError
+from distrl_agents.training.device import resolve_torch_threads
+from distrl_agents.training.precision import (
+    RunPrecision,
+    decide_precision,
+    recorded_precision,
+)
 from distrl_agents.types import Batch
 
 A = 4
@@ -77,81 +83,76 @@ def test_weights_changed_refreshes_the_bf16_acting_copy() -> None:
         assert torch.equal(src.to(dst.dtype), dst)
 
 
-def test_faster_keeps_fp32_unless_bf16_clearly_wins() -> None:
-    assert faster({"fp32": 10.0, "bf16": 5.0}) == "bf16"
-    assert faster({"fp32": 10.0, "bf16": 9.8}) == "fp32"  # within the 5% margin
-    assert faster({"fp32": 1.3, "bf16": 2.4}) == "fp32"
-
-
-def test_measure_precision_times_both_parts_in_both_precisions(
+def test_auto_is_fp32_for_every_part_on_every_device_and_times_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(precision_mod, "cpu_has_bf16_kernels", lambda: True)
-    built: list[tuple[str, str]] = []
-
-    def make(update: str, act: str):  # type: ignore[no-untyped-def]
-        built.append((update, act))
-        return _agent("c51", precision=update, act_precision=act)
-
-    choice = measure_precision(
-        make, obs_shape=(4, 84, 84), obs_dtype=torch.uint8, num_actions=A, batch_size=4,
-        num_envs=1, update_period=4, device=torch.device("cpu"), rounds=3, budget_s=0.0,
-    )  # fmt: skip
-    assert set(choice.update_ms) == set(choice.act_ms) == {"fp32", "bf16"}
-    assert all(v > 0 for v in [*choice.update_ms.values(), *choice.act_ms.values()])
-    assert choice.update == faster(choice.update_ms) and choice.act == faster(choice.act_ms)
-    # Update candidates, then acting candidates in the chosen update precision.
-    assert built == [("fp32", "fp32"), ("bf16", "bf16"), (choice.update, "fp32"),
-                     (choice.update, "bf16")]  # fmt: skip
-    assert "update" in choice.describe() and "acting" in choice.describe()
+    """``auto`` is a fixed rule (fp32), so every run of a sweep and every launch agree."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    for kernels in (True, False):
+        monkeypatch.setattr(precision_mod, "cpu_has_bf16_kernels", lambda k=kernels: k)
+        for device in ("cpu", "cuda"):
+            got = decide_precision("auto", torch.device(device))
+            assert got.record() == {"update": "fp32", "target": "fp32", "acting": "fp32"}
+    got = decide_precision("bf16", torch.device("cuda"))
+    assert got.record() == {"update": "bf16", "target": "bf16", "acting": "bf16"}
+    assert got.agent_kwargs() == {"precision": "bf16", "act_precision": "bf16"}
+    assert decide_precision("fp32", torch.device("cpu")).update == "fp32"
 
 
-def test_a_cpu_without_bf16_kernels_keeps_fp32_untimed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bf16_on_a_cpu_without_bf16_kernels_warns_and_still_trains_in_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(precision_mod, "cpu_has_bf16_kernels", lambda: False)
-
-    def make(update: str, act: str):  # type: ignore[no-untyped-def]
-        raise AssertionError("nothing is built or timed")
-
-    choice = measure_precision(
-        make, obs_shape=(4, 84, 84), obs_dtype=torch.uint8, num_actions=A, batch_size=4,
-        num_envs=1, update_period=4, device=torch.device("cpu"),
-    )  # fmt: skip
-    assert (choice.update, choice.act) == ("fp32", "fp32")
-    assert choice.update_ms == choice.act_ms == {}
-    assert "no bf16 kernels" in choice.describe() and "fp32" in choice.describe()
+    with pytest.warns(UserWarning, match="emulated"):
+        got = decide_precision("bf16", torch.device("cpu"))
+    assert got.update == "bf16"  # what the user asked for; the warning says what it costs
 
 
 def test_cpu_bf16_kernel_check_answers_a_bool() -> None:
     assert isinstance(precision_mod.cpu_has_bf16_kernels(), bool)
 
 
-def test_auto_precision_on_cpu_uses_the_measured_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_recorded_precision_is_kept_and_a_contradiction_refused() -> None:
+    cpu = torch.device("cpu")
+    recorded = {"update": "bf16", "target": "bf16", "acting": "fp32"}
+    for setting in ("auto",):  # auto now says fp32: the run keeps what it started with
+        assert decide_precision(setting, cpu, recorded).record() == recorded
+    with pytest.raises(ConfigError, match="keeps the precision it started with"):
+        decide_precision("fp32", cpu, recorded)
+    same = {"update": "bf16", "target": "bf16", "acting": "bf16"}
+    assert decide_precision("bf16", cpu, same).record() == same
+
+
+def test_recorded_precision_reads_new_and_old_checkpoints() -> None:
+    new = {"resolved": {"precision": {"update": "bf16", "target": "bf16", "acting": "fp32"}}}
+    assert recorded_precision(new) == {"update": "bf16", "target": "bf16", "acting": "fp32"}
+    # Written before the record existed: ``precision=auto`` measured per part.
+    old = {"auto_choices": {"machine": {}, "precision": "bf16", "act_precision": "fp32",
+                            "compile": "off"}}  # fmt: skip
+    assert recorded_precision(old) == {"update": "bf16", "target": "bf16", "acting": "fp32"}
+    assert recorded_precision({}) is None and recorded_precision(None) is None
+
+
+def test_build_agent_measures_nothing_and_follows_the_resolved_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from test_training import small_config
 
-    measured = PrecisionChoice("bf16", "fp32", {"fp32": 2.0, "bf16": 1.0}, {"fp32": 1, "bf16": 2})
-    calls: list[dict] = []
+    def no_measure(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("building an agent measures nothing")
 
-    def fake_measure(make, **kw):  # type: ignore[no-untyped-def]
-        calls.append(kw)
-        return measured
-
-    monkeypatch.setattr(agent_factory, "measure_precision", fake_measure)
-    monkeypatch.setattr(precision_mod, "_CACHE", {})
-    assert resolve_precision("auto", torch.device("cpu")) == "auto"
+    monkeypatch.setattr(agent_factory, "measure_compile", no_measure)
     cfg = small_config("c51", precision="auto", device="cpu")
-    for _ in range(2):  # measured once per process and configuration
-        agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
-        assert (agent.config.precision, agent.config.act_precision) == ("bf16", "fp32")
-        assert agent.config.channels_last  # channels-last follows the update's precision (auto)
-    assert len(calls) == 1 and calls[0]["batch_size"] == cfg.trainer.batch_size
-    assert calls[0]["num_envs"] == cfg.env.num_envs
-
-    # An explicit precision is not measured and sets both parts.
-    cfg = small_config("c51", precision="fp32", device="cpu")
-    agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu")
-    assert (agent.config.precision, agent.config.act_precision) == ("fp32", "fp32") and len(
-        calls
-    ) == 1
+    settings = agent_factory.RunSettings(RunPrecision("bf16", "bf16", "fp32"), "off")
+    agent = agent_factory.build_agent(
+        cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu", settings=settings
+    )
+    assert (agent.config.precision, agent.config.act_precision) == ("bf16", "fp32")
+    assert agent.config.channels_last  # channels-last (auto) follows the update's precision
+    assert agent.target.torso.net[0].weight.dtype == torch.bfloat16  # the bf16 target copy
+    settings = agent_factory.resolve_settings(cfg, num_actions=A, obs_shape=(4, 84, 84),
+                                              device="cpu")  # fmt: skip
+    assert settings.precision.record() == {"update": "fp32", "target": "fp32", "acting": "fp32"}
 
 
 def test_torch_threads_default_to_torchs_next_to_the_game_threads(
@@ -177,56 +178,67 @@ def test_trainer_restores_torch_threads_on_close(tmp_path) -> None:  # type: ign
     assert torch.get_num_threads() == before
 
 
-def test_a_resumed_run_keeps_the_auto_choices_made_on_this_machine(
+def test_a_run_records_its_precision_and_a_resume_keeps_it(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """precision=auto and compile=auto are measured when a run starts; its checkpoints record
-    the choices with the machine they were made on, and a resume there keeps them (a timing
-    on a busy machine could otherwise switch the run's precision halfway). Elsewhere (another
-    device model or torch version) the resume measures again."""
+    """config.json (``resolved``), the checkpoints (``resolved``) and the report's settings say
+    which precision each part trained in; a resumed run keeps it even where ``auto`` would now
+    say otherwise, and refuses an explicit setting that contradicts it (nothing written)."""
+    import json
+
     from test_training import small_config, train
 
+    from distrl_agents.evaluation.records import _run_settings
     from distrl_agents.training import checkpoint as ckpt
-    from distrl_agents.training.compile_choice import CompileChoice
 
-    measured: list[str] = []
-
-    def fake_precision(make, **kw):  # type: ignore[no-untyped-def]
-        measured.append("precision")
-        return PrecisionChoice("bf16", "fp32", {"fp32": 2.0, "bf16": 1.0}, {"fp32": 1, "bf16": 2})
-
-    def fake_compile(make, **kw):  # type: ignore[no-untyped-def]
-        measured.append("compile")
-        return CompileChoice("off", {"off": 1.0, "update": 1.0})
-
-    monkeypatch.setattr(agent_factory, "measure_precision", fake_precision)
-    monkeypatch.setattr(agent_factory, "measure_compile", fake_compile)
-    monkeypatch.setattr(precision_mod, "_CACHE", {})
-    cfg = small_config("c51", precision="auto", compile="auto", device="cpu", total_steps=120)
-    trainer, _ = train(cfg, tmp_path)
-    assert measured == ["precision", "compile"]
+    cfg = small_config("c51", precision="bf16", device="cpu", total_steps=120)
+    train(cfg, tmp_path)
+    parts = {"update": "bf16", "target": "bf16", "acting": "bf16"}
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["resolved"] == {"precision": parts}
     state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
-    recorded = state["auto_choices"]
-    assert recorded["machine"] == agent_factory.machine_key(torch.device("cpu"))
-    assert (recorded["precision"], recorded["act_precision"], recorded["compile"]) == (
-        "bf16",
-        "fp32",
-        "off",
-    )
+    assert state["resolved"]["precision"] == parts and state["resolved"]["compile"] == "off"
+    assert state["resolved"]["machine"] == precision_mod.machine_key(torch.device("cpu"))
+    settings = _run_settings(tmp_path / "config.json")  # what distrl-report reads
+    assert {k: v for k, v in settings.items() if k.startswith("resolved.")} == {
+        f"resolved.precision.{p}": v for p, v in parts.items()
+    }
 
-    # Resume on this machine with an empty measurement cache (a new process): not measured.
-    monkeypatch.setattr(precision_mod, "_CACHE", {})
-    cfg = small_config("c51", precision="auto", compile="auto", device="cpu", total_steps=240)
+    # Relaunched with auto (fp32 for a new run): the run keeps bf16.
+    cfg = small_config("c51", precision="auto", device="cpu", total_steps=240)
     trainer, summary = train(cfg, tmp_path)
-    assert measured == ["precision", "compile"] and summary.agent_step == 240
-    assert (trainer.agent.config.precision, trainer.agent.config.act_precision) == ("bf16", "fp32")
+    assert summary.agent_step == 240
+    assert (trainer.agent.config.precision, trainer.agent.config.act_precision) == ("bf16", "bf16")
+    assert json.loads((tmp_path / "config.json").read_text())["resolved"] == {"precision": parts}
 
-    # The same checkpoint on another machine: measured again.
-    other = dict(recorded, machine={"device": "cpu: another model", "torch": torch.__version__})
-    for _ in range(2):
-        monkeypatch.setattr(precision_mod, "_CACHE", {})
-        agent_factory.build_agent(
-            cfg, num_actions=A, obs_shape=(4, 84, 84), device="cpu", previous=other
-        )
-        other = dict(recorded, machine={**recorded["machine"], "torch": "0.0"})
-    assert measured == ["precision", "compile"] * 3
+    # An explicit contradiction: refused before anything is written.
+    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    cfg = small_config("c51", precision="fp32", device="cpu", total_steps=360)
+    with pytest.raises(ConfigError, match="started with update bf16"):
+        loop_mod.Trainer(cfg, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+
+
+def test_report_labels_runs_apart_by_resolved_precision(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two runs with the same ``trainer.precision=auto`` that resolved differently (one started
+    when auto meant bf16) are two rows of a report, labelled by the part that differed."""
+    import json
+
+    from distrl_agents.evaluation.records import load_runs
+    from distrl_agents.evaluation.report import _label_runs
+
+    for seed, update in ((0, "fp32"), (1, "bf16")):
+        d = tmp_path / f"pong-c51-seed{seed}"
+        d.mkdir()
+        config = {"agent": {"name": "c51"}, "seed": seed, "trainer": {"precision": "auto"},
+                  "resolved": {"precision": {"update": update, "target": update,
+                                             "acting": "fp32"}}}  # fmt: skip
+        (d / "config.json").write_text(json.dumps(config))
+        record = {"agent": "c51", "game": "pong", "seed": seed, "frames": 400, "agent_step": 100,
+                  "mean_return": 1.0, "protocol": "machado"}  # fmt: skip
+        (d / "evaluations.jsonl").write_text(json.dumps(record) + "\n")
+    labels = sorted(_label_runs(load_runs([tmp_path])).values())
+    assert labels == [
+        "c51 [resolved.precision.target=bf16,resolved.precision.update=bf16]",
+        "c51 [resolved.precision.target=fp32,resolved.precision.update=fp32]",
+    ]

@@ -235,6 +235,13 @@ class Fractions:
     entropy: Tensor
 
 
+#: FQF fraction-layer initialisations: ``variance_scaling`` (the authors' code, microsoft/FQF
+#: ``atari_lib.fqf_network``: ``slim.variance_scaling_initializer(factor=1/sqrt(3), mode='FAN_IN',
+#: uniform=True)``, biases zero) or ``xavier_small`` (Kuwahara's PyTorch port: Xavier uniform with
+#: gain 0.01, biases zero, so the first proposal is nearly uniform).
+FRACTION_INITS = ("variance_scaling", "xavier_small")
+
+
 class FractionProposal(nn.Module):
     """FQF fraction-proposal network (Yang et al. 2019, Sec. 3.2): one linear layer + softmax;
     ``tau_i = sum_{k<i} q_k`` (cumulative softmax), so the fractions are ordered by construction.
@@ -243,19 +250,32 @@ class FractionProposal(nn.Module):
     #: runs in fp32 even under bf16 autocast: its weights must stay fp32 (see agents/base.py).
     runs_in_fp32 = True
 
-    def __init__(self, in_features: int, num_fractions: int) -> None:
+    def __init__(
+        self, in_features: int, num_fractions: int, init: str = "variance_scaling"
+    ) -> None:
         super().__init__()
+        if init not in FRACTION_INITS:
+            raise ValueError(f"fraction init must be one of {FRACTION_INITS}, got {init!r}")
         self.num_fractions = num_fractions
         self.linear = nn.Linear(in_features, num_fractions)
-        # Small initial weights: the first proposal is close to uniform fractions (as in the
-        # authors' code, which initialises this layer with a small-gain Xavier init).
-        nn.init.xavier_uniform_(self.linear.weight, gain=0.01)
+        if init == "variance_scaling":
+            # TF's variance scaling, uniform, fan-in: U(-l, l) with l = sqrt(3 * factor / fan_in).
+            limit = math.sqrt(3.0 * (1.0 / math.sqrt(3.0)) / in_features)
+            nn.init.uniform_(self.linear.weight, -limit, limit)
+        else:
+            nn.init.xavier_uniform_(self.linear.weight, gain=0.01)
         nn.init.zeros_(self.linear.bias)
 
-    def forward(self, features: Tensor) -> Fractions:
+    def forward(self, features: Tensor, *, train_params: bool = True) -> Fractions:
+        """Fractions for ``features``; ``train_params=False`` lets no gradient reach this layer's
+        weights (the gradient still flows to ``features`` unless they are detached)."""
+        weight: Tensor = self.linear.weight
+        bias: Tensor = self.linear.bias
+        if not train_params:
+            weight, bias = weight.detach(), bias.detach()
         # Always fp32 (also under bf16 autocast): the proposal's logits feed a cumulative softmax.
         with torch.autocast(features.device.type, enabled=False):
-            log_q = F.log_softmax(self.linear(features.float()), dim=-1)  # [B, N]
+            log_q = F.log_softmax(F.linear(features.float(), weight, bias), dim=-1)  # [B, N]
         q = log_q.exp()
         entropy = -(q * log_q).sum(-1)  # [B]
         # Cumulative softmax; clamp and pin tau_N = 1 exactly (fp32 cumsum may end at 1 +- 1e-7).
@@ -270,19 +290,33 @@ class FQFHead(ImplicitQuantileHead):
     """FQF head (Yang et al. 2019): a fraction proposal plus IQN's quantile value network.
 
     The distribution is the staircase with value ``F^-1(tau_hat_i)`` on ``[tau_i, tau_{i+1})``:
-    values at the midpoints, probs ``tau_{i+1} - tau_i``. The proposal reads detached features
-    (as in the authors' code): its loss never trains the torso.
+    values at the midpoints, probs ``tau_{i+1} - tau_i``. ``propose`` reads detached features
+    unless asked otherwise: the fraction loss never trains the torso (as in the authors' code,
+    whose fraction optimiser updates only the proposal layer, and Kuwahara's port).
     """
 
     def __init__(
-        self, in_features: int, num_actions: int, *, num_fractions: int = 32, **layers: Any
+        self,
+        in_features: int,
+        num_actions: int,
+        *,
+        num_fractions: int = 32,
+        fraction_init: str = "variance_scaling",
+        **layers: Any,
     ) -> None:
-        """``layers``: the ``ImplicitQuantileHead`` options (``embedding_dim``, ``hidden``, ...)."""
+        """``layers``: the ``ImplicitQuantileHead`` options (``embedding_dim``, ``hidden``, ...);
+        ``fraction_init``: one of ``FRACTION_INITS``."""
         super().__init__(in_features, num_actions, num_quantiles=num_fractions, **layers)
-        self.fraction_proposal = FractionProposal(in_features, num_fractions)
+        self.fraction_proposal = FractionProposal(in_features, num_fractions, fraction_init)
 
-    def propose(self, features: Tensor) -> Fractions:
-        return self.fraction_proposal(features.detach())
+    def propose(
+        self, features: Tensor, *, train_params: bool = True, train_torso: bool = False
+    ) -> Fractions:
+        """Fractions for ``features``. Gradient reaches the proposal layer with ``train_params``
+        and the torso (through ``features``) with ``train_torso``."""
+        return self.fraction_proposal(
+            features if train_torso else features.detach(), train_params=train_params
+        )
 
     def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
         fr = self.propose(features)

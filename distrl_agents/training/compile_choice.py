@@ -9,19 +9,40 @@ updates on a synthetic batch, then times eager and compiled updates in turn and 
 mode only where it is faster than eager by more than a margin. A mode whose compilation fails
 (no C compiler, an unsupported op) is dropped with the reason, and the run trains eagerly.
 Candidates: ``update`` everywhere, and ``graphs`` (CUDA graphs) on a CUDA device.
+
+The choice is made once per machine and configuration, not at every launch: a timing on a busy
+machine is noise, and every run of a sweep should run the same code. :func:`decide_compile`
+keeps each measured choice in a small JSON file (:func:`cache_path`: ``$DISTRL_CHOICE_CACHE``,
+else ``$XDG_CACHE_HOME/distrl_agents/startup_choices.json``, else under ``~/.cache``) keyed by
+the machine (device model, torch version, torch threads: ``precision.machine_key``) and the run's
+agent, network, batch and precision; the first run measures (holding a lock, so the jobs of a
+sweep started together wait for it and then read its choice) and every later run on that machine
+reads it. ``DISTRL_REMEASURE=1`` measures again and replaces the entry. A resumed run keeps the
+mode its checkpoint records where that was chosen on the same machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from distrl_agents.training.precision import _median_ms, synthetic_batch
+from distrl_agents.training.precision import log
+from distrl_agents.types import Batch
+
+#: environment variables: the cache file's path, and "1" to measure again
+CACHE_ENV = "DISTRL_CHOICE_CACHE"
+REMEASURE_ENV = "DISTRL_REMEASURE"
 
 #: a compiled mode is kept only where its update is faster than eager by more than this
 #: fraction (compiled code also costs start-up time and recompiles on a change)
@@ -120,3 +141,149 @@ def measure_compile(
             sync=sync,
         )
     return CompileChoice(choose(update_ms, margin), update_ms, compile_s, dropped)
+
+
+def _median_ms(
+    fns: dict[str, Callable[[], Any]], *, rounds: int, budget_s: float, sync: Callable[[], None]
+) -> dict[str, float]:
+    """Median ms per call of each function, calling them in turn (one warm-up call each), so
+    that load on a shared machine affects every candidate alike."""
+    for fn in fns.values():
+        fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    deadline = time.perf_counter() + budget_s
+    for i in range(rounds):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[key].append((time.perf_counter() - start) * 1e3)
+        if i >= 2 and time.perf_counter() > deadline:
+            break
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def synthetic_batch(
+    obs_shape: tuple[int, ...],
+    obs_dtype: torch.dtype,
+    num_actions: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> Batch:
+    """A replay-shaped batch of random observations on ``device`` (the timing does not depend
+    on values)."""
+    g = torch.Generator().manual_seed(0)
+
+    def frames() -> torch.Tensor:
+        if obs_dtype == torch.uint8:
+            return torch.randint(0, 256, (batch_size, *obs_shape), generator=g, dtype=torch.uint8)
+        return torch.rand((batch_size, *obs_shape), generator=g).to(obs_dtype)
+
+    batch = Batch(
+        obs=frames(),
+        action=torch.randint(0, num_actions, (batch_size,), generator=g),
+        reward=torch.zeros(batch_size),
+        discount=torch.full((batch_size,), 0.99),
+        next_obs=frames(),
+        weights=torch.ones(batch_size),
+        indices=torch.arange(batch_size),
+    )
+    return Batch(**{f.name: getattr(batch, f.name).to(device) for f in fields(batch)})
+
+
+# --------------------------------------------------------------------------- once per machine
+def cache_path() -> Path:
+    """The file that keeps measured choices (see the module docstring)."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "distrl_agents" / "startup_choices.json"
+
+
+#: choices kept in this process where the cache file cannot be written
+_MEMORY: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``'s ``.lock`` file while the block runs (where ``fcntl``
+    exists), so that concurrent jobs measure once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError):
+        warnings.warn(f"{path}: unreadable start-up choice cache; measuring anew", stacklevel=3)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cached_mode(key: Mapping[str, Any], measure: Callable[[], CompileChoice]) -> str:
+    """The compile mode measured for ``key`` on this machine: read from the cache file, or
+    measured (under the file's lock), logged and stored there. ``DISTRL_REMEASURE=1`` measures
+    again. Where the file cannot be written, the choice is kept for this process only, with a
+    warning."""
+    text = json.dumps(key, sort_keys=True, default=str)
+    remeasure = os.environ.get(REMEASURE_ENV, "") not in ("", "0")
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path):
+            entries = _read(path)
+            entry = entries.get(text)
+            if isinstance(entry, dict) and entry.get("mode") and not remeasure:
+                log(f"compile=auto: {entry['mode']} (measured on this machine before; {path}; "
+                    f"{REMEASURE_ENV}=1 measures again)")  # fmt: skip
+                return str(entry["mode"])
+            choice = measure()
+            log(choice.describe())
+            entries[text] = {"mode": choice.mode, "measured": choice.describe(),
+                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+            return choice.mode
+    except OSError as exc:
+        if text not in _MEMORY or remeasure:
+            warnings.warn(
+                f"compile=auto: cannot keep the choice in {path} ({exc}); it is measured once "
+                f"per process instead (set {CACHE_ENV} to a writable file)",
+                stacklevel=2,
+            )
+            choice = measure()
+            log(choice.describe())
+            _MEMORY[text] = choice.mode
+        return _MEMORY[text]
+
+
+def decide_compile(
+    setting: str,
+    measure: Callable[[], CompileChoice],
+    *,
+    key: Mapping[str, Any],
+    recorded: str | None = None,
+) -> str:
+    """The run's compile mode: ``setting`` unless it is ``auto``; for ``auto`` the mode a
+    resumed run's checkpoint ``recorded`` (chosen on this machine), else :func:`cached_mode`."""
+    if setting != "auto":
+        return setting
+    if recorded is not None:
+        log(f"compile=auto: {recorded} (as chosen when this run started on this machine)")
+        return recorded
+    return cached_mode(key, measure)

@@ -115,7 +115,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
         raw = dict(raw)
-        for extra in ("resume", "experiment"):
+        for extra in ("resume", "experiment", "resolved"):  # resolved: what a run decided
             raw.pop(extra, None)
         agent = raw.pop("agent", None)
         if not isinstance(agent, dict) or "name" not in agent:

@@ -1,4 +1,4 @@
-"""Device, precision and seeding helpers for the training loop."""
+"""Device, thread and seeding helpers for the training loop (precision: ``precision.py``)."""
 
 from __future__ import annotations
 
@@ -21,15 +21,6 @@ def resolve_device(name: str = "auto") -> torch.device:
             "trainer.device=auto or trainer.device=cpu, or install a CUDA build of torch."
         )
     return device
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on CUDA devices with bf16 support (``fp32`` on those without);
-    elsewhere ``auto`` stays ``auto``: the run measures which precision is faster for each part
-    (``distrl_agents.training.precision``) instead of guessing from the CPU's flags."""
-    if precision != "auto" or device.type != "cuda":
-        return precision
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
 
 
 def available_cpus() -> int:

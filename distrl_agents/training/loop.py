@@ -30,10 +30,10 @@ from distrl_agents.logging.writer import MetricWriter
 from distrl_agents.replay import ReplayBuffer
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.agent_factory import (
-    auto_choices,
     build_agent,
     check_compatible,
     compatibility_key,
+    resolve_settings,
 )
 from distrl_agents.training.config import RunConfig
 from distrl_agents.training.device import (
@@ -114,14 +114,22 @@ class Trainer:
         self.game = self.env.game
         self.num_actions = self.env.num_actions
         self.obs_shape, obs_dtype = _observation_spec(self.env)
-        self.agent = build_agent(
+        # Decided once, before the agent is built; a resumed run keeps the precision it started
+        # with (and the compile mode it chose on this machine).
+        self.settings = resolve_settings(
             cfg,
             num_actions=self.num_actions,
             obs_shape=self.obs_shape,
             device=self.device,
             obs_dtype=obs_dtype,
-            # A resumed run keeps the precision / compile choices it made on this machine.
-            previous=self._resume_state.get("auto_choices") if self._resume_from else None,
+            recorded=self._resume_state if self._resume_from else None,
+        )
+        self.agent = build_agent(
+            cfg,
+            num_actions=self.num_actions,
+            obs_shape=self.obs_shape,
+            device=self.device,
+            settings=self.settings,
         )
         # The loop's own state (saved in checkpoints).
         self.rng = np.random.default_rng(cfg.seed)
@@ -218,7 +226,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resumed:
             self._restore()
-        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        # The config as given, with what ``auto`` resolved to (report settings read it).
+        config = {**cfg.to_dict(), "resolved": {"precision": self.settings.precision.record()}}
+        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         self.writer = MetricWriter(
             self.run_dir / "tb" if cfg.logger.tensorboard else None,
             # The checkpoint's own step was logged before the checkpoint was written: keep it,
@@ -391,7 +401,7 @@ class Trainer:
             "loop_rng": self.rng.bit_generator.state,
             "config": self.cfg.to_dict(),
             "compatibility": compatibility_key(self.cfg),
-            "auto_choices": auto_choices(self.agent, self.device),
+            "resolved": self.settings.record(self.device),
             "game": self.game,
             "protocol": self.cfg.env.protocol,
             "env_spec": self.env.spec_info.__dict__,

@@ -1,212 +1,180 @@
-"""``trainer.precision=auto`` on a CPU: time fp32 and bf16 for each part, keep the faster.
+"""The precision a run trains in, decided once, before any agent is built, and recorded.
 
-Whether bf16 pays on a CPU depends on more than its flags: an update of 32 frames gains from bf16
-matrix units where the CPU has them, while acting on one game (a batch of one) may lose more to
-the casts than it gains, and CPUs without bf16 units emulate it. So at start-up the run builds
-throw-away copies of its agent (same hparams, network and batch size; fresh weights), times a
-learning update and an acting step in each precision on synthetic inputs, alternating the
-candidates so that load on a shared machine affects both alike, and keeps the faster for each
-part. The result is logged and recorded in the agent's hparams (``precision``,
-``act_precision``). Neither choice changes what is learned beyond rounding: weights, optimiser
-state and losses stay fp32.
+A run has three parts whose precision can differ: the **update** (the online network's forward
+and backward pass in a learning step), the **target** (the frozen target network's forward pass
+and storage) and **acting** (the forward pass that picks actions). ``trainer.precision`` sets
+them all:
 
-Where torch's oneDNN has no bf16 kernels for the CPU (no AVX-512 BW/VL/DQ, AMX or Arm bf16; an
-AVX2-only x86 CPU, say), bf16 runs on slow reference paths: measured on a 2-core AVX2 EPYC, the
-C51 update took 535 ms in bf16 against 55 ms in fp32 and acting 12.9 against 2.6 ms. There the
-choice is fp32 without timing, because a timing can only mislead: next to other busy processes
-the alternating measurement once picked bf16 acting there (52 against 82 ms per acting cycle).
+- ``fp32``: everything in fp32.
+- ``bf16``: the update, the target and acting under bf16 autocast, the opt-in (see below).
+- ``auto`` (the default): **fp32 everywhere, on every device**. Nothing is timed: the choice is
+  the same for every run of a sweep, at every launch, on every machine.
+
+Why ``auto`` is fp32 (docs/performance.md, "Precision", has the table): bf16 autocast keeps
+weights, optimiser state, output layers, softmax, projections and losses in fp32, and within one
+update (``scripts/bf16_update_diff.py``, C51 / QR-DQN / IQN / FQF at their Atari-100k and paper
+settings) it changes Q-values by 0.06-0.8%, the loss and the priorities by at most 0.4% on
+average, and each parameter group's gradient by at most 4% in norm (1 - cos <= 0.0035); but not
+without direction (averaged over batches, C51's and QR-DQN's gradients are 0.1-0.5% shorter in
+every parameter group with the Atari-100k network, and every agent's 0.2-0.8% longer with the
+paper network), and where actions' Q-values are close the greedy and bootstrap
+actions flip (up to 9.4% of states, always within 0.7% of the Q-value spread).
+The only learning evidence, three A/B pairs of C51 Atari-100k runs, shows no consistent
+direction from too few runs to show no effect. So bf16 is a named opt-in
+(``trainer.precision=bf16``), worth it where it is much faster: GPUs and CPUs with bf16 matrix
+units.
+
+On CUDA, fp32 matrix products run in full fp32 (torch's default
+``torch.backends.cuda.matmul.allow_tf32 = False``), while cuDNN convolutions may use TF32 tensor
+cores (torch's default ``torch.backends.cudnn.allow_tf32 = True``: inputs rounded to a 10-bit
+mantissa, accumulation in fp32). The run does not change either default.
+
+A run records what it resolved (:meth:`RunPrecision.record`) in ``config.json`` (``resolved``),
+in its checkpoints and so in ``distrl-report``'s settings; a resumed run keeps the precision it
+started with (:func:`decide_precision` with the checkpoint's record), and refuses an explicit
+``trainer.precision`` that contradicts it.
 """
 
 from __future__ import annotations
 
-import statistics
+import platform
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from functools import partial
-from typing import Any, Protocol, TypeVar, cast
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 
-from distrl_agents.types import Batch
+from distrl_agents.training.config import ConfigError
+
+#: the parts of a run whose precision is resolved and recorded
+PARTS = ("update", "target", "acting")
+SETTINGS = ("auto", "fp32", "bf16")
+#: what ``trainer.precision=auto`` resolves to, for every part, on every device (module doc)
+AUTO = "fp32"
 
 
 @dataclass(frozen=True)
-class PrecisionChoice:
-    """The measured choice: ``update`` and ``act`` precisions, and the median ms of each (empty
-    where nothing was timed, ``reason`` saying why)."""
+class RunPrecision:
+    """The resolved precision (``fp32`` | ``bf16``) of each part, and how it was decided."""
 
     update: str
-    act: str
-    update_ms: dict[str, float]
-    act_ms: dict[str, float]
-    reason: str = ""
+    target: str
+    acting: str
+    how: str = ""
+
+    def record(self) -> dict[str, str]:
+        """What config.json and checkpoints store: ``{"update": ..., "target": ..., "acting":
+        ...}`` (plain strings)."""
+        return {"update": self.update, "target": self.target, "acting": self.acting}
+
+    def parts(self) -> str:
+        """``update fp32, target fp32, acting fp32``."""
+        return ", ".join(f"{p} {getattr(self, p)}" for p in PARTS)
 
     def describe(self) -> str:
-        if self.reason:
-            return f"precision=auto: update {self.update}, acting {self.act} ({self.reason})"
+        return f"precision: {self.parts()}" + (f" ({self.how})" if self.how else "")
 
-        def part(name: str, chosen: str, ms: dict[str, float]) -> str:
-            times = ", ".join(f"{p} {v:.2f} ms" for p, v in ms.items())
-            return f"{name} {chosen} ({times})"
-
-        return (
-            "precision=auto (measured): "
-            + part("update", self.update, self.update_ms)
-            + "; "
-            + part("acting", self.act, self.act_ms)
-        )
-
-
-def faster(ms: dict[str, float], margin: float = 0.05) -> str:
-    """``bf16`` only where it is faster than fp32 by more than ``margin`` (ties keep fp32)."""
-    return "bf16" if ms["bf16"] < ms["fp32"] * (1.0 - margin) else "fp32"
+    def agent_kwargs(self) -> dict[str, str]:
+        """The agent's hparams for it (the target follows the update's precision there)."""
+        return {"precision": self.update, "act_precision": self.acting}
 
 
 def cpu_has_bf16_kernels() -> bool:
     """Whether torch's oneDNN has bf16 kernels for this CPU
     (``torch.ops.mkldnn._is_mkldnn_bf16_supported``: AVX-512 BW/VL/DQ, AMX or Arm bf16). Where
-    torch cannot say, ``True``: the start-up measurement decides."""
+    torch cannot say, ``True``."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return True
 
 
-NO_BF16_KERNELS = (
-    "this CPU has no bf16 kernels in torch's oneDNN: bf16 would be emulated, so not timed"
-)
+def recorded_precision(state: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The precision a checkpoint ``state`` records (``resolved.precision``; checkpoints written
+    before it existed: ``auto_choices``' ``precision`` / ``act_precision``), or None."""
+    if not state:
+        return None
+    resolved = state.get("resolved")
+    if isinstance(resolved, Mapping) and isinstance(resolved.get("precision"), Mapping):
+        record = resolved["precision"]
+        return {p: str(record[p]) for p in PARTS}
+    old = state.get("auto_choices")
+    if isinstance(old, Mapping) and "precision" in old:
+        update = str(old["precision"])
+        return {
+            "update": update,
+            "target": update,
+            "acting": str(old.get("act_precision") or update),
+        }
+    return None
 
 
-def _median_ms(
-    fns: dict[str, Callable[[], Any]], *, rounds: int, budget_s: float, sync: Callable[[], None]
-) -> dict[str, float]:
-    """Median ms per call of each function, calling them in turn (one warm-up call each)."""
-    for fn in fns.values():
-        fn()
-    sync()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    deadline = time.perf_counter() + budget_s
-    for i in range(rounds):
-        for key, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            sync()
-            times[key].append((time.perf_counter() - start) * 1e3)
-        if i >= 2 and time.perf_counter() > deadline:
-            break
-    return {k: statistics.median(v) for k, v in times.items()}
+def decide_precision(
+    setting: str, device: torch.device, recorded: Mapping[str, str] | None = None
+) -> RunPrecision:
+    """The run's :class:`RunPrecision` for ``trainer.precision=setting`` on ``device``.
 
-
-def synthetic_batch(
-    obs_shape: tuple[int, ...],
-    obs_dtype: torch.dtype,
-    num_actions: int,
-    batch_size: int,
-    device: torch.device | str = "cpu",
-) -> Batch:
-    """A replay-shaped batch of random observations on ``device`` (the timing does not depend
-    on values)."""
-    g = torch.Generator().manual_seed(0)
-
-    def frames() -> torch.Tensor:
-        if obs_dtype == torch.uint8:
-            return torch.randint(0, 256, (batch_size, *obs_shape), generator=g, dtype=torch.uint8)
-        return torch.rand((batch_size, *obs_shape), generator=g).to(obs_dtype)
-
-    batch = Batch(
-        obs=frames(),
-        action=torch.randint(0, num_actions, (batch_size,), generator=g),
-        reward=torch.zeros(batch_size),
-        discount=torch.full((batch_size,), 0.99),
-        next_obs=frames(),
-        weights=torch.ones(batch_size),
-        indices=torch.arange(batch_size),
-    )
-    return Batch(**{f.name: getattr(batch, f.name).to(device) for f in fields(batch)})
-
-
-def measure_precision(
-    make: Callable[[str, str], Any],
-    *,
-    obs_shape: tuple[int, ...],
-    obs_dtype: torch.dtype,
-    num_actions: int,
-    batch_size: int,
-    num_envs: int,
-    update_period: float,
-    device: torch.device,
-    rounds: int = 7,
-    budget_s: float = 2.0,
-) -> PrecisionChoice:
-    """Time each part in fp32 and bf16 and choose the faster (fp32 for both, untimed, on a CPU
-    without bf16 kernels: :func:`cpu_has_bf16_kernels`).
-
-    Args:
-        make: ``(update_precision, act_precision) -> agent``, a fresh throw-away agent.
-        obs_shape, obs_dtype, num_actions: what the environment gives.
-        batch_size: the run's batch size (the update); ``num_envs``: the acting batch;
-            ``update_period``: acting steps per update.
-        rounds, budget_s: at most ``rounds`` timed calls per candidate, fewer once a part has
-            taken ``budget_s`` seconds (at least 3).
+    ``recorded`` is what the checkpoint of a resumed run recorded (:func:`recorded_precision`):
+    the run keeps it, whatever ``auto`` would say now; an explicit setting that contradicts it is
+    a :class:`ConfigError` (raised before anything is written).
     """
-    if device.type == "cpu" and not cpu_has_bf16_kernels():
-        return PrecisionChoice("fp32", "fp32", {}, {}, reason=NO_BF16_KERNELS)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size, device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        learners = {p: make(p, p) for p in ("fp32", "bf16")}
-        update_ms = _median_ms(
-            {p: partial(a.learn, batch) for p, a in learners.items()},
-            rounds=rounds,
-            budget_s=budget_s,
-            sync=sync,
+    if setting not in SETTINGS:
+        raise ConfigError(
+            f"trainer.precision must be one of {', '.join(SETTINGS)}; got {setting!r}."
         )
-        update = faster(update_ms)
-        # Acting is timed in the agent the run will build (its update precision and memory
-        # format), with each acting precision, as in a run: the online weights change once per
-        # ``update_period`` acting steps (a bf16 acting copy is then refreshed once).
-        rng = np.random.default_rng(0)
-        high = 256 if obs_dtype == torch.uint8 else 2
-        obs = rng.integers(0, high, (num_envs, *obs_shape)).astype(
-            np.uint8 if obs_dtype == torch.uint8 else np.float32
+    if recorded is not None:
+        kept = RunPrecision(**{p: str(recorded[p]) for p in PARTS}, how="as this run started")
+        if setting != "auto" and any(getattr(kept, p) != setting for p in PARTS):
+            raise ConfigError(
+                f"trainer.precision={setting}, but this run started with {kept.parts()}, "
+                "and a resumed run keeps the precision it started with. Resume without "
+                "trainer.precision (or with trainer.precision=auto), or start a new run "
+                "(another run_dir, name or seed) to train in another precision."
+            )
+        return kept
+    if setting == "auto":
+        return RunPrecision(AUTO, AUTO, AUTO, how="trainer.precision=auto: fp32 everywhere")
+    if setting == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels():
+        warnings.warn(
+            "trainer.precision=bf16 on a CPU without bf16 kernels in torch's oneDNN (no AVX-512 "
+            "BW/VL/DQ, AMX or Arm bf16): bf16 is emulated there, about 10x slower than fp32 "
+            "for an update. trainer.precision=fp32 (or auto) trains in fp32.",
+            stacklevel=2,
         )
-        actors = {p: make(update, p) for p in ("fp32", "bf16")}
-        period = max(1, round(update_period))
-
-        def cycle(agent: Any) -> None:
-            agent.weights_changed()
-            for _ in range(period):
-                agent.act(obs, 0.0)
-
-        act_ms = _median_ms(
-            {p: partial(cycle, a) for p, a in actors.items()},
-            rounds=rounds * 3,
-            budget_s=budget_s / 2,
-            sync=sync,
+    if setting == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"trainer.precision=bf16, but {torch.cuda.get_device_name(device)} has no bf16 "
+            "support. Use trainer.precision=fp32 (or auto)."
         )
-        act_ms = {p: v / period for p, v in act_ms.items()}
-    return PrecisionChoice(update=update, act=faster(act_ms), update_ms=update_ms, act_ms=act_ms)
+    return RunPrecision(setting, setting, setting, how=f"trainer.precision={setting}")
 
 
-class Described(Protocol):
-    """A start-up choice that can say what it measured and chose."""
+def machine_key(device: torch.device) -> dict[str, Any]:
+    """What makes a start-up measurement of one machine valid on another: the device's model,
+    the torch version and torch's threads."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = _cpu_model()
+    return {
+        "device": f"{device.type}: {name}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
-    def describe(self) -> str: ...
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-ChoiceT = TypeVar("ChoiceT", bound=Described)
-
-#: start-up choices by configuration key (precision and compile choices use distinct keys)
-_CACHE: dict[str, Any] = {}
-
-
-def cached_choice(key: str, compute: Callable[[], ChoiceT]) -> ChoiceT:
-    """Measure once per process and configuration (a sweep or test suite builds many runs);
-    the first measurement is logged."""
-    if key not in _CACHE:
-        _CACHE[key] = compute()
-        print(_CACHE[key].describe(), file=sys.stderr, flush=True)
-    return cast("ChoiceT", _CACHE[key])
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
