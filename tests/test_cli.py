@@ -206,6 +206,23 @@ def test_misspelled_key_names_the_valid_keys_and_the_closest(tmp_path: Path) -> 
     assert not (tmp_path / "runs").exists()
 
 
+def test_misspelled_group_or_top_level_key_says_did_you_mean(tmp_path: Path) -> None:
+    r = _cli("agnet=iqn", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "Unknown config group or field agnet" in r.stderr and "Did you mean agent?" in r.stderr
+    assert "+agnet" not in r.stderr + r.stdout  # not Hydra's advice to add it
+    from distrl_agents.cli.train import misspelled_key_message
+
+    message = misspelled_key_message(["trainr.total_steps=5"]) or ""
+    assert "Did you mean trainer.total_steps?" in message and "Config groups: agent," in message
+    assert "Did you mean seed?" in (misspelled_key_message(["seeed=1"]) or "")
+    assert "Did you mean experiment?" in (misspelled_key_message(["experimnt=smoke"]) or "")
+    fine = ["seed=1", "name=x", "run_dir=r", "experiment=smoke", "hydra/launcher=local",
+            "hydra.job.chdir=true", "+extra=1"]  # fmt: skip
+    assert misspelled_key_message(fine) is None
+    assert not (tmp_path / "runs").exists()
+
+
 def test_unwritable_run_dir_is_a_clear_error_before_set_up(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     r = _cli("experiment=smoke", "run_dir=afile/run", cwd=tmp_path)

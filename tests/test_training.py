@@ -207,7 +207,9 @@ def test_sigterm_writes_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
 def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path: Path) -> None:
     train(small_config("c51", total_steps=120, eval_period=0), tmp_path)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
-    with pytest.raises(ckpt.CheckpointError, match="different experiment"):
+    with pytest.raises(
+        ckpt.CheckpointError, match=r"other settings.*agent\.name: 'c51' -> 'qrdqn'"
+    ):
         Trainer(small_config("qrdqn", total_steps=120), tmp_path)
     after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     assert before == after

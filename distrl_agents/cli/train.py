@@ -5,6 +5,7 @@ This is the only module that imports Hydra; everything below it takes explicit a
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,7 @@ __all__ = [
     "default_run_dir",
     "final_result_line",
     "misspelled_key_message",
+    "quote_path_overrides",
     "train_main",
 ]
 
@@ -93,9 +95,13 @@ def _train_task(cfg: Any) -> dict[str, Any] | None:
 
 
 def _resumed_config(run_dir: Path) -> dict[str, Any]:
-    """``resume=<run_dir>``: the run's saved config.json, with the command line's trainer.* and
-    logger.* settings (the only ones that may change on resume) applied."""
+    """``resume=<run_dir>``: the run's saved config.json, with the command line's overrides of
+    the settings a resume may change (``distrl_agents.training.resume.resumable_settings``)
+    applied; any other override is refused."""
     import json
+
+    from distrl_agents.run_settings import may_change_on_resume
+    from distrl_agents.training.resume import resumable_settings
 
     saved = run_dir / "config.json"
     if not saved.is_file():
@@ -103,21 +109,29 @@ def _resumed_config(run_dir: Path) -> dict[str, Any]:
             f"resume={run_dir}: no {saved.name} there. Give the directory of an earlier "
             "distrl-train run (it holds config.json and checkpoints/)."
         )
-    raw = OmegaConf.create(json.loads(saved.read_text()))
-    others = [
-        o
-        for o in _explicit_overrides(("",))
-        if not o.lstrip("+~").startswith(("trainer.", "logger.", "resume="))
-    ]
-    if others:
+    try:
+        raw = OmegaConf.create(json.loads(saved.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        _fail(f"resume={run_dir}: {saved} cannot be read ({exc}).")
+    applied: list[str] = []
+    refused: list[str] = []
+    for override in _explicit_overrides(("",)):
+        key = override.split("=", 1)[0]
+        name = key.lstrip("+~")
+        if name == "resume" or name.startswith(("hydra.", "hydra/")):
+            continue
+        ok = "=" in override and not key.startswith("~") and "." in name
+        (applied if ok and may_change_on_resume(name) else refused).append(override)
+    if refused:
+        may_change = ", ".join(k for k in resumable_settings() if k != "run_dir")
         _fail(
-            f"resume={run_dir} continues that run with its saved config.json; only trainer.* "
-            f"and logger.* settings may change, not {', '.join(others)}. Start a new run "
-            "(another run_dir, name or seed) to change them."
+            f"resume={run_dir} continues that run with its saved config.json; a resumed run may "
+            f"change only {may_change}, not {', '.join(refused)}. Start a "
+            "new run (another run_dir, name or seed) to change them."
         )
-    for override in _explicit_overrides(("trainer.", "logger.")):
+    for override in applied:
         key, value = override.lstrip("+").split("=", 1)
-        OmegaConf.update(raw, key, _yaml_value(value))
+        OmegaConf.update(raw, key, _yaml_value(value), force_add=True)
     return cast(dict[str, Any], OmegaConf.to_container(raw, resolve=True))
 
 
@@ -194,26 +208,33 @@ def final_result_line(preset: str, result: Any) -> str:
 
 #: Config groups whose fields the command line sets as ``<group>.<field>=...``.
 _GROUPS = ("agent", "env", "network", "replay", "trainer", "logger")
+#: Config groups chosen as ``<group>=<option>`` that have no fields of their own.
+_CHOICE_ONLY_GROUPS = ("experiment",)
+#: Top-level fields of configs/train.yaml, known without composing it.
+_KNOWN_TOPS = frozenset({"name", "seed", "run_dir", "resume"})
 
 
 def misspelled_key_message(argv: list[str]) -> str | None:
-    """The message for a command line that sets a field its config does not have
-    (``trainer.total_step=...``), in the words of every other config mistake: the valid
-    fields of that group and the closest one. None when every key exists, or when the
-    command line cannot be composed (Hydra then reports that itself)."""
-    keys, choices = [], []
+    """The message for a command line that sets a field or group its config does not have
+    (``trainer.total_step=...``, ``agnet=iqn``), in the words of every other config mistake:
+    the valid names and the closest one. None when every key exists, or when the command line
+    cannot be composed (Hydra then reports that itself)."""
+    keys, tops, choices = [], [], []
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, value = arg.split("=", 1)
-        if key.startswith(("+", "~")):  # adds or deletes a field on purpose
-            continue
-        if "." in key and key.split(".", 1)[0] in _GROUPS:
+        if key.startswith(("+", "~")) or key.startswith(("hydra.", "hydra/")):
+            continue  # adds or deletes a field on purpose; Hydra's own settings
+        head = key.split(".", 1)[0]
+        if "." in key and head in _GROUPS:
             keys.append(key)
-        elif key in (*_GROUPS, "experiment"):
+        elif key in (*_GROUPS, *_CHOICE_ONLY_GROUPS):
             choices.append(f"{key}={value.split(',', 1)[0]}")  # a sweep's first value
-    if not keys:
-        return None
+        elif "/" not in key:
+            tops.append(key)
+    if not keys and not set(tops) - _KNOWN_TOPS:
+        return None  # nothing to look up (composing takes a moment)
     try:
         from hydra import compose, initialize_config_module
         from omegaconf import DictConfig, OmegaConf
@@ -224,12 +245,58 @@ def misspelled_key_message(argv: list[str]) -> str | None:
         return None
     from distrl_agents.training.config import unknown_fields_message
 
+    valid_tops = {str(k) for k in cfg if k != "hydra"} | set(_CHOICE_ONLY_GROUPS)
+    for key in tops:
+        head = key.split(".", 1)[0]
+        if head not in valid_tops:
+            return _unknown_top_message(key, head, valid_tops)
     for key in keys:
         section, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, section)
         if isinstance(node, DictConfig) and leaf not in node:
             return unknown_fields_message(section, [leaf], [str(k) for k in node])
     return None
+
+
+def _unknown_top_message(key: str, head: str, valid: set[str]) -> str:
+    """``Unknown config group or field agnet ... Did you mean agent?``"""
+    import difflib
+
+    groups = sorted(g for g in valid if g in (*_GROUPS, *_CHOICE_ONLY_GROUPS))
+    fields = sorted(valid - set(groups))
+    match = difflib.get_close_matches(head, sorted(valid), n=1, cutoff=0.6)
+    hint = f" Did you mean {match[0]}{key[len(head) :]}?" if match else ""
+    return (
+        f"Unknown config group or field {head}. Config groups: {', '.join(groups)}; top-level "
+        f"fields: {', '.join(fields)}.{hint}"
+    )
+
+
+#: Command-line keys whose value is a path, given to Hydra quoted (a path may hold ``=``).
+_PATH_KEYS = ("resume", "run_dir")
+_PLAIN_VALUE = re.compile(r"[\w./~@%+-]*")
+
+
+def quote_path_overrides(argv: list[str]) -> list[str]:
+    """``resume=runs/x/env.overrides.a=400`` -> ``resume='runs/x/env.overrides.a=400'``: run
+    directories this project names after settings hold ``=``, which Hydra's override parser
+    reads as syntax. Values already quoted, plain ones and ``null`` are left as they are."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if (
+            sep
+            and key.lstrip("+") in _PATH_KEYS
+            and value[:1] not in ("'", '"')
+            and not _PLAIN_VALUE.fullmatch(value)
+        ):
+            escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+            escaped = escaped.replace("${", "\\${")
+            if escaped.endswith("\\"):
+                escaped += re.search(r"\\*$", escaped).group(0)  # type: ignore[union-attr]
+            arg = f"{key}='{escaped}'"
+        out.append(arg)
+    return out
 
 
 _CHECKED_KEYS = (
@@ -269,6 +336,7 @@ def train_main() -> None:
     message = misspelled_key_message(sys.argv[1:])
     if message:
         _fail(message)
+    sys.argv[1:] = quote_path_overrides(sys.argv[1:])
     app = hydra.main(
         config_path="pkg://distrl_agents.configs", config_name="train", version_base="1.3"
     )

@@ -3,9 +3,9 @@
 Training (:class:`distrl_agents.training.loop.Trainer`) and evaluation (``distrl-eval``) both
 decide the run's precision and compile mode with :func:`resolve_settings` (a checkpoint's record
 kept) and build their agent with :func:`build_agent`, which measures nothing, so a checkpoint is
-always rebuilt the way it was trained. :func:`compatibility_key` is what a checkpoint records of
-its experiment; :func:`check_compatible` refuses to resume a run directory that holds a
-different one.
+always rebuilt the way it was trained. :func:`check_compatible` refuses a command whose
+settings differ from the run its run directory holds (other than the few a resume may change),
+before any set-up.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from distrl_agents.training.precision import (
     machine_key,
     recorded_precision,
 )
+from distrl_agents.training.resume import check_same_run
 
 
 @dataclass(frozen=True)
@@ -191,15 +192,53 @@ def compatibility_key(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def check_compatible(cfg: RunConfig, state: dict[str, Any], run_dir: Path) -> None:
-    """Raise :class:`CheckpointError` unless checkpoint ``state`` (found in ``run_dir``) was
-    written by a run of the same experiment as ``cfg`` (:func:`compatibility_key`)."""
-    saved, mine = state.get("compatibility", {}), compatibility_key(cfg)
-    diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
-    if diff:
-        details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
-        raise CheckpointError(
-            f"The run directory {run_dir} holds a checkpoint of a different experiment "
-            f"({details}). Nothing was changed there. Choose another run_dir (or name/seed), "
-            "or resume with the settings of that run."
-        )
+def check_compatible(
+    cfg: RunConfig,
+    state: Mapping[str, Any],
+    run_dir: Path,
+    checkpoint: Path | None = None,
+    device: torch.device | None = None,
+) -> None:
+    """Raise :class:`CheckpointError` unless run directory ``run_dir`` holds the run ``cfg``
+    describes: the config its newest checkpoint (``checkpoint``, loaded as ``state``) was
+    trained with or, before the first checkpoint, its config.json may differ from ``cfg`` only
+    in the settings a resume may change
+    (:func:`distrl_agents.training.resume.check_same_run`). ``trainer.precision`` and
+    ``trainer.compile`` are compared as the run uses them: a recorded precision is kept (and a
+    contradicting setting refused) by :func:`resolve_settings`; ``compile=auto`` takes the
+    checkpoint's mode over where it was chosen on ``device``'s machine. Reads only."""
+    if checkpoint is not None and "config" not in state:  # not written by distrl-train
+        saved, mine = state.get("compatibility", {}), compatibility_key(cfg)
+        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        if diff:
+            details = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointError(
+                f"The run directory {run_dir} holds a checkpoint of a different experiment "
+                f"({details}). Nothing was changed there. Choose another run_dir (or "
+                "name/seed), or resume with the settings of that run."
+            )
+    saved_config = state.get("config") if checkpoint is not None else None
+    now = cfg.to_dict()
+    if saved_config is not None:
+        precision = recorded_precision(state)
+        compile_mode = _recorded_compile(state, device) if device is not None else None
+        saved_config = _as_used(saved_config, precision, compile_mode)
+        now = _as_used(now, precision, compile_mode)
+    check_same_run(now, run_dir, checkpoint=checkpoint, checkpoint_config=saved_config)
+
+
+def _as_used(
+    config: Mapping[str, Any], precision: Mapping[str, str] | None, compile_mode: str | None
+) -> dict[str, Any]:
+    """``config`` with ``trainer.precision`` / ``trainer.compile`` as a resume from a checkpoint
+    that recorded ``precision`` (:func:`~distrl_agents.training.precision.recorded_precision`)
+    and ``compile_mode`` (chosen on this machine) would use them. A recorded precision is what
+    the resumed run trains in whatever the setting (:func:`resolve_settings` keeps it and
+    refuses a setting that contradicts it, in its own words), so it is not compared here;
+    ``compile=auto`` becomes the recorded mode."""
+    trainer = dict(config.get("trainer") or {})
+    if precision is not None:
+        trainer["precision"] = "(as the checkpoint recorded)"
+    if trainer.get("compile") == "auto" and compile_mode is not None:
+        trainer["compile"] = compile_mode
+    return {**config, "trainer": trainer}

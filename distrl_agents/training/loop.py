@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,10 @@ class Trainer:
         self.run_dir = Path(run_dir)
         check_writable_dir(self.run_dir)
         self.device = resolve_device(cfg.trainer.device)
+        # A run directory that holds another run (other settings) is refused before any set-up.
+        self._resume_from = ckpt.latest_checkpoint(self.run_dir)
+        self._resume_state = ckpt.load_state(self._resume_from) if self._resume_from else {}
+        check_compatible(cfg, self._resume_state, self.run_dir, self._resume_from, self.device)
         tune_host_allocator()
         self._torch_threads_before = torch.get_num_threads()
         self._set_torch_threads()
@@ -109,10 +114,6 @@ class Trainer:
         self.game = self.env.game
         self.num_actions = self.env.num_actions
         self.obs_shape, obs_dtype = _observation_spec(self.env)
-        self._resume_from = ckpt.latest_checkpoint(self.run_dir)
-        if self._resume_from is not None:
-            self._resume_state = ckpt.load_state(self._resume_from)
-            check_compatible(cfg, self._resume_state, self.run_dir)
         # Decided once, before the agent is built; a resumed run keeps the precision it started
         # with (and the compile mode it chose on this machine).
         self.settings = resolve_settings(
@@ -505,7 +506,8 @@ class Trainer:
 
 def check_writable_dir(path: Path) -> None:
     """Raise ``ValueError`` (with what to do) unless ``path`` is, or can be created as, a
-    directory this process may write in. Writes nothing: checked before any set-up."""
+    directory this process may write in. Leaves nothing behind (a probe directory is made and
+    removed): checked before any set-up."""
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -520,6 +522,16 @@ def check_writable_dir(path: Path) -> None:
             f"The run directory {path} cannot be written: {existing} {reason}. Choose a "
             "run_dir (or a working directory) you can write to."
         )
+    # Permission bits can say yes where the file system says no (/proc, /sys; root passes every
+    # access check): make and remove a directory there.
+    try:
+        probe = tempfile.mkdtemp(prefix=".distrl-write-check-", dir=existing)
+    except OSError as exc:
+        raise ValueError(
+            f"The run directory {path} cannot be written: {existing} does not accept new "
+            f"files ({exc.strerror}). Choose a run_dir (or a working directory) you can write to."
+        ) from exc
+    os.rmdir(probe)
 
 
 def _read_only_fs(path: Path) -> bool:
