@@ -424,3 +424,30 @@ def test_compile_compares_as_the_resumed_run_would_use_it(tmp_path: Path) -> Non
     elsewhere_run = checkpoint_of(elsewhere, compile="auto")
     with pytest.raises(RelaunchError, match=r"trainer\.compile: 'auto' -> 'off'"):
         check(elsewhere_run, compile="off")  # chosen on another machine: auto would measure
+
+
+def test_fields_added_later_compare_as_the_behaviour_before_them() -> None:
+    from distrl_agents.training.resume import defining_differences
+
+    # A run saved before agent.loss_reduction / trainer.warmup_actions existed: resumable by a
+    # command that keeps the old behaviour, refused by one that changes it.
+    saved = {"agent": {"name": "c51", "lr": 1e-4}, "trainer": {"batch_size": 32}}
+    same = {
+        "agent": {"name": "c51", "lr": 1e-4, "loss_reduction": "mean"},
+        "trainer": {"batch_size": 32, "warmup_actions": "uniform"},
+    }
+    assert defining_differences(saved, same) == []
+    changed = {
+        "agent": {"name": "c51", "lr": 1e-4, "loss_reduction": "sum"},
+        "trainer": {"batch_size": 32, "warmup_actions": "agent"},
+    }
+    assert defining_differences(saved, changed) == [
+        ("agent.loss_reduction", "mean", "sum"),
+        ("trainer.warmup_actions", "uniform", "agent"),
+    ]
+    # An FQF run from before the authors' defaults: the new default is another algorithm.
+    fqf_saved = {"agent": {"name": "fqf", "num_fractions": 32}}
+    fqf_now = {"agent": {"name": "fqf", "num_fractions": 32, "fraction_loss": "squared"}}
+    assert defining_differences(fqf_saved, fqf_now) == [
+        ("agent.fraction_loss", "w1_gradient", "squared")
+    ]

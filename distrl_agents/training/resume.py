@@ -23,6 +23,20 @@ CONFIG_FILE = "config.json"
 #: another version of distrl-agents added or removed, and is not compared.
 _FREE_FORM = ("agent.", "network.", "env.overrides.")
 _NOT_SET = "(not set)"
+#: Defining fields added after runs had already been saved without them, each with the value
+#: that reproduces what the code did before the field existed. A saved config that lacks one
+#: is compared as if it held that value: a run from before the field resumes when the command
+#: keeps the old behaviour, and is refused (saying which value resumes it) when it would not.
+ADDED_FIELDS: dict[str, Any] = {
+    "agent.loss_reduction": "mean",  # before: every agent's loss was the batch mean
+    "trainer.warmup_actions": "uniform",  # before: the warm-up always acted uniformly
+    # FQF before the authors' defaults (Kuwahara's choices were the only ones):
+    "agent.fraction_loss": "w1_gradient",
+    "agent.fraction_init": "xavier_small",
+    "agent.entropy_of": "proposal",
+    "agent.tau_hat_torso_grad": False,
+    "agent.target_fractions": "current",
+}
 
 
 class RelaunchError(CheckpointError):
@@ -58,6 +72,9 @@ def defining_differences(
     # Through JSON, as config.json holds it (tuples become lists, keys strings).
     a = flat_config(json.loads(json.dumps(saved, default=str)))
     b = flat_config(json.loads(json.dumps(now, default=str)))
+    for key, before in ADDED_FIELDS.items():
+        if key in b and key not in a:  # saved before the field existed
+            a[key] = before
     diffs = []
     for key in sorted(set(a) | set(b)):
         if may_change_on_resume(key):
