@@ -259,16 +259,23 @@ _ROW_KEY = ("game", "agent", "seed", "preset")
 
 
 def machine_name() -> str:
-    """The CPU model (the same words as /proc/cpuinfo), where it can be read."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
+    """The CPU model (as /proc/cpuinfo names it) and, where it has them, its bf16 units: two
+    machines both called "AMD EPYC" differ in them, and in speed."""
+    from distrl_agents.training.precision import cpu_model
 
-    return platform.processor() or platform.machine()
+    try:
+        flags = next(
+            (
+                x.split(":", 1)[1].split()
+                for x in Path("/proc/cpuinfo").read_text().splitlines()
+                if x.startswith("flags")
+            ),
+            [],
+        )
+    except OSError:
+        flags = []
+    units = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{cpu_model()} ({' '.join(units)})" if units else cpu_model()
 
 
 def code_commit(run_dir: Path) -> str:

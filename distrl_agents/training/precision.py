@@ -158,7 +158,7 @@ def machine_key(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = _cpu_model()
+        name = cpu_model()
     return {
         "device": f"{device.type}: {name}",
         "torch": torch.__version__,
@@ -166,7 +166,8 @@ def machine_key(device: torch.device) -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (else what ``platform`` knows)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
