@@ -37,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="run directory (newest checkpoint is used) or checkpoint directory")
     p.add_argument("--episodes", type=int, default=10, help="games to play (default 10)")
     p.add_argument(
-        "--steps", type=int, default=None, help="stop after this many agent steps (default: none)"
+        "--steps",
+        type=int,
+        default=None,
+        help="step budget in agent steps: score the games one env playing them back to back "
+        "would end within it (a game in progress at the budget is dropped); default: none",
     )
     p.add_argument("--epsilon", type=float, default=0.001, help="eval epsilon (default 0.001)")
     p.add_argument("--num-envs", type=int, default=4, help="games played in parallel")
