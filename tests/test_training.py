@@ -514,3 +514,25 @@ def test_evaluation_passes_its_game_cap_budget_and_last_game_rule(
     finally:
         trainer.close()
     assert (seen["episodes"], seen["max_steps"], seen["last_game"]) == (0, 50, "finish")
+
+
+def test_a_long_evaluation_game_during_training_gets_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from distrl_agents.training import loop
+
+    cfg = small_config("dqn", total_steps=40, eval_period=0, checkpoint_period=0)
+    trainer = Trainer(cfg, tmp_path)
+    real_evaluate = loop.evaluate
+
+    def evaluate_with_a_long_game(*args, **kwargs):
+        kwargs["on_long_game"](1, 12_345)  # what evaluate() reports for an unusually long game
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate_with_a_long_game)
+    trainer.evaluate()
+    trainer.close()
+    err = capsys.readouterr().err
+    assert "pong dqn seed0" in err and "eval: the game of evaluation env 1" in err
+    assert "12,345 agent steps (49,380 frames) without ending" in err
+    assert "the frame cap ends it at 108,000 frames (27,000 agent steps)" in err

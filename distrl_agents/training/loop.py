@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from distrl_agents.envs import AtariEnv, make_atari_env
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
@@ -50,6 +51,7 @@ from distrl_agents.training.metrics import (
     TrainingLog,
     eval_line,
     log_distributions,
+    long_eval_game_line,
     markdown_table,
     progress_bar,
 )
@@ -420,6 +422,14 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ evaluation
+    def _say_long_eval_game(self, env: int, steps: int) -> None:
+        assert self._eval_env is not None
+        spec = self._eval_env.spec_info
+        line = long_eval_game_line(
+            self._job_label(), env, steps, spec.frameskip, spec.max_num_frames_per_episode
+        )
+        tqdm.write(line, file=sys.stderr)
+
     def evaluate(self) -> EvalResult:
         t = self.cfg.trainer
         if self._eval_env is None:
@@ -446,6 +456,7 @@ class Trainer:
                 epsilon=t.eval_epsilon,
                 should_stop=lambda: self._stop is not None,
                 seed=env_seed,
+                on_long_game=self._say_long_eval_game,
             )
         finally:
             self.agent.train()

@@ -157,6 +157,16 @@ def eval_line(label: str, step: int, result: EvalResult) -> str:
     return line
 
 
+def long_eval_game_line(label: str, env: int, steps: int, frameskip: int, cap_frames: int) -> str:
+    """The line printed once when a game of a periodic evaluation runs unusually long (it
+    holds the evaluation up until it ends or reaches the frame cap)."""
+    return (
+        f"{label}: eval: the game of evaluation env {env} has run {steps:,} agent steps "
+        f"({steps * frameskip:,} frames) without ending; the frame cap ends it at "
+        f"{cap_frames:,} frames ({cap_frames // frameskip:,} agent steps)"
+    )
+
+
 def log_distributions(
     writer: MetricWriter, agent: Any, states: np.ndarray, action_names: Any, step: int
 ) -> None:
