@@ -26,6 +26,20 @@ from distrl_agents.networks import FQFHead, FractionProposal
 from distrl_agents.types import Batch
 
 
+def _mlp_batch(seed: int) -> Batch:
+    """A batch of 8 random 5-feature transitions of a 2-action task (discount 0.9)."""
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(8, 5, generator=g),
+        action=torch.randint(0, 2, (8,), generator=g),
+        reward=torch.randn(8, generator=g),
+        discount=torch.full((8,), 0.9),
+        next_obs=torch.randn(8, 5, generator=g),
+        weights=torch.ones(8),
+        indices=torch.arange(8),
+    )
+
+
 # ------------------------------------------------------------------- weighted quantile loss
 @pytest.mark.parametrize("kappa", [0.0, 1.0])
 def test_weighted_quantile_loss_matches_loops_and_uniform_weights_are_the_mean(
@@ -286,16 +300,7 @@ def test_tau_hat_gradient_reaches_the_torso_not_the_proposal(torso_grad: bool) -
         tau_hat_torso_grad=torso_grad,
         seed=1,
     )
-    g = torch.Generator().manual_seed(4)
-    batch = Batch(
-        obs=torch.randn(8, 5, generator=g),
-        action=torch.randint(0, 2, (8,), generator=g),
-        reward=torch.randn(8, generator=g),
-        discount=torch.full((8,), 0.9),
-        next_obs=torch.randn(8, 5, generator=g),
-        weights=torch.ones(8),
-        indices=torch.arange(8),
-    )
+    batch = _mlp_batch(seed=4)
     head = cast(FQFHead, agent.online.head)
     out = agent.compute_loss(batch)
     torso_params = list(agent.online.torso.parameters())
@@ -501,16 +506,7 @@ def test_every_fraction_loss_and_entropy_trains_only_the_proposal(
         fraction_lr=1e-2,
         seed=2,
     )
-    g = torch.Generator().manual_seed(5)
-    batch = Batch(
-        obs=torch.randn(8, 5, generator=g),
-        action=torch.randint(0, 2, (8,), generator=g),
-        reward=torch.randn(8, generator=g),
-        discount=torch.full((8,), 0.9),
-        next_obs=torch.randn(8, 5, generator=g),
-        weights=torch.ones(8),
-        indices=torch.arange(8),
-    )
+    batch = _mlp_batch(seed=5)
     head = cast(FQFHead, agent.online.head)
     out = agent.compute_loss(batch)
     assert out.aux_per_sample is not None and out.aux_per_sample.shape == (8,)
