@@ -166,9 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.nice:
                 cmd = ["nice", "-n", str(args.nice), *cmd]
             print(f"atari100k: {' '.join(cmd)}", flush=True)
-            if not (run_dir / "commit.txt").is_file():
+            commits = _lines(run_dir / "commit.txt")
+            if not commits or commits[-1].strip() != (head := head_commit()):
                 run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "commit.txt").write_text(code_commit(run_dir) + "\n")
+                with open(run_dir / "commit.txt", "a") as f:  # this start's code
+                    f.write(head + "\n")
             running[subprocess.Popen(cmd)] = (run_dir, time.time())
             continue
         time.sleep(1.0)
@@ -279,11 +281,18 @@ def machine_name() -> str:
 
 
 def code_commit(run_dir: Path) -> str:
-    """The commit of the code that trained the run: recorded by the runner at the run's first
-    start (``commit.txt``), else this checkout's HEAD."""
-    recorded = run_dir / "commit.txt"
-    if recorded.is_file():
-        return recorded.read_text().strip()
+    """The commit of the code that trained the run, as the runner recorded it at each start
+    (``commit.txt``, one line per commit): ``first..last`` when a resume ran newer code; else
+    this checkout's HEAD."""
+    recorded = _lines(run_dir / "commit.txt")
+    if recorded:
+        first, last = recorded[0].strip(), recorded[-1].strip()
+        return first if first == last else f"{first}..{last}"
+    return head_commit()
+
+
+def head_commit() -> str:
+    """This checkout's HEAD (12 hex digits), or ``unknown``."""
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -308,7 +317,9 @@ def run_row(run_dir: Path, preset: str, total_steps: int | None = None) -> dict[
     resolved = cfg.get("resolved", {}) if isinstance(cfg.get("resolved"), dict) else {}
     precision = resolved.get("precision", trainer.get("precision", ""))
     if isinstance(precision, dict):  # per part: update / acting / ...
-        precision = " ".join(f"{k}={v}" for k, v in sorted(precision.items()))
+        parts = sorted(precision.items())
+        same = len({v for _, v in parts}) == 1
+        precision = parts[0][1] if same else " ".join(f"{k}={v}" for k, v in parts)
     hours = sum(json.loads(x)["hours"] for x in _lines(run_dir / "wall_time.jsonl"))
     return {
         "game": cfg["env"]["game"],

@@ -165,3 +165,19 @@ def test_collect_writes_the_finished_runs_of_a_sweep(script, tmp_path: Path) -> 
     assert script.cmd_collect(args) == 0
     rows = script.read_rows(tmp_path / "runs.csv")
     assert [(r["game"], r["preset"], r["score"]) for r in rows] == [("pong", "atari100k", "7.00")]
+
+
+def test_a_run_resumed_on_newer_code_names_both_commits(script, tmp_path: Path) -> None:
+    final = {"agent_step": 100_000, "mean_return": 1.0, "episode_returns": [1.0]}
+    d = _run(tmp_path, "pong", "c51", [final], [0.5])
+    (d / "commit.txt").write_text("aaa\n")
+    assert script.run_row(d, "atari100k")["commit"] == "aaa"
+    (d / "commit.txt").write_text("aaa\nbbb\n")  # resumed by a later checkout
+    assert script.run_row(d, "atari100k")["commit"] == "aaa..bbb"
+    config = json.loads((d / "config.json").read_text())
+    parts = {"update": "fp32", "target": "fp32", "acting": "fp32"}
+    (d / "config.json").write_text(json.dumps({**config, "resolved": {"precision": parts}}))
+    assert script.run_row(d, "atari100k")["precision"] == "fp32"
+    parts["acting"] = "bf16"
+    (d / "config.json").write_text(json.dumps({**config, "resolved": {"precision": parts}}))
+    assert script.run_row(d, "atari100k")["precision"] == "acting=bf16 target=fp32 update=fp32"
