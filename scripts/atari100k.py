@@ -491,6 +491,12 @@ def results_tables(rows: list[dict[str, str]], preset: str = "atari100k", reps: 
                 f"| {vals['iqm']:.3f} | {vals['median']:.3f} | {vals['mean']:.3f} "
                 f"| {vals['optimality_gap']:.3f} |"
             )
+    if any(m.shape[0] == 1 for m in matrices.values()):
+        out += [
+            "",
+            "With one run per game the stratified bootstrap has nothing to resample (it draws "
+            "runs within each game), so those intervals have no width until more seeds finish.",
+        ]
     out += [
         "",
         "The published rows aggregate one number per game (each paper's mean over its seeds), so "
