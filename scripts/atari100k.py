@@ -141,8 +141,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     total = int(_override(args.overrides, "trainer.total_steps", None) or TOTAL_STEPS)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     pending = list(run_dirs(out, agent_game_pairs(args), args.seeds))
-    running: dict[subprocess.Popen, tuple[Path, float]] = {}
+    running: dict[subprocess.Popen, tuple[Path, float, int]] = {}
     failed = 0
+    stuck = 0  # failures in a row that trained nothing: the next run would fail the same way
     while (pending and not _stop_requested) or running:
         if pending and not _stop_requested and len(running) < args.jobs:
             agent, game, seed, run_dir = pending.pop(0)
@@ -150,7 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"atari100k: {run_dir.name}: finished, skipped", flush=True)
                 continue
             cmd = [
-                "distrl-train",
+                tool("distrl-train"),
                 f"experiment={args.preset}",
                 f"agent={agent}",
                 f"env.game={game}",
@@ -166,16 +167,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.nice:
                 cmd = ["nice", "-n", str(args.nice), *cmd]
             print(f"atari100k: {' '.join(cmd)}", flush=True)
-            commits = _lines(run_dir / "commit.txt")
-            if not commits or commits[-1].strip() != (head := head_commit()):
+            commits, head = _lines(run_dir / "commit.txt"), head_commit()
+            if not commits or commits[-1].strip() != head:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 with open(run_dir / "commit.txt", "a") as f:  # this start's code
                     f.write(head + "\n")
-            running[subprocess.Popen(cmd)] = (run_dir, time.time())
+            running[subprocess.Popen(cmd)] = (run_dir, time.time(), checkpoint_step(run_dir))
             continue
         time.sleep(1.0)
         for proc in [p for p in running if p.poll() is not None]:
-            run_dir, start = running.pop(proc)
+            run_dir, start, step_before = running.pop(proc)
             hours = (time.time() - start) / 3600
             print(
                 f"atari100k: {run_dir.name}: exit {proc.returncode} after {hours:.2f} h", flush=True
@@ -190,11 +191,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             if proc.returncode != 0:
                 print(f"atari100k: {run_dir.name} failed; see its output above", flush=True)
                 failed += 1
+                stuck = stuck + 1 if checkpoint_step(run_dir) == step_before else 0
+                if stuck >= 2 and pending:
+                    print(
+                        f"atari100k: {stuck} runs in a row failed without training a step; "
+                        f"not starting the other {len(pending)} (fix the error above, then run "
+                        "the same command again: finished runs are skipped)",
+                        flush=True,
+                    )
+                    pending.clear()
+            else:
+                stuck = 0
     if failed:
         return 1
     if _stop_requested:
         return 0
     return cmd_report(args)
+
+
+def tool(name: str) -> str:
+    """The project's console script installed beside this interpreter (a venv's bin/, used
+    without activating it), else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else name
 
 
 def _override(overrides: list[str], key: str, default: str | None) -> str | None:
@@ -725,7 +744,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     (out / "report" / "atari100k_results.md").write_text(table)
     print(table, flush=True)
     return subprocess.call(
-        ["distrl-report", str(out), "--compare", "DER", "--out", str(out / "report")]
+        [tool("distrl-report"), str(out), "--compare", "DER", "--out", str(out / "report")]
     )
 
 

@@ -181,3 +181,43 @@ def test_a_run_resumed_on_newer_code_names_both_commits(script, tmp_path: Path) 
     parts["acting"] = "bf16"
     (d / "config.json").write_text(json.dumps({**config, "resolved": {"precision": parts}}))
     assert script.run_row(d, "atari100k")["precision"] == "acting=bf16 target=fp32 update=fp32"
+
+
+def test_trainings_use_the_console_scripts_beside_the_running_interpreter(
+    script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A venv's python run without activating the venv must not fall back to another install's
+    # distrl-train on PATH.
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    (bindir / "distrl-train").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(script.sys, "executable", str(bindir / "python"))
+    assert script.tool("distrl-train") == str(bindir / "distrl-train")
+    assert script.tool("distrl-report") == "distrl-report"  # none beside it: PATH decides
+
+
+def test_runner_stops_when_runs_keep_failing_without_training(
+    script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[list[str]] = []
+
+    class Failing:
+        def __init__(self, cmd: list[str]) -> None:
+            started.append(cmd)
+
+        def poll(self) -> int:
+            return 1
+
+        @property
+        def returncode(self) -> int:
+            return 1
+
+    monkeypatch.setattr(script.subprocess, "Popen", Failing)
+    monkeypatch.setattr(script.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(script, "head_commit", lambda: "abc")
+    code = script.main(
+        ["run", "--agents", "c51", "--games", "pong", "breakout", "qbert", "hero",
+         "--seeds", "0", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 1
+    assert len(started) == 2  # the other two were not started
