@@ -451,3 +451,25 @@ def test_fields_added_later_compare_as_the_behaviour_before_them() -> None:
     assert defining_differences(fqf_saved, fqf_now) == [
         ("agent.fraction_loss", "w1_gradient", "squared")
     ]
+
+
+def test_checkpoint_whose_tensors_do_not_fit_the_network_gets_one_message(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # E.g. written by a version with another head layout: one message, not torch's raw listing.
+    run_dir = _copy(finished_run, tmp_path / "other_layout")
+    state_file = ckpt.latest_checkpoint(run_dir) / "state.pt"
+    state = ckpt.load_state(state_file)
+    online = state["agent"]["online"]
+    name = next(k for k, v in online.items() if v.ndim == 2)
+    online[name] = online[name][:-1].clone()
+    torch.save(state, state_file)
+    before = _tree(run_dir)
+
+    assert eval_main([str(run_dir), "--episodes", "1", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "online network does not fit" in err and name in err and "Traceback" not in err, err
+    assert sum(line.startswith("error:") for line in err.splitlines()) == 1, err
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(_config(), run_dir).run()
+    assert _tree(run_dir) == before  # nothing written, nothing lost

@@ -339,6 +339,8 @@ class Agent(ABC):
                 f"checkpoint is for agent {state.get('name')!r}, not {self.name!r}; "
                 f"build a {state.get('name')!r} agent to load it"
             )
+        for which, net in (("online", self.online), ("target", self.target)):
+            _check_layout(net, state[which], which)
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.weights_changed()
@@ -353,3 +355,26 @@ class Agent(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, hparams={self.hparams!r})"
+
+
+def _check_layout(net: nn.Module, saved: Mapping[str, Any], which: str) -> None:
+    """Refuse, in one message, a checkpoint whose tensors do not fit ``net`` (names or shapes):
+    written by code with another network layout, or its settings edited since."""
+    own = net.state_dict()
+    problems = [f"{k} is missing" for k in own if k not in saved]
+    problems += [f"{k} is not in this network" for k in saved if k not in own]
+    problems += [
+        f"{k} has shape {tuple(saved[k].shape)}, this network's {tuple(own[k].shape)}"
+        for k in own
+        if k in saved
+        and hasattr(saved[k], "shape")
+        and tuple(saved[k].shape) != tuple(own[k].shape)
+    ]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError(
+            f"the checkpoint's {which} network does not fit the network these settings build: "
+            f"{'; '.join(problems[:3])}{more}. It was written by a version of distrl-agents "
+            "with another network layout, or its saved settings were edited: load it with the "
+            "version that wrote it, or start a new run (another run_dir)"
+        )
