@@ -113,6 +113,9 @@ def _row(game: str, agent: str, seed: int, score: float) -> dict[str, str]:
         "seed": str(seed),
         "preset": "atari100k",
         "score": str(score),
+        "wall_hours": "0.5",
+        "threads": "1",
+        "machine": "CPU X",
     }
 
 
@@ -221,3 +224,34 @@ def test_runner_stops_when_runs_keep_failing_without_training(
     )  # fmt: skip
     assert code == 1
     assert len(started) == 2  # the other two were not started
+
+
+def test_subset_table_names_each_games_winner_over_the_games_all_agents_finished(script) -> None:
+    rnd, hum = script.published("random"), script.published("human")
+    at = {g: (lambda h, g=g: rnd[g] + h * (hum[g] - rnd[g])) for g in script.SUBSET}
+    rows = [
+        _row("krull", "c51", 0, at["krull"](0.5)),
+        _row("krull", "iqn", 0, at["krull"](1.0)),
+        _row("assault", "c51", 0, at["assault"](1.0)),
+        _row("assault", "iqn", 0, at["assault"](0.25)),
+        _row("pong", "iqn", 0, 5.0),  # not a subset game
+        _row("jamesbond", "c51", 0, 100.0),  # iqn has not finished it: left out
+    ]
+    lines = script.results_tables(rows, reps=200).splitlines()
+    assert any("2 of its 6 games finished by all 2 agents" in x for x in lines)
+    krull = next(x for x in lines if x.startswith("| krull |") and x.endswith("| iqn |"))
+    assert f"{at['krull'](0.5):,.1f}" in krull
+    winners = {x.split(" | ")[0][2:]: x.split(" | ")[-1][:-2] for x in lines if x.endswith(
+        ("| c51 |", "| iqn |")) and x.startswith(("| krull", "| assault", "| jamesbond"))}  # fmt: skip
+    assert winners == {"krull": "iqn", "assault": "c51"}
+    # per agent over the same two games: c51 HNS (1.0, 0.5), iqn (0.25, 1.0)
+    subset_rows = [x for x in lines if x.startswith(("| c51 | 2 | 1 |", "| iqn | 2 | 1 |"))]
+    assert len(subset_rows) == 2
+    assert "| 0.750 [0.750, 0.750]" in subset_rows[0] and "0.625 [0.625, 0.625]" in subset_rows[1]
+    # wall time: 3 c51 runs and 3 iqn runs of 0.5 h
+    assert "| c51 | 3 | 1.5 | 0.50 (0.50-0.50) | 1 | CPU X |" in lines
+    assert any("In all 6 runs, 3.0 hours" in x for x in lines)
+
+
+def test_subset_name_expands_to_the_six_games(script) -> None:
+    assert script.expand_games(["atari100k_subset", "pong"]) == [*script.SUBSET, "pong"]
