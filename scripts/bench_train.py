@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from distrl_agents.agents import AGENT_NAMES
 from distrl_agents.training.config import RunConfig
 from distrl_agents.training.loop import Trainer
 
@@ -117,9 +118,7 @@ def bench(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--agents", nargs="+", default=["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
-    )
+    p.add_argument("--agents", nargs="+", default=list(AGENT_NAMES))
     p.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--game", default="breakout")
     p.add_argument("--device", default="auto")

@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from distrl_agents.agents import make_agent
+from distrl_agents.agents import AGENT_NAMES, make_agent
 from distrl_agents.training.device import tune_host_allocator
 from distrl_agents.types import Batch
 
-AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf"]
+AGENTS = list(AGENT_NAMES)  # every registered agent
 # (precision, channels-last, compile mode, fp32 output layers)
 VARIANTS = [("fp32", False, "off", True), ("bf16", False, "off", True), ("bf16", True, "off", True)]
 

@@ -42,7 +42,10 @@ def test_every_experiment_preset_composes(experiment: str) -> None:
         assert composed(f"experiment={experiment}", f"agent={agent}").agent_name == agent
 
 
-@pytest.mark.parametrize("agent", [a for a in ("dqn", "c51", "qrdqn", "iqn", "fqf")])
+# The agents with a paper preset (experiment/<agent>_paper.yaml).
+@pytest.mark.parametrize(
+    "agent", [a for a in AGENT_NAMES if (CONFIGS / "experiment" / f"{a}_paper.yaml").exists()]
+)
 def test_paper_presets_pick_their_agent_and_protocol(agent: str) -> None:
     cfg = composed(f"experiment={agent}_paper")
     assert cfg.agent_name == agent
@@ -70,7 +73,7 @@ def test_dqn_agent_preset_is_dopamines_tf_rmsprop() -> None:
     assert a["rmsprop_alpha"] == 0.95 and a["rmsprop_centered"] and a["rmsprop_initial_ms"] == 1.0
 
 
-@pytest.mark.parametrize("agent", ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"])
+@pytest.mark.parametrize("agent", AGENT_NAMES)
 def test_atari100k_is_data_efficient_rainbow_for_every_agent(agent: str) -> None:
     # van Hasselt et al. 2019, Appendix table.
     cfg = composed("experiment=atari100k", f"agent={agent}")

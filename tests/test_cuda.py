@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from distrl_agents.agents import make_agent
+from distrl_agents.agents import AGENT_NAMES, make_agent
 from distrl_agents.replay import ReplayBuffer
 
 DEVICE = os.environ.get("DISTRL_TEST_DEVICE", "cuda")
@@ -46,7 +46,7 @@ def test_gpu_resident_replay_samples_what_host_replay_samples() -> None:
         gpu.update_priorities(b.indices, priorities)
 
 
-@pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"])
+@pytest.mark.parametrize("name", AGENT_NAMES)
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_every_agent_learns_and_acts_on_cuda(name: str, precision: str) -> None:
     agent = make_agent(

@@ -91,7 +91,7 @@ PRECISIONS = ["fp32", pytest.param("bf16", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "fqf"])
+@pytest.mark.parametrize("name", list(BANDIT_HPARAMS))
 def test_distribution_recovery_long_tail(name: str, precision: str) -> None:
     env = LongTailBandit(seed=1)
     rng = np.random.default_rng(2)
@@ -176,7 +176,7 @@ CHAIN_HPARAMS: dict[str, dict] = {
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("name", ["dqn", "c51", "qrdqn", "iqn", "fqf"])
+@pytest.mark.parametrize("name", list(CHAIN_HPARAMS))
 def test_control_chain(name: str, precision: str) -> None:
     env, agent = _chain_run(name, {**CHAIN_HPARAMS[name], "precision": precision}, steps=1500)
     assert_chain_solved(env, agent)

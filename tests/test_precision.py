@@ -13,6 +13,7 @@ target, at returns of magnitude 20 and 200 (bf16 steps 0.125 and 1 there):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from typing import Any
 
@@ -21,12 +22,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from distrl_agents.agents import make_agent
+from distrl_agents.agents import AGENT_NAMES, agent_class, make_agent
 from distrl_agents.agents.targets import greedy_action
 from distrl_agents.networks import DistributionalNetwork, NoisyLinear
 from distrl_agents.networks.layers import ActionStream
 
-AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
+AGENTS = list(AGENT_NAMES)
 MAGNITUDES = [20.0, 200.0]
 NETWORKS = {
     "plain": {"dueling": False, "noisy": False},
@@ -36,20 +37,13 @@ A = 3
 
 
 def _hparams(name: str, magnitude: float) -> dict[str, Any]:
-    return {
-        "dqn": {},
-        # 11 atoms on [0, 2M]: atom 5 is M, atom 6 is 1.2 M
-        "c51": {"num_atoms": 11, "v_min": 0.0, "v_max": 2.0 * magnitude},
-        "qrdqn": {"num_quantiles": 8},
-        "iqn": {
-            "num_tau_samples": 8,
-            "num_tau_prime_samples": 8,
-            "num_quantile_samples": 4,
-            "embedding_dim": 8,
-        },
-        "fqf": {"num_fractions": 8, "embedding_dim": 8},
-        "expectile": {"num_expectiles": 7},
-    }[name]
+    """The agent's test sizes; a fixed support (``v_min``, ``v_max``) spans ``[0, 2M]``, so that
+    the expected returns are of magnitude ``M`` whatever the logits."""
+    hparams = dict(agent_class(name).test_sizes)
+    fields = {f.name for f in dataclasses.fields(agent_class(name).Config)}
+    if {"v_min", "v_max"} <= fields:
+        hparams.update(v_min=0.0, v_max=2.0 * magnitude)
+    return hparams
 
 
 def _agent(name: str, magnitude: float, network: str, precision: str = "bf16", **net: Any) -> Any:
@@ -128,11 +122,8 @@ def test_bf16_values_equal_fp32_values_given_the_same_features(
     _shift_outputs(agent.online, magnitude)
     agent.sync_target()
     obs = _obs()
-    head_kwargs: dict[str, Any] = {}
-    if name == "iqn":
-        head_kwargs["taus"] = torch.rand(
-            obs.shape[0], 8, generator=torch.Generator().manual_seed(2)
-        )
+    # Fixed taus for a head that samples them (IQN); the other heads ignore the keyword.
+    head_kwargs = {"taus": torch.rand(obs.shape[0], 8, generator=torch.Generator().manual_seed(2))}
     for net in (agent.online, agent.acting_network(), agent.target):
         got, want = _same_features_reference(net, obs, head_kwargs)
         q_got, q_want = got.q_values(), want.q_values()
@@ -157,25 +148,31 @@ def test_same_features_check_detects_bf16_outputs() -> None:
 
 
 # ------------------------------------------------------------------- near-ties
-def _near_tie_outputs(name: str, agent: Any, magnitude: float) -> tuple[Tensor, int]:
+def _near_tie_outputs(agent: Any, magnitude: float) -> tuple[Tensor, int]:
     """Per-action outputs ``[A, K]`` of the last layer whose expected returns are 0.1% apart
-    (``M (1 + [0, 1e-3, -5e-4])`` up to a common shift), and the fp32 greedy action (1)."""
+    (``M (1 + [0, 1e-3, -5e-4])`` up to a common shift), and the fp32 greedy action (1).
+
+    Chosen by the head's layout, not by the agent: a fixed support (a ``support`` buffer) gets
+    logits, any other head ``K`` values per action."""
     rel = torch.tensor([0.0, 1e-3, -5e-4], dtype=torch.float64)
-    if name == "c51":
-        # Mass on atoms 5 (= M) and 6 (= 1.2 M): Q = M + 0.2 M (1 - p5) with 1 - p5 = 0.5 + 5 rel,
-        # i.e. Q = M (1.1 + rel); logits c +- d / 2 with d = log(p5 / (1 - p5)), others c - 30.
-        p_hi = 0.5 + 5.0 * rel
-        d = torch.log((1 - p_hi) / p_hi)
-        out = torch.full((A, agent.config.num_atoms), 10.0 - 30.0, dtype=torch.float64)
-        out[:, 5] = 10.0 + d / 2
-        out[:, 6] = 10.0 - d / 2
+    head = agent.online.head
+    support = getattr(head, "support", None)
+    if support is not None:
+        # Mass on the end atoms z_0 and z_last of a support symmetric about M (v_min = 0,
+        # v_max = 2M): Q = z_0 + (z_last - z_0) q with q = 0.5 + M rel / (z_last - z_0), i.e.
+        # Q = M (1 + rel); logits c +- d / 2 with d = log(q / (1 - q)), others c - 30.
+        z = support.double()
+        q_hi = 0.5 + magnitude * rel / (z[-1] - z[0])
+        d = torch.log(q_hi / (1 - q_hi))
+        out = torch.full((A, z.numel()), 10.0 - 30.0, dtype=torch.float64)
+        out[:, 0] = 10.0 - d / 2
+        out[:, -1] = 10.0 + d / 2
         return out, 1
     q = magnitude * (1.0 + rel)  # [A]
-    if name in ("dqn", "iqn", "fqf"):
-        return q.unsqueeze(1), 1  # IQN / FQF: a constant quantile function
-    # Quantile / expectile levels: a symmetric spread in multiples of bf16's step at M, so that
-    # every level rounds as the centre does.
-    n = agent.config.num_quantiles if name == "qrdqn" else agent.config.num_expectiles
+    # K values per action (1: DQN's value, or IQN / FQF's constant quantile function). Quantile /
+    # expectile levels: a symmetric spread in multiples of bf16's step at M, so that every level
+    # rounds as the centre does.
+    n = _output_layers(agent.online)[0].out_features // A
     unit = 2.0 ** math.floor(math.log2(magnitude)) / 64
     spread = unit * (2 * torch.arange(n, dtype=torch.float64) - (n - 1))  # mean 0, centre 0
     return q.unsqueeze(1) + spread, 1
@@ -216,7 +213,7 @@ def test_bf16_near_tie_picks_the_fp32_greedy_action(
         ("bf16_outputs", "bf16", False),
     ]:
         agent = _agent(name, magnitude, network, precision, fp32_output=fp32_output)
-        out_AK, best = _near_tie_outputs(name, agent, magnitude)
+        out_AK, best = _near_tie_outputs(agent, magnitude)
         _set_outputs(agent.online, out_AK)
         agent.sync_target()
         with torch.no_grad():

@@ -18,6 +18,11 @@ compared to 1e-4 and the training runs (whose trajectories may fork on a near-ti
 with the reason. Re-record only when behaviour is meant to change:
 
     python tests/test_recorded_behaviour.py --record
+
+A new agent (every registered agent must have entries) records only its own update entries,
+leaving every other agent's as they were:
+
+    python tests/test_recorded_behaviour.py --record-agent NAME
 """
 
 from __future__ import annotations
@@ -33,14 +38,12 @@ import numpy as np
 import pytest
 import torch
 
+from distrl_agents.agents import AGENT_NAMES, agent_class
+
 DATA = Path(__file__).parent / "data" / "recorded_behaviour.json"
-AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
-SMALL = {
-    "iqn": {"num_tau_samples": 8, "num_tau_prime_samples": 8, "num_quantile_samples": 8},
-    "qrdqn": {"num_quantiles": 16},
-    "fqf": {"num_fractions": 8},
-    "expectile": {"num_expectiles": 9, "imputation_iters": 8},
-}
+#: every registered agent, at its small test sizes (``Agent.test_sizes``).
+AGENTS = list(AGENT_NAMES)
+SMALL = {name: dict(agent_class(name).test_sizes) for name in AGENTS}
 SETTINGS: dict[str, dict[str, Any]] = {
     "nature_fp32": {"network": {"torso": "nature", "hidden": 64}, "hparams": {}},
     "der_double_weighted": {
@@ -276,6 +279,12 @@ def _same_platform(recorded: dict[str, Any]) -> bool:
 @pytest.mark.parametrize("agent", AGENTS)
 def test_updates_actions_and_checkpoint_layout_are_as_recorded(agent: str, setting: str) -> None:
     recorded = _recorded()
+    if agent not in recorded["agents"][setting]:
+        pytest.fail(
+            f"no recorded behaviour for agent {agent!r}: a new agent records its own entries "
+            f"(the others' stay as they are) with python tests/test_recorded_behaviour.py "
+            f"--record-agent {agent}"
+        )
     exact = _same_platform(recorded)
     want = _floats(recorded["agents"][setting][agent])
     got = _floats(_hex(record_updates(agent, setting)))
@@ -306,10 +315,27 @@ def test_short_training_run_writes_the_recorded_scalars(agent: str) -> None:
     )
 
 
+def record_agent(agent: str) -> dict[str, Any]:
+    """The recorded file with ``agent``'s update entries (re)recorded and every other entry as it
+    was. Refused off the recording platform: the file's entries must all come from one."""
+    recorded = json.loads(DATA.read_text())
+    if not _same_platform(recorded):
+        sys.exit(f"the file was recorded on {recorded['platform']}, not here ({platform_key()})")
+    for setting in SETTINGS:
+        recorded["agents"][setting][agent] = _hex(record_updates(agent, setting))
+    return recorded
+
+
+USAGE = "usage: python tests/test_recorded_behaviour.py --record | --record-agent NAME"
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--record"]:
-        sys.exit("usage: python tests/test_recorded_behaviour.py --record")
+    args = sys.argv[1:]
     torch.set_num_threads(1)
-    DATA.parent.mkdir(exist_ok=True)
-    DATA.write_text(json.dumps(record(), indent=1) + "\n")
+    if args == ["--record"]:
+        DATA.parent.mkdir(exist_ok=True)
+        DATA.write_text(json.dumps(record(), indent=1) + "\n")
+    elif len(args) == 2 and args[0] == "--record-agent" and args[1] in AGENT_NAMES:
+        DATA.write_text(json.dumps(record_agent(args[1]), indent=1) + "\n")
+    else:
+        sys.exit(USAGE)
     print(f"wrote {DATA}")

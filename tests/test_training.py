@@ -13,18 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from distrl_agents.agents import AGENT_NAMES, agent_class
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.config import ConfigError, RunConfig
 from distrl_agents.training.loop import Trainer, TrainSummary
 from distrl_agents.training.schedule import eval_env_seed, linear_epsilon
 
-AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
-SMALL_HPARAMS = {
-    "iqn": {"num_tau_samples": 8, "num_tau_prime_samples": 8, "num_quantile_samples": 8},
-    "qrdqn": {"num_quantiles": 16},
-    "fqf": {"num_fractions": 8},
-    "expectile": {"num_expectiles": 9, "imputation_iters": 8},
-}
+#: every registered agent, at its small test sizes (``Agent.test_sizes``).
+AGENTS = list(AGENT_NAMES)
+SMALL_HPARAMS = {name: dict(agent_class(name).test_sizes) for name in AGENTS}
 DOCUMENTED_TAGS = {
     "charts/SPS",
     "charts/updates_per_second",

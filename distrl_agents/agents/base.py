@@ -35,6 +35,8 @@ from distrl_agents.networks import DistributionalNetwork, build_network, network
 from distrl_agents.types import Batch, LearnResult
 
 ActionValueFn = Callable[[ReturnDistribution], Tensor]
+#: What ``head_spec`` names: a head class, or its name in ``networks.HEADS``.
+HeadSpec = type[nn.Module] | str
 
 
 def default_action_value(dist: ReturnDistribution) -> Tensor:
@@ -63,8 +65,9 @@ class LossOutput:
 class Agent(ABC):
     """Base class of every agent.
 
-    Subclasses set ``name`` and ``Config`` (their ``AgentConfig`` dataclass) and implement
-    ``head_spec`` and ``compute_loss``; they may override ``param_groups`` (extra optimisers).
+    Subclasses set ``name``, ``Config`` (their ``AgentConfig`` dataclass) and ``test_sizes``,
+    and implement ``head_spec`` and ``compute_loss``; they may override ``param_groups`` (extra
+    optimisers). The registry (``agents/__init__.py``) names the class; nothing else lists agents.
     The hyperparameters are ``agent.config`` (``agent.config.lr``).
 
     Args:
@@ -79,6 +82,10 @@ class Agent(ABC):
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[AgentConfig]] = AgentConfig
+    #: Small sizes for fast tests: overrides of ``Config``'s defaults (fewer atoms, quantiles,
+    #: samples) that every parametrised test, the recorded behaviour and the short training runs
+    #: build the agent with. Only sizes: the agent's own checks and the optimiser stay its preset's.
+    test_sizes: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,
@@ -142,8 +149,9 @@ class Agent(ABC):
 
     # ----------------------------------------------------------------- subclass hooks
     @abstractmethod
-    def head_spec(self) -> tuple[str, dict[str, Any]]:
-        """The head name in ``networks.HEADS`` and its keyword arguments."""
+    def head_spec(self) -> tuple[HeadSpec, dict[str, Any]]:
+        """The head class (or, for old code, its name in ``networks.HEADS``) and the head's own
+        keyword arguments; ``build_network`` adds the network options (``hidden``, ...)."""
 
     @abstractmethod
     def compute_loss(self, batch: Batch) -> LossOutput:

@@ -4,12 +4,12 @@ cross-entropy loss."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
 
-from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.base import Agent, HeadSpec, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least, check_hparam
 from distrl_agents.agents.targets import at_actions, bellman_target, greedy_action
 from distrl_agents.losses import categorical_cross_entropy, categorical_projection
@@ -48,10 +48,11 @@ class C51Agent(Agent):
     name = "c51"
     Config = C51Config
     config: C51Config
+    test_sizes: ClassVar[dict[str, Any]] = {}  # the preset is small enough
 
-    def head_spec(self) -> tuple[str, dict[str, Any]]:
+    def head_spec(self) -> tuple[HeadSpec, dict[str, Any]]:
         c = self.config
-        return "categorical", {"num_atoms": c.num_atoms, "v_min": c.v_min, "v_max": c.v_max}
+        return CategoricalHead, {"num_atoms": c.num_atoms, "v_min": c.v_min, "v_max": c.v_max}
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.base import Agent, HeadSpec, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least
 from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.losses import huber_loss
+from distrl_agents.networks import ExpectedValueHead
 from distrl_agents.types import Batch
 
 
@@ -41,9 +42,10 @@ class DQNAgent(Agent):
     name = "dqn"
     Config = DQNConfig
     config: DQNConfig
+    test_sizes: ClassVar[dict[str, Any]] = {}  # the preset is small enough
 
-    def head_spec(self) -> tuple[str, dict[str, Any]]:
-        return "expected", {}
+    def head_spec(self) -> tuple[HeadSpec, dict[str, Any]]:
+        return ExpectedValueHead, {}
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor
 
-from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.base import Agent, HeadSpec, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least, check_hparam
 from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.expectiles import impute_samples
@@ -71,16 +71,17 @@ class ExpectileAgent(Agent):
     name = "expectile"
     Config = ExpectileConfig
     config: ExpectileConfig
+    test_sizes: ClassVar[dict[str, Any]] = {"num_expectiles": 9, "imputation_iters": 8}
     # Acting with a risk measure must impute samples first: the atoms are expectiles.
     expectile_atoms: ClassVar[bool] = True
 
-    def head_spec(self) -> tuple[str, dict[str, Any]]:
-        return "expectile", {"num_expectiles": self.config.num_expectiles}
+    def head_spec(self) -> tuple[HeadSpec, dict[str, Any]]:
+        return ExpectileHead, {"num_expectiles": self.config.num_expectiles}
 
     @property
     def taus(self) -> Tensor:
         """Expectile levels ``[K]``."""
-        return cast(ExpectileHead, self.online.head).taus  # head_spec() builds an ExpectileHead
+        return cast(ExpectileHead, self.online.head).levels  # head_spec() builds an ExpectileHead
 
     @property
     def mean_index(self) -> int:

@@ -4,12 +4,12 @@ values and the W1 fraction loss for the proposal (its own optimiser)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
 
-from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.base import Agent, HeadSpec, LossOutput
 from distrl_agents.agents.hparams import (
     OPTIMIZERS,
     AgentConfig,
@@ -137,10 +137,11 @@ class FQFAgent(Agent):
     name = "fqf"
     Config = FQFConfig
     config: FQFConfig
+    test_sizes: ClassVar[dict[str, Any]] = {"num_fractions": 8}
 
-    def head_spec(self) -> tuple[str, dict[str, Any]]:
+    def head_spec(self) -> tuple[HeadSpec, dict[str, Any]]:
         c = self.config
-        return "fqf", {
+        return FQFHead, {
             "num_fractions": c.num_fractions,
             "embedding_dim": c.embedding_dim,
             "fraction_init": c.fraction_init,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.base import Agent, HeadSpec, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least
 from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.losses import quantile_huber_loss
+from distrl_agents.networks import ImplicitQuantileHead
 from distrl_agents.types import Batch
 
 
@@ -47,9 +48,14 @@ class IQNAgent(Agent):
     name = "iqn"
     Config = IQNConfig
     config: IQNConfig
+    test_sizes: ClassVar[dict[str, Any]] = {
+        "num_tau_samples": 8,
+        "num_tau_prime_samples": 8,
+        "num_quantile_samples": 8,
+    }
 
-    def head_spec(self) -> tuple[str, dict[str, Any]]:
-        return "implicit", {
+    def head_spec(self) -> tuple[HeadSpec, dict[str, Any]]:
+        return ImplicitQuantileHead, {
             "num_quantiles": self.config.num_quantile_samples,
             "embedding_dim": self.config.embedding_dim,
         }

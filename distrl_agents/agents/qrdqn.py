@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 
-from distrl_agents.agents.base import Agent, LossOutput
+from distrl_agents.agents.base import Agent, HeadSpec, LossOutput
 from distrl_agents.agents.hparams import AgentConfig, check_at_least
 from distrl_agents.agents.targets import bellman_target, greedy_action
 from distrl_agents.losses import quantile_huber_loss
@@ -41,9 +41,10 @@ class QRDQNAgent(Agent):
     name = "qrdqn"
     Config = QRDQNConfig
     config: QRDQNConfig
+    test_sizes: ClassVar[dict[str, Any]] = {"num_quantiles": 16}
 
-    def head_spec(self) -> tuple[str, dict[str, Any]]:
-        return "quantile", {"num_quantiles": self.config.num_quantiles}
+    def head_spec(self) -> tuple[HeadSpec, dict[str, Any]]:
+        return QuantileHead, {"num_quantiles": self.config.num_quantiles}
 
     def compute_loss(self, batch: Batch) -> LossOutput:
         action = batch.action.to(self.device)

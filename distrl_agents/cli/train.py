@@ -341,3 +341,7 @@ def train_main() -> None:
         config_path="pkg://distrl_agents.configs", config_name="train", version_base="1.3"
     )
     app(_train_task)()
+
+
+if __name__ == "__main__":  # python -m distrl_agents.cli.train ... (as distrl-train)
+    train_main()

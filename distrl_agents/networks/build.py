@@ -26,6 +26,8 @@ from distrl_agents.networks.torsos import (
     NatureCNN,
 )
 
+#: Heads by name, for ``build_network(head="...")``. An agent passes its head class itself
+#: (``Agent.head_spec``): a new head needs no entry here.
 HEADS: dict[str, type[nn.Module]] = {
     "expected": ExpectedValueHead,
     "categorical": CategoricalHead,
@@ -117,7 +119,7 @@ def build_network(
     *,
     obs_shape: Sequence[int],
     num_actions: int,
-    head: str,
+    head: type[nn.Module] | str,
     **head_kwargs: Any,
 ) -> DistributionalNetwork:
     """Build a network from a plain dict of options.
@@ -128,14 +130,16 @@ def build_network(
             ``NETWORK_DEFAULTS``.
         obs_shape: one observation's shape, e.g. ``(4, 84, 84)`` or ``(d,)``.
         num_actions: ``A``.
-        head: one of ``HEADS`` (chosen by the agent, not by the user).
+        head: the head class (chosen by the agent, not by the user), or its name in ``HEADS``.
         head_kwargs: the head's own arguments (``num_atoms``, ``num_quantiles``, ...).
     """
     opts = network_options(options)
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; valid heads: {sorted(HEADS)}")
+    if isinstance(head, str):
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; valid heads: {sorted(HEADS)}")
+        head = HEADS[head]
     torso = build_torso(opts, obs_shape)
-    head_module = HEADS[head](
+    head_module = head(
         torso.output_dim,
         num_actions,
         hidden=opts["hidden"],

@@ -128,6 +128,12 @@ class ExpectileHead(QuantileHead):
         mean_weights[self.mean_index] = 1.0
         self.register_buffer("mean_weights", mean_weights, persistent=False)  # [K] one-hot
 
+    @property
+    def levels(self) -> Tensor:
+        """The expectile levels ``tau_k = k / (K + 1)`` ``[K]``: the ``taus`` buffer, whose name
+        (``QuantileHead``'s) stays for the checkpoint layout."""
+        return self.taus
+
     def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
         values = self.stream(features).float()  # [B, A, K] expectiles
         probs = self.mean_weights.expand_as(values)  # [B, A, K]: Q = the 0.5-expectile
@@ -306,7 +312,9 @@ class FQFHead(ImplicitQuantileHead):
     ) -> None:
         """``layers``: the ``ImplicitQuantileHead`` options (``embedding_dim``, ``hidden``, ...);
         ``fraction_init``: one of ``FRACTION_INITS``."""
+        # IQN's ``num_quantiles`` (its default sample count) is N here: one value per fraction.
         super().__init__(in_features, num_actions, num_quantiles=num_fractions, **layers)
+        self.num_fractions = num_fractions
         self.fraction_proposal = FractionProposal(in_features, num_fractions, fraction_init)
 
     def propose(
