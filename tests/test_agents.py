@@ -13,7 +13,7 @@ from distrl_agents.agents import AGENT_NAMES, RUN_LEVEL_HPARAMS, agent_hparam_na
 from distrl_agents.types import Batch, LearnResult
 
 #: every agent; the contract tests below run for each.
-AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile"]
+AGENTS = ["dqn", "c51", "qrdqn", "iqn", "fqf", "expectile", "mmd"]
 SMALL = {
     "dqn": {},
     "c51": {"num_atoms": 11},
@@ -26,6 +26,7 @@ SMALL = {
     },
     "fqf": {"num_fractions": 8, "embedding_dim": 8, "fraction_lr": 1e-3},
     "expectile": {"num_expectiles": 7, "imputation_iters": 8},
+    "mmd": {"num_particles": 8},
 }
 MLP = {"torso": "mlp", "mlp_sizes": [16], "hidden": 16}
 A = 3

@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "iqn": "distrl_agents.agents.iqn:IQNAgent",
     "fqf": "distrl_agents.agents.fqf:FQFAgent",
     "expectile": "distrl_agents.agents.expectile:ExpectileAgent",
+    "mmd": "distrl_agents.agents.mmd:MMDAgent",
 }
 
 #: Hyperparameters that belong to the training run, not to an agent preset: the trainer sets
