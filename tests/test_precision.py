@@ -49,6 +49,7 @@ def _hparams(name: str, magnitude: float) -> dict[str, Any]:
         },
         "fqf": {"num_fractions": 8, "embedding_dim": 8},
         "expectile": {"num_expectiles": 7},
+        "mmd": {"num_particles": 8},
     }[name]
 
 
@@ -175,7 +176,8 @@ def _near_tie_outputs(name: str, agent: Any, magnitude: float) -> tuple[Tensor, 
         return q.unsqueeze(1), 1  # IQN / FQF: a constant quantile function
     # Quantile / expectile levels: a symmetric spread in multiples of bf16's step at M, so that
     # every level rounds as the centre does.
-    n = agent.config.num_quantiles if name == "qrdqn" else agent.config.num_expectiles
+    field = {"qrdqn": "num_quantiles", "mmd": "num_particles"}.get(name, "num_expectiles")
+    n = getattr(agent.config, field)
     unit = 2.0 ** math.floor(math.log2(magnitude)) / 64
     spread = unit * (2 * torch.arange(n, dtype=torch.float64) - (n - 1))  # mean 0, centre 0
     return q.unsqueeze(1) + spread, 1

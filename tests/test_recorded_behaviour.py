@@ -40,6 +40,7 @@ SMALL = {
     "qrdqn": {"num_quantiles": 16},
     "fqf": {"num_fractions": 8},
     "expectile": {"num_expectiles": 9, "imputation_iters": 8},
+    "mmd": {"num_particles": 16},
 }
 SETTINGS: dict[str, dict[str, Any]] = {
     "nature_fp32": {"network": {"torso": "nature", "hidden": 64}, "hparams": {}},
