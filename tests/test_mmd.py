@@ -134,6 +134,18 @@ def test_head_is_unordered_particles_with_mean_q() -> None:
     torch.testing.assert_close(dist.q_values(), dist.values.mean(-1))
 
 
+def test_risk_measures_read_unordered_particles_as_samples() -> None:
+    """CVaR of the particles is the mean of the lowest quarter, whatever their order."""
+    from distrl_agents.risk import action_values
+
+    agent = make_agent("mmd", num_actions=3, obs_shape=(5,), network=MLP, num_particles=8)
+    with torch.no_grad():
+        dist = agent.distribution(agent.online, _batch().obs)
+    cvar = action_values(dist, "cvar", 0.25)
+    lowest = dist.values.sort(-1).values[..., :2].mean(-1)  # 2 of 8 particles
+    torch.testing.assert_close(cvar, lowest)
+
+
 def test_compute_loss_is_mmd_to_the_greedy_bellman_target() -> None:
     """The loss equals mmd_loss between the taken action's particles and ``r + discount * z``
     of the target network's particles at ``argmax_a mean z(x', a)``."""
