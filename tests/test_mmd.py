@@ -12,6 +12,7 @@ from test_learning import wasserstein1
 
 from distrl_agents.agents import make_agent
 from distrl_agents.agents.targets import bellman_target
+from distrl_agents.losses import mmd as mmd_module
 from distrl_agents.losses.mmd import MMD_BANDWIDTHS, mmd_loss
 from distrl_agents.types import Batch
 
@@ -56,8 +57,12 @@ def test_equal_particle_sets_give_zero_loss_and_gradient() -> None:
     assert x.grad.abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("block_pairs", [25, 65536])  # one row per block; the whole batch
 @pytest.mark.parametrize("hs", [MMD_BANDWIDTHS, (0.5,), (2.0, 30.0)])
-def test_loss_and_gradient_match_naive_loop(hs: tuple[float, ...]) -> None:
+def test_loss_and_gradient_match_naive_loop(
+    hs: tuple[float, ...], block_pairs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mmd_module, "CPU_BLOCK_PAIRS", block_pairs)
     g = torch.Generator().manual_seed(0)
     n, m, batch = 5, 4, 3
     pred = (2 * torch.randn(batch, n, generator=g, dtype=torch.float64)).requires_grad_()

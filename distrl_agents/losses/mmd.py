@@ -65,10 +65,38 @@ def _kernel_sums(u: Tensor, hs: tuple[float, ...], need_grad: bool) -> tuple[Ten
     return k, s
 
 
+#: On the CPU the batch is processed a few rows at a time, about this many particle pairs per
+#: row block: the ten passes over the pairs of one block then stay in the core's cache (QR-DQN
+#: sizes, B = 32, N = M = 200: 1.7x faster than the whole batch at once on one thread). Other
+#: devices take the whole batch in one block.
+CPU_BLOCK_PAIRS = 65536
+
+
 def _mmd_terms(
     pred: Tensor, target: Tensor, hs: tuple[float, ...], *, need_grad: bool
 ) -> tuple[Tensor, Tensor | None]:
-    """The per-sample loss ``[B]`` and, if ``need_grad``, its gradient ``[B, N]`` w.r.t. ``pred``.
+    """The per-sample loss ``[B]`` and, if ``need_grad``, its gradient ``[B, N]`` w.r.t. ``pred``,
+    a block of rows at a time (``CPU_BLOCK_PAIRS``)."""
+    n, m = pred.shape[1], target.shape[1]
+    rows = pred.shape[0]
+    if pred.device.type == "cpu":
+        rows = max(1, CPU_BLOCK_PAIRS // (max(n, m) * max(n, m)))
+    if rows >= pred.shape[0]:
+        return _mmd_block(pred, target, hs, need_grad)
+    blocks = [
+        _mmd_block(p, t, hs, need_grad)
+        for p, t in zip(pred.split(rows), target.split(rows), strict=True)
+    ]
+    loss = torch.cat([b[0] for b in blocks])
+    if not need_grad:
+        return loss, None
+    return loss, torch.cat([b[1] for b in blocks if b[1] is not None])
+
+
+def _mmd_block(
+    pred: Tensor, target: Tensor, hs: tuple[float, ...], need_grad: bool
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`_mmd_terms` for one block of rows.
 
     With ``k'(u) = -2 u s(u)`` odd, ``d/dx_i mean_jl k(x_j - x_l) = (2 / N^2) sum_l k'(x_i - x_l)``
     and ``d/dx_i mean_jl k(x_j - y_l) = (1 / NM) sum_l k'(x_i - y_l)``, so
