@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "fqf": "distrl_agents.agents.fqf:FQFAgent",
     "expectile": "distrl_agents.agents.expectile:ExpectileAgent",
     "hlgauss": "distrl_agents.agents.hlgauss:HLGaussAgent",
+    "mmd": "distrl_agents.agents.mmd:MMDAgent",
 }
 
 #: Hyperparameters that belong to the training run, not to an agent preset: the trainer sets

@@ -20,6 +20,7 @@ from distrl_agents.networks.heads import (
     FractionProposal,
     Fractions,
     ImplicitQuantileHead,
+    ParticleHead,
     QuantileHead,
     quantile_midpoints,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "MLPTorso",
     "NatureCNN",
     "NoisyLinear",
+    "ParticleHead",
     "QuantileHead",
     "build_network",
     "build_torso",

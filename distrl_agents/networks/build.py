@@ -15,6 +15,7 @@ from distrl_agents.networks.heads import (
     ExpectileHead,
     FQFHead,
     ImplicitQuantileHead,
+    ParticleHead,
     QuantileHead,
 )
 from distrl_agents.networks.layers import has_noisy_layers, reset_noise
@@ -35,6 +36,7 @@ HEADS: dict[str, type[nn.Module]] = {
     "implicit": ImplicitQuantileHead,
     "fqf": FQFHead,
     "expectile": ExpectileHead,
+    "particle": ParticleHead,
 }
 TORSOS = ("nature", "dopamine", "der", "impala", "mlp")
 

@@ -141,6 +141,27 @@ class ExpectileHead(QuantileHead):
         return ReturnDistribution(values=values, probs=probs, taus=taus)
 
 
+class ParticleHead(nn.Module):
+    """MMD-DQN head (Nguyen-Tang et al. 2021): ``N`` unordered particles per action.
+
+    The QR-DQN layers without quantile levels: the particles are deterministic pseudo-samples
+    of the return, equally weighted (``probs = 1/N``, so ``q_values()`` is their mean) and in no
+    particular order, so ``taus`` is ``None``.
+    """
+
+    def __init__(
+        self, in_features: int, num_actions: int, *, num_particles: int = 200, **stream: Any
+    ) -> None:
+        super().__init__()
+        self.num_particles = num_particles
+        self.stream = ActionStream(in_features, num_actions, num_particles, **stream)
+
+    def forward(self, features: Tensor, **_: object) -> ReturnDistribution:
+        values = self.stream(features).float()  # [B, A, N]
+        probs = torch.full_like(values, 1.0 / self.num_particles)
+        return ReturnDistribution(values=values, probs=probs, taus=None)
+
+
 class CosineEmbedding(nn.Module):
     """IQN quantile embedding (Dabney et al. 2018b, Eq. 4):
     ``phi_j(tau) = ReLU(sum_i cos(pi * i * tau) w_ij + b_j)``.
