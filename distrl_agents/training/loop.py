@@ -27,7 +27,7 @@ from tqdm import tqdm
 from distrl_agents.envs import AtariEnv, make_atari_env
 from distrl_agents.evaluation.evaluator import EvalResult, evaluate
 from distrl_agents.evaluation.records import RESULTS_FILE, append_result, evaluation_record
-from distrl_agents.logging.writer import MetricWriter
+from distrl_agents.monitoring.writer import MetricWriter
 from distrl_agents.replay import ReplayBuffer
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.agent_factory import (
