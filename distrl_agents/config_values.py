@@ -10,7 +10,8 @@ field, what it must be and the value it got.
 
 Declared types understood: ``bool``, ``int``, ``float``, ``str``, ``Any``, ``X | None``, unions
 of these (``bool | str``: the first member that takes the value as it is, else the first that
-converts it), ``tuple[X, ...]`` / ``tuple[X, Y]``, ``list[X]`` and ``dict[K, V]``.
+converts it), ``Literal[...]``, ``tuple[X, ...]`` / ``tuple[X, Y]`` / ``Sequence[X]`` (a
+tuple), ``list[X]`` and ``dict[K, V]``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import functools
 import numbers
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["ConversionError", "convert", "convert_fields", "field_types"]
@@ -60,8 +61,14 @@ def convert(value: Any, declared: Any, field: str) -> Any:
     origin = typing.get_origin(declared)
     if origin is typing.Union or origin is types.UnionType:
         return _union(value, typing.get_args(declared), field)
-    if origin is tuple:
-        return _tuple(value, typing.get_args(declared), field)
+    if origin is typing.Literal:
+        choices = typing.get_args(declared)
+        if value in choices:
+            return value
+        raise ConversionError(field, f"one of {list(choices)}", value)
+    if origin is tuple or origin is Sequence:
+        args = typing.get_args(declared)
+        return _tuple(value, (args[0], ...) if origin is Sequence else args, field)
     if origin is list:
         if isinstance(value, list | tuple):
             (item,) = typing.get_args(declared) or (Any,)

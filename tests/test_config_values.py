@@ -4,8 +4,9 @@ shared by the agents' hyperparameters and the run's config sections."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
@@ -32,6 +33,8 @@ class _Section:
     rate: float = 0.5
     limit: int | None = None
     mode: bool | str = "off"
+    kind: Literal["a", "b"] = "a"
+    levels: Sequence[float] = (0.5,)
 
 
 def test_a_tuple_field_round_trips_from_yaml() -> None:
@@ -68,6 +71,12 @@ def test_command_line_strings_convert() -> None:
     }
     assert convert_fields(_Section, {"mode": True, "limit": 4.0}) == {"mode": True, "limit": 4}
     assert convert("true", bool, "x") is True and convert("False", bool, "x") is False
+    assert convert_fields(_Section, {"kind": "b", "levels": [1, "0.25"]}) == {
+        "kind": "b",
+        "levels": (1.0, 0.25),
+    }
+    with pytest.raises(ConversionError, match=r"kind must be one of \['a', 'b'\], got 'c'"):
+        convert_fields(_Section, {"kind": "c"})
 
 
 @pytest.mark.parametrize(
