@@ -474,6 +474,7 @@ def test_yaml_presets_are_exactly_the_hparam_dataclass(name: str) -> None:
     import yaml
 
     from distrl_agents.agents import agent_class
+    from distrl_agents.config_values import convert, field_types
 
     root = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
     cfg = yaml.safe_load((root / "agent" / f"{name}.yaml").read_text())
@@ -481,8 +482,9 @@ def test_yaml_presets_are_exactly_the_hparam_dataclass(name: str) -> None:
     # Precision, compile, channels-last and the seed are the training run's (trainer config).
     assert set(cfg) == set(agent_hparam_names(name)) - {"action_value_fn", *RUN_LEVEL_HPARAMS}
     defaults = agent_class(name).Config()
-    for key, value in cfg.items():
-        assert getattr(defaults, key) == value, key
+    declared = field_types(agent_class(name).Config)
+    for key, value in cfg.items():  # as its declared type: a YAML list is a tuple field's value
+        assert getattr(defaults, key) == convert(value, declared[key], key), key
     assert agent_class(name).Config(**cfg) == defaults
     network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
     agent = make_agent(name, num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)

@@ -20,7 +20,7 @@ from test_training import small_config, train
 from distrl_agents.cli.eval import eval_main
 from distrl_agents.cli.train import quote_path_overrides, train_main
 from distrl_agents.training import checkpoint as ckpt
-from distrl_agents.training import loop
+from distrl_agents.training import loop, run_dir
 from distrl_agents.training.config import RunConfig
 from distrl_agents.training.loop import Trainer
 from distrl_agents.training.resume import RelaunchError, defining_differences
@@ -371,14 +371,14 @@ def test_unwritable_places_are_refused_before_any_set_up(
 ) -> None:
     if Path("/proc/self").is_dir():  # a file system that takes no new files, whatever access() says
         with pytest.raises(ValueError, match="/proc does not accept new files"):
-            loop.check_writable_dir(Path("/proc/nope"))
+            run_dir.check_writable_dir(Path("/proc/nope"))
 
     def no_room(**kwargs: object) -> str:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(loop.tempfile, "mkdtemp", no_room)
+    monkeypatch.setattr(run_dir.tempfile, "mkdtemp", no_room)
     with pytest.raises(ValueError, match="does not accept new files"):
-        loop.check_writable_dir(tmp_path / "run")
+        run_dir.check_writable_dir(tmp_path / "run")
 
 
 def test_docs_list_the_settings_a_resume_may_change() -> None:

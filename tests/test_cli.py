@@ -237,15 +237,15 @@ def test_unwritable_run_dir_is_a_clear_error_before_set_up(tmp_path: Path) -> No
 def test_read_only_run_dir_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from distrl_agents.training import loop
+    from distrl_agents.training import run_dir
 
     real_access = os.access
-    monkeypatch.setattr(loop.os, "access", lambda path, mode: False)
-    monkeypatch.setattr(loop, "_read_only_fs", lambda path: True)
+    monkeypatch.setattr(run_dir.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(run_dir, "_read_only_fs", lambda path: True)
     with pytest.raises(ValueError, match="read-only file system"):
-        loop.check_writable_dir(tmp_path / "new" / "run")
-    monkeypatch.setattr(loop.os, "access", real_access)
-    loop.check_writable_dir(tmp_path / "new" / "run")
+        run_dir.check_writable_dir(tmp_path / "new" / "run")
+    monkeypatch.setattr(run_dir.os, "access", real_access)
+    run_dir.check_writable_dir(tmp_path / "new" / "run")
     assert not (tmp_path / "new").exists()  # the check writes nothing
 
 

@@ -357,22 +357,22 @@ def test_evaluation_cut_short_by_a_stop_signal_is_played_on_resume(
     """SLURM's time-limit signal during the evaluation at step 200: nothing is recorded for
     200 then; the resumed run plays that evaluation first, at step 200, so every period keeps
     its record."""
-    from distrl_agents.training import loop
+    from distrl_agents.training import periodic_eval
 
     cfg = small_config("c51", total_steps=400, eval_period=200, checkpoint_period=0)
-    real_evaluate = loop.evaluate
+    real_evaluate = periodic_eval.evaluate
     trainer = Trainer(cfg, tmp_path)
 
     def stopped_evaluate(*args, **kwargs):  # the signal arrives as the evaluation starts
         trainer._stop = int(signal.SIGUSR2)
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "evaluate", stopped_evaluate)
+    monkeypatch.setattr(periodic_eval, "evaluate", stopped_evaluate)
     summary = trainer.run()
     trainer.close()
     assert summary.stopped_by == "SIGUSR2" and summary.agent_step == 200
     assert not (tmp_path / "evaluations.jsonl").exists()
-    monkeypatch.setattr(loop, "evaluate", real_evaluate)
+    monkeypatch.setattr(periodic_eval, "evaluate", real_evaluate)
     trainer, summary = train(cfg, tmp_path)
     assert summary.finished
     steps = [
@@ -493,7 +493,7 @@ def test_evaluation_passes_its_game_cap_budget_and_last_game_rule(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from distrl_agents.evaluation import EvalResult
-    from distrl_agents.training import loop
+    from distrl_agents.training import periodic_eval
 
     cfg = small_config(
         "dqn", eval_episodes=0, eval_steps=50, eval_last_game="finish", checkpoint_period=0
@@ -504,7 +504,7 @@ def test_evaluation_passes_its_game_cap_budget_and_last_game_rule(
         seen.update(kwargs)
         return EvalResult(game="pong", episode_returns=[1.0], episode_lengths=[7], agent_steps=8)
 
-    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    monkeypatch.setattr(periodic_eval, "evaluate", fake_evaluate)
     trainer = Trainer(cfg, tmp_path)
     try:
         trainer.evaluate()
@@ -516,17 +516,17 @@ def test_evaluation_passes_its_game_cap_budget_and_last_game_rule(
 def test_a_long_evaluation_game_during_training_gets_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from distrl_agents.training import loop
+    from distrl_agents.training import periodic_eval
 
     cfg = small_config("dqn", total_steps=40, eval_period=0, checkpoint_period=0)
     trainer = Trainer(cfg, tmp_path)
-    real_evaluate = loop.evaluate
+    real_evaluate = periodic_eval.evaluate
 
     def evaluate_with_a_long_game(*args, **kwargs):
         kwargs["on_long_game"](1, 12_345)  # what evaluate() reports for an unusually long game
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "evaluate", evaluate_with_a_long_game)
+    monkeypatch.setattr(periodic_eval, "evaluate", evaluate_with_a_long_game)
     trainer.evaluate()
     trainer.close()
     err = capsys.readouterr().err

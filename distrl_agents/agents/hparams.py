@@ -10,11 +10,10 @@ agent's preset), a docstring, and a check in ``__post_init__`` that names it whe
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
 
 from distrl_agents.agents.runtime import compile_mode
+from distrl_agents.config_values import ConversionError, convert_fields
 
 #: ``adam``; ``rmsprop`` (PyTorch's: epsilon added outside the square root); ``rmsprop_tf``
 #: (TensorFlow's, as in the DQN paper and Dopamine: epsilon inside the square root, ``TFRMSprop``).
@@ -29,27 +28,6 @@ def check_hparam(cond: bool, field_name: str, message: str) -> None:
     """Raise ``ValueError`` naming ``field_name`` unless ``cond``."""
     if not cond:
         raise ValueError(f"invalid hparam {field_name!r}: {message}")
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _keep(value: Any) -> Any:
-    return value
-
-
-#: How a field's value is normalised, by its declared type (YAML and the CLI give strings,
-#: ints where floats are meant, ...): ``hparams`` records the normalised values.
-_CASTS: dict[str, Callable[[Any], Any]] = {
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "float | None": _optional_float,
-    "str": _keep,
-    "str | None": _keep,
-    "bool | str": compile_mode,
-}
 
 
 @dataclass(frozen=True)
@@ -95,8 +73,19 @@ class AgentConfig:
     """Seeds network initialisation, tau / noise sampling and epsilon-greedy draws. Run-level."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _CASTS[str(f.type)](getattr(self, f.name)))
+        # Each field as its declared type (YAML and the CLI give strings, ints where floats are
+        # meant, lists for tuples: ``config_values``); ``hparams`` records the converted values.
+        try:
+            converted = convert_fields(
+                type(self), {f.name: getattr(self, f.name) for f in fields(self)}
+            )
+        except ConversionError as exc:
+            raise ValueError(
+                f"invalid hparam {exc.field!r}: must be {exc.expected}, got {exc.value!r}"
+            ) from None
+        converted["compile"] = compile_mode(converted["compile"])
+        for name, value in converted.items():
+            object.__setattr__(self, name, value)
         if self.act_precision is None:
             object.__setattr__(self, "act_precision", self.precision)
         check_hparam(

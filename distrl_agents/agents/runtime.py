@@ -2,7 +2,9 @@
 
 Nothing here knows an agent's target or loss. ``Agent`` (``agents/base.py``) uses these to run
 its ``compute_loss`` compiled or eagerly, to keep the frozen target (and, acting in bf16, an
-acting copy) stored in bf16, and to build one optimiser per ``ParamGroup``.
+acting copy) stored in bf16, and to build one optimiser per ``ParamGroup``. Which precision each
+part runs in is the run's decision (``training/precision.py``), given as the ``precision`` and
+``act_precision`` hparams; this module only applies it.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def resolve_settings(
         # the agent's settings as configured (hparams may hold a risk measure's function)
         "run": [cfg.agent_name, repr(sorted(cfg.agent.items())), dict(cfg.network), obs_shape,
                 str(obs_dtype), num_actions, t.batch_size, precision.record(),
-                _uses_channels_last(cfg, precision.update)],
+                _channels_last(cfg, precision)],
     }  # fmt: skip
 
     def measure() -> Any:
@@ -145,11 +145,8 @@ def agent_hparams(cfg: RunConfig) -> dict[str, Any]:
     return hparams
 
 
-def _uses_channels_last(cfg: RunConfig, precision: str) -> bool:
-    if cfg.trainer.channels_last == "auto":
-        # bf16 convolutions are fast in channels-last memory format (oneDNN / cuDNN).
-        return cfg.network.get("torso", "nature") != "mlp" and precision == "bf16"
-    return cfg.trainer.channels_last == "true"
+def _channels_last(cfg: RunConfig, precision: RunPrecision) -> bool:
+    return precision.channels_last(cfg.trainer.channels_last, cfg.network.get("torso", "nature"))
 
 
 def _make(
@@ -172,7 +169,7 @@ def _make(
         network=dict(cfg.network),
         **hparams,
         **precision.agent_kwargs(),
-        channels_last=_uses_channels_last(cfg, precision.update),
+        channels_last=_channels_last(cfg, precision),
         compile=compile_mode,
         seed=cfg.seed,
     )

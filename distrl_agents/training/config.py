@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from distrl_agents.config_values import ConversionError, convert_fields
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the field and the fix."""
@@ -136,7 +138,7 @@ class RunConfig:
                 f"Unknown config field(s) {sorted(unknown)}; top-level fields are "
                 f"{sorted(top | {'agent', 'network', *sections})}."
             )
-        cfg = cls(agent=dict(agent), network=network, **sections, **raw)
+        cfg = cls(agent=dict(agent), network=network, **sections, **_convert(cls, raw, ""))
         cfg.validate()
         return cfg
 
@@ -264,40 +266,18 @@ def _positive(name: str, value: float) -> None:
 
 
 def _build(klass: type, values: dict[str, Any], section: str) -> Any:
-    names = {f.name: f for f in dataclasses.fields(klass)}
-    unknown = set(values) - set(names)
+    names = {f.name for f in dataclasses.fields(klass)}
+    unknown = set(values) - names
     if unknown:
         raise ConfigError(unknown_fields_message(section, unknown, names))
-    defaults = klass()
-    out = {}
-    for key, value in values.items():
-        default = getattr(defaults, key)
-        out[key] = _coerce(f"{section}.{key}", value, default)
-    return klass(**out)
+    return klass(**_convert(klass, values, f"{section}."))
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    """Check a value against its default's type (YAML gives ints for floats and the like)."""
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}.")
-        return value
-    if isinstance(default, int) and not isinstance(default, bool):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{name} must be an integer, got {value!r}.")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{name} must be a number, got {value!r}.")
-        return float(value)
-    if isinstance(default, str) and isinstance(value, bool):
-        return str(value).lower()  # YAML reads `true` for a tri-state such as channels_last
-    if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"{name} must be a string, got {value!r}.")
-    if isinstance(default, dict) and not isinstance(value, dict):
-        raise ConfigError(f"{name} must be a mapping, got {value!r}.")
-    return value
+def _convert(klass: type, values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``values`` converted by their fields' declared types (:mod:`distrl_agents.config_values`:
+    YAML gives ints for floats, lists for tuples and the like); a value that cannot be converted
+    is a :class:`ConfigError` naming the field."""
+    try:
+        return convert_fields(klass, values, prefix)
+    except ConversionError as exc:
+        raise ConfigError(str(exc)) from None

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from distrl_agents.envs import AtariEnv, make_atari_env
-from distrl_agents.evaluation.evaluator import EvalResult, evaluate
-from distrl_agents.evaluation.records import RESULTS_FILE, append_result, evaluation_record
-from distrl_agents.logging.writer import MetricWriter
+from distrl_agents.evaluation.evaluator import EvalResult
+from distrl_agents.monitoring.writer import MetricWriter
 from distrl_agents.replay import ReplayBuffer
 from distrl_agents.training import checkpoint as ckpt
 from distrl_agents.training.agent_factory import (
@@ -51,23 +48,17 @@ from distrl_agents.training.metrics import (
     TrainingLog,
     eval_line,
     log_distributions,
-    long_eval_game_line,
     markdown_table,
     progress_bar,
 )
+from distrl_agents.training.periodic_eval import TrainingEvaluator
 from distrl_agents.training.resume import (
     drop_records_after,
     end_interrupted_games,
-    last_recorded_step,
     load_replay,
 )
-from distrl_agents.training.schedule import (
-    EVAL_SEED_OFFSET,
-    Due,
-    eval_env_seed,
-    linear_epsilon,
-    next_multiple,
-)
+from distrl_agents.training.run_dir import check_writable_dir
+from distrl_agents.training.schedule import Due, linear_epsilon, next_multiple
 from distrl_agents.training.signals import catching_stop_signals
 
 
@@ -142,7 +133,13 @@ class Trainer:
         self.fixed_states: np.ndarray | None = None
         self.obs: np.ndarray | None = None
         self._stop: int | None = None
-        self._eval_env: AtariEnv | None = None
+        self._evaluator = TrainingEvaluator(
+            cfg,
+            self.run_dir,
+            game=self.game,
+            frameskip=self.env.spec_info.frameskip,
+            job_label=self._job_label,
+        )
         self.writer: MetricWriter | None = None
         self.replay_storage = replay_storage_device(
             cfg.replay.storage, self.device, cfg.replay.capacity
@@ -206,7 +203,7 @@ class Trainer:
         self._checkpoint_due_at = _now() + 60.0 * t.checkpoint_minutes
         last_eval: EvalResult | None = None
         with catching_stop_signals(self._stop_at):
-            if resumed and self._evaluation_missed():
+            if resumed and self._evaluator.missed(self.agent_step):
                 # The evaluation due at the checkpoint was cut short by the stop signal (none
                 # is recorded then): play it now, at the same agent step.
                 last_eval = self.evaluate()
@@ -422,77 +419,11 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ evaluation
-    def _say_long_eval_game(self, env: int, steps: int) -> None:
-        assert self._eval_env is not None
-        spec = self._eval_env.spec_info
-        line = long_eval_game_line(
-            self._job_label(), env, steps, spec.frameskip, spec.max_num_frames_per_episode
-        )
-        tqdm.write(line, file=sys.stderr)
-
     def evaluate(self) -> EvalResult:
-        t = self.cfg.trainer
-        if self._eval_env is None:
-            self._eval_env = make_atari_env(
-                self.cfg.env.game,
-                protocol=self.cfg.env.protocol,
-                num_envs=self.cfg.env.eval_num_envs,
-                seed=self.cfg.seed + EVAL_SEED_OFFSET,
-                **self.cfg.env.overrides,
-            )
-        # Evaluations are numbered by the period they close (the one due at step k * eval_period,
-        # run at that step or a few steps after it, is number k), never by a counter that a
-        # resume would have to restore.
-        eval_index = self.agent_step // t.eval_period if t.eval_period else self.agent_step
-        env_seed = eval_env_seed(self.cfg.seed, eval_index)
-        self.agent.eval()
-        try:
-            result = evaluate(
-                self.agent.act,
-                self._eval_env,
-                episodes=t.eval_episodes,
-                max_steps=t.eval_steps or None,
-                last_game=t.eval_last_game,
-                epsilon=t.eval_epsilon,
-                should_stop=lambda: self._stop is not None,
-                seed=env_seed,
-                on_long_game=self._say_long_eval_game,
-            )
-        finally:
-            self.agent.train()
-        if result.interrupted:  # a stop signal arrived: no partial evaluation is recorded
-            return result
-        hns = result.hns
-        record = evaluation_record(
-            result,
-            agent=self.cfg.agent_label,
-            agent_settings=self.cfg.agent,
-            game=self.game,
-            seed=self.cfg.seed,
-            protocol=self.cfg.env.protocol,
-            agent_step=self.agent_step,
-            frameskip=self.env.spec_info.frameskip,
-            eval_epsilon=t.eval_epsilon,
-            source="train",
-            eval_index=eval_index,
-            env_seed=env_seed,
+        """Play and record the evaluation due at this step (``periodic_eval``)."""
+        return self._evaluator.run(
+            self.agent, self.agent_step, self.writer, should_stop=lambda: self._stop is not None
         )
-        append_result(self.run_dir / RESULTS_FILE, record)
-        if self.writer is not None:
-            step = self.agent_step
-            self.writer.scalar("eval/episodic_return", result.mean_return, step)
-            self.writer.scalar("eval/episodic_return_stderr", result.stderr_return, step)
-            self.writer.scalar("eval/episodes", len(result.episode_returns), step)
-            if hns is not None:
-                self.writer.scalar("eval/hns", hns, step)
-        return result
-
-    def _evaluation_missed(self) -> bool:
-        """Whether the last evaluation due at or before this step has no record (a stop signal
-        interrupted it; records after the checkpoint were already dropped by ``_restore``)."""
-        period = self.cfg.trainer.eval_period
-        due = self.agent_step // period * period if period else 0
-        return due > 0 and last_recorded_step(self.run_dir / "evaluations.jsonl") < due
 
     def _job_label(self) -> str:
         """What the progress bar names: game, agent, seed and, for a run in a settings
@@ -510,46 +441,8 @@ class Trainer:
 
     def close(self) -> None:
         self.env.close()
-        if self._eval_env is not None:
-            self._eval_env.close()
+        self._evaluator.close()
         torch.set_num_threads(self._torch_threads_before)
-
-
-def check_writable_dir(path: Path) -> None:
-    """Raise ``ValueError`` (with what to do) unless ``path`` is, or can be created as, a
-    directory this process may write in. Leaves nothing behind (a probe directory is made and
-    removed): checked before any set-up."""
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(
-            f"The run directory {path} cannot be created: {existing} is a file, not a "
-            "directory. Choose another run_dir (or name)."
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        reason = "is on a read-only file system" if _read_only_fs(existing) else "is not writable"
-        raise ValueError(
-            f"The run directory {path} cannot be written: {existing} {reason}. Choose a "
-            "run_dir (or a working directory) you can write to."
-        )
-    # Permission bits can say yes where the file system says no (/proc, /sys; root passes every
-    # access check): make and remove a directory there.
-    try:
-        probe = tempfile.mkdtemp(prefix=".distrl-write-check-", dir=existing)
-    except OSError as exc:
-        raise ValueError(
-            f"The run directory {path} cannot be written: {existing} does not accept new "
-            f"files ({exc.strerror}). Choose a run_dir (or a working directory) you can write to."
-        ) from exc
-    os.rmdir(probe)
-
-
-def _read_only_fs(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
 
 
 def _observation_spec(env: AtariEnv) -> tuple[tuple[int, ...], torch.dtype]:

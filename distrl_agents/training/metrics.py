@@ -1,6 +1,6 @@
 """What the training loop logs: finished games, loop speed, schedules and the agents' metrics.
 
-The tags are those listed in :mod:`distrl_agents.logging.writer`. Per agent step the loop only
+The tags are those listed in :mod:`distrl_agents.monitoring.writer`. Per agent step the loop only
 counts steps and reads finished games; everything else is written once per ``logger.log_period``.
 """
 
@@ -15,7 +15,7 @@ import torch
 
 from distrl_agents.evaluation.evaluator import EvalResult
 from distrl_agents.evaluation.normalization import has_reference_scores, human_normalized_score
-from distrl_agents.logging.writer import MetricWriter
+from distrl_agents.monitoring.writer import MetricWriter
 from distrl_agents.types import LearnResult
 
 #: Longest time between two refreshes of the progress bar's postfix (seconds).

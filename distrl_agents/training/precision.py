@@ -29,6 +29,19 @@ On CUDA, fp32 matrix products run in full fp32 (torch's default
 cores (torch's default ``torch.backends.cudnn.allow_tf32 = True``: inputs rounded to a 10-bit
 mantissa, accumulation in fp32). The run does not change either default.
 
+``trainer.channels_last=auto`` follows the update's precision (:meth:`RunPrecision.channels_last`):
+channels-last memory format where the update runs bf16 convolutions, which oneDNN and cuDNN run
+fast in it.
+
+Every precision decision of a run is made here; the rest only applies it.
+:meth:`RunPrecision.agent_kwargs` hands it to the agent as its run-level hparams ``precision``
+(the update; the target follows it) and ``act_precision``, which ``agents/base.py`` applies as
+bf16 autocast around torso and heads, and ``agents/runtime.py`` as bf16 storage of the frozen
+target and of the acting copy (the layers autocast runs in bf16, so each computes what its fp32
+original would). ``training/device.py`` (devices, threads, seeds) and
+``training/compile_choice.py`` (``trainer.compile=auto``, measured in the precision decided here)
+decide no precision.
+
 A run records what it resolved (:meth:`RunPrecision.record`) in ``config.json`` (``resolved``),
 in its checkpoints and so in ``distrl-report``'s settings; a resumed run keeps the precision it
 started with (:func:`decide_precision` with the checkpoint's record), and refuses an explicit
@@ -80,6 +93,14 @@ class RunPrecision:
     def agent_kwargs(self) -> dict[str, str]:
         """The agent's hparams for it (the target follows the update's precision there)."""
         return {"precision": self.update, "act_precision": self.acting}
+
+    def channels_last(self, setting: str, torso: str) -> bool:
+        """Whether the agent keeps conv activations channels-last: ``trainer.channels_last``
+        ``true`` / ``false`` as set; ``auto``: where the update runs bf16 convolutions (a bf16
+        update, a torso other than ``mlp``), fast in that memory format (oneDNN / cuDNN)."""
+        if setting == "auto":
+            return torso != "mlp" and self.update == "bf16"
+        return setting == "true"
 
 
 def cpu_has_bf16_kernels() -> bool:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from distrl_agents.logging.writer import MetricWriter
+from distrl_agents.monitoring.writer import MetricWriter
 
 __all__ = ["MetricWriter"]
