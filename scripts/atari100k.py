@@ -137,8 +137,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.background:
         return _detach(args, out)
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
+    before = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run_grid(args, out)
+    finally:  # a caller in the same process (a test, a notebook) keeps its own handlers
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _run_grid(args: argparse.Namespace, out: Path) -> int:
     total = int(_override(args.overrides, "trainer.total_steps", None) or TOTAL_STEPS)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     pending = list(run_dirs(out, agent_game_pairs(args), args.seeds))

@@ -218,12 +218,14 @@ def test_runner_stops_when_runs_keep_failing_without_training(
     monkeypatch.setattr(script.subprocess, "Popen", Failing)
     monkeypatch.setattr(script.time, "sleep", lambda _s: None)
     monkeypatch.setattr(script, "head_commit", lambda: "abc")
+    before = script.signal.getsignal(script.signal.SIGINT)
     code = script.main(
         ["run", "--agents", "c51", "--games", "pong", "breakout", "qbert", "hero",
          "--seeds", "0", "--out", str(tmp_path)]
     )  # fmt: skip
     assert code == 1
     assert len(started) == 2  # the other two were not started
+    assert script.signal.getsignal(script.signal.SIGINT) is before  # handlers put back
 
 
 def test_subset_table_names_each_games_winner_over_the_games_all_agents_finished(script) -> None:
