@@ -120,8 +120,8 @@ with TemporaryDirectory() as tmp:
     threads = torch.get_num_threads()  # the run's count (close() restores the previous one)
     trainer.close()
 print(json.dumps({"framework": "distrl-agents", "agent": agent, "steps_per_s": rate,
-                  "precision": trainer.agent.hparams.get("precision"),
-                  "act_precision": trainer.agent.hparams.get("act_precision"),
+                  "precision": trainer.agent.spec.get("precision"),
+                  "act_precision": trainer.agent.spec.get("act_precision"),
                   "threads": threads, "update_ms": 1e3 * spent[0] / max(spent[1], 1),
                   "updates": spent[1], "update_share": spent[0] / elapsed}), flush=True)
 """

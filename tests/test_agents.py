@@ -94,7 +94,7 @@ def test_act_batch_uint8_frames(name: str) -> None:
     assert np.array_equal(obs, obs0)
     explore = agent.act(obs, epsilon=1.0)
     assert explore.shape == (5,) and explore.dtype == np.int64
-    assert agent.name == name and agent.hparams["num_actions"] == 18
+    assert agent.name == name and agent.spec["num_actions"] == 18
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -488,4 +488,4 @@ def test_yaml_presets_are_exactly_the_hparam_dataclass(name: str) -> None:
     assert agent_class(name).Config(**cfg) == defaults
     network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
     agent = make_agent(name, num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
-    assert agent.hparams["lr"] == cfg["lr"]
+    assert agent.spec["lr"] == cfg["lr"]

@@ -131,7 +131,7 @@ def test_auto_compile_is_measured_once_per_machine_and_kept(
     assert [e["mode"] for e in json.loads(cache.read_text()).values()] == ["update"]
     agent = agent_factory.build_agent(cfg, num_actions=A, obs_shape=OBS, device="cpu",
                                       settings=settings)  # fmt: skip
-    assert agent.config.compile == "update" and agent.hparams["compile"] == "update"
+    assert agent.config.compile == "update" and agent.spec["compile"] == "update"
 
     answer[0] = "off"
     monkeypatch.setenv(choice_mod.REMEASURE_ENV, "1")

@@ -181,9 +181,7 @@ def test_weighted_targets_hparam_and_loss(target_fractions: str) -> None:
     weighted = make_agent(
         "fqf", num_actions=3, obs_shape=(5,), network=MLP, weighted_targets=True, **kw
     )
-    assert (
-        weighted.hparams["weighted_targets"] is True and plain.hparams["weighted_targets"] is False
-    )
+    assert weighted.spec["weighted_targets"] is True and plain.spec["weighted_targets"] is False
     for agent in (plain, weighted):
         _skew(agent, agent.online, 1.0)
         _skew(agent, agent.target, -1.0)

@@ -120,7 +120,7 @@ def test_agents_build_tf_rmsprop_from_their_hparams() -> None:
         True,
         0.0,
     )
-    assert agent.hparams["rmsprop_initial_ms"] == 0.0
+    assert agent.spec["rmsprop_initial_ms"] == 0.0
     # DQN's own default is Dopamine's TF-style optimiser.
     default = make_agent("dqn", num_actions=3, obs_shape=(5,), network={"torso": "mlp"})
     assert isinstance(default.optimizers[0], TFRMSprop)

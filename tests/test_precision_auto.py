@@ -55,7 +55,7 @@ def test_acting_precision_is_independent_of_the_update_precision(name: str) -> N
     for update, act in (("bf16", "fp32"), ("fp32", "bf16")):
         agent = _agent(name, precision=update, act_precision=act)
         agent.learn(_batch())
-        assert agent.hparams["precision"] == update and agent.hparams["act_precision"] == act
+        assert agent.spec["precision"] == update and agent.spec["act_precision"] == act
         assert (agent.acting_network() is agent.online) == (act == "fp32")
         reference = _agent(name, precision=act, seed=7)
         reference.load_state_dict(agent.state_dict())  # weights and the tau generator's state

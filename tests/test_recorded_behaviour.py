@@ -162,7 +162,7 @@ def record_updates(agent_name: str, setting: str) -> dict[str, Any]:
     return {
         "updates": updates,
         "actions": {"epsilon_0.5": explore, "greedy": greedy},
-        "hparams": json.loads(json.dumps(agent.hparams)),
+        "hparams": json.loads(json.dumps(agent.spec)),
         "tensors": {k: list(v.shape) for k, v in state["online"].items()},
     }
 

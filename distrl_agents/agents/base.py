@@ -104,7 +104,9 @@ class Agent(ABC):
         self.device = torch.device(device)
         self.network_options = network_options(network)
         self.action_value_fn: ActionValueFn = action_value_fn or default_action_value
-        self.hparams: dict[str, Any] = {  # saved in checkpoints
+        # Everything that rebuilds this agent (sizes, network options, every config field), as
+        # plain data: saved in checkpoints (under the key "hparams", the checkpoint layout).
+        self.spec: dict[str, Any] = {
             "num_actions": self.num_actions,
             "obs_shape": list(self.obs_shape),
             "network": {
@@ -331,7 +333,7 @@ class Agent(ABC):
     def state_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "hparams": copy.deepcopy(self.hparams),
+            "hparams": copy.deepcopy(self.spec),
             "online": self.online.state_dict(),
             "target": self.target.state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
@@ -362,7 +364,7 @@ class Agent(ABC):
         self.train(bool(state.get("training", True)))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, hparams={self.hparams!r})"
+        return f"{type(self).__name__}(name={self.name!r}, spec={self.spec!r})"
 
 
 def _check_layout(net: nn.Module, saved: Mapping[str, Any], which: str) -> None:

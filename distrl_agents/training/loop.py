@@ -236,7 +236,7 @@ class Trainer:
         )
         if not resumed:
             self.writer.text("config", "```\n" + json.dumps(cfg.to_dict(), indent=2) + "\n```", 0)
-            self.writer.text("agent/hparams", markdown_table(self.agent.hparams), 0)
+            self.writer.text("agent/hparams", markdown_table(self.agent.spec), 0)
         return self.writer
 
     def _epsilon(self) -> float:
