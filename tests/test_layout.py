@@ -3,8 +3,12 @@ responsibility instead) and no package or module takes a standard-library module
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "distrl_agents"
 MAX_LINES = 500
@@ -38,3 +42,21 @@ def test_no_package_or_module_shadows_the_standard_library() -> None:
         if (p.stem if p.suffix == ".py" else p.name) in sys.stdlib_module_names
     }
     assert shadowing <= STDLIB_NAMED, f"standard-library names: {sorted(shadowing - STDLIB_NAMED)}"
+
+
+@pytest.mark.parametrize(
+    ("module", "program"),
+    [("cli.train", "distrl-train"), ("cli.eval", "distrl-eval"), ("cli.report", "distrl-report")],
+)
+def test_each_command_also_runs_as_a_module(module: str, program: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-m", f"distrl_agents.{module}", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert program in out.stdout or "distrl" in out.stdout, out.stdout[:300]

@@ -320,3 +320,7 @@ def write_distribution_pictures(
         )  # fmt: skip
         fig.savefig(out / f"step_{t:06d}.png", dpi=90)
         plt.close(fig)
+
+
+if __name__ == "__main__":  # python -m distrl_agents.cli.eval ... (as distrl-eval)
+    raise SystemExit(eval_main())

@@ -88,3 +88,7 @@ def report_main(argv: list[str] | None = None) -> int:
     print(report.markdown)
     print(f"Wrote {len(report.files)} files to {report.files[0].parent}")
     return 0
+
+
+if __name__ == "__main__":  # python -m distrl_agents.cli.report ... (as distrl-report)
+    raise SystemExit(report_main())
