@@ -8,13 +8,15 @@ same shapes (the part's "limit": its convolutions and matrix products alone, fp3
 where the CPU has bf16 units; for element-wise parts the bytes they move at this machine's
 measured copy bandwidth). Also the machine's peak fp32 GFLOP/s on a large matrix product.
 
-    python scripts/bench_limit.py [--threads 1] [--actions 18] [--rounds 5]
+    python scripts/bench_limit.py [--threads 1] [--actions 18] [--rounds 5] [--clock cpu|wall]
 
 The forward passes of one update: the online network on ``obs`` (with gradients), the target
 network on ``next_obs`` and, for double Q-learning (DER's), the online network on ``next_obs``
 to select the action. The backward is that of the first pass only; its first convolution needs
 no input gradient. Every figure is a median over ``--rounds`` rounds, the parts and their
-microbenchmarks alternated within each round.
+microbenchmarks alternated within each round. The last rows time the whole update (replay sample,
+``learn``, priority update) as it is, under ``compile=update`` and in channels-last memory format
+(``--no-compile`` skips those two).
 """
 
 from __future__ import annotations
@@ -226,6 +228,9 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=40, help="timed updates per round")
     p.add_argument("--fill", type=int, default=20_000, help="transitions in the replay")
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    p.add_argument(
+        "--no-compile", action="store_true", help="skip the whole update under compile=update"
+    )
     args = p.parse_args()
     global CLOCK
     CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
@@ -234,14 +239,22 @@ def main() -> None:
     A = args.actions
     bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
-    agent = make_agent(
-        "c51",
-        num_actions=A,
-        obs_shape=(S, HW, HW),
-        network={"torso": "der", "hidden": HIDDEN, "dueling": True, "noisy": True,
-                 "noisy_std": 0.1},
-        optimizer="adam", lr=1e-4, optimizer_eps=1.5e-4, max_grad_norm=10.0, double_dqn=True,
-    )  # fmt: skip
+    def der_c51(**kw: Any) -> Any:
+        return make_agent(
+            "c51",
+            num_actions=A,
+            obs_shape=(S, HW, HW),
+            network={"torso": "der", "hidden": HIDDEN, "dueling": True, "noisy": True,
+                     "noisy_std": 0.1},
+            optimizer="adam", lr=1e-4, optimizer_eps=1.5e-4, max_grad_norm=10.0, double_dqn=True,
+            **kw,
+        )  # fmt: skip
+
+    agent = der_c51()
+    variants = {"": agent}
+    if not args.no_compile:
+        variants[", compile=update"] = der_c51(compile="update")
+        variants[", channels-last"] = der_c51(channels_last=True)
     rb = fill_replay(A, 100_000, args.fill)
     k32 = Kernels(A, torch.float32)
     k16 = Kernels(A, torch.bfloat16) if bf16 else None
@@ -249,23 +262,25 @@ def main() -> None:
     reps = args.updates
 
     parts: dict[str, list[float]] = {}
-    whole: list[float] = []
+    whole: dict[str, list[float]] = {}
     micro: dict[str, list[float]] = {}
     peaks: list[float] = []
     bws: list[float] = []
 
-    def whole_learn() -> None:
+    def whole_learn(learner: Any) -> None:
         batch = rb.sample(B)
-        res = agent.learn(batch)
+        res = learner.learn(batch)
         rb.update_priorities(batch.indices, res.loss)
 
-    for _ in range(3):  # warm-up
+    for _ in range(3):  # warm-up (and compiling)
         timed_update(agent, rb, {})
-        whole_learn()
+        for learner in variants.values():
+            whole_learn(learner)
     for _ in range(args.rounds):
         for _ in range(reps):
             timed_update(agent, rb, parts)
-        whole.append(ms(whole_learn, reps))
+        for label, learner in variants.items():
+            whole.setdefault(label, []).append(ms(lambda v=learner: whole_learn(v), reps))
         for name, kern in (("fp32", k32), ("bf16", k16)):
             if kern is None:
                 continue
@@ -326,7 +341,10 @@ def main() -> None:
         tot[3] += at_peak
     print(f"{'sum of parts':<22}{tot[0]:>7.3f}{tot[1]:>8.2f}{tot[2]:>10.2f}"
           f"{tot[2] / tot[1]:>10.2f}{'':>10}{tot[3]:>12.2f}")  # fmt: skip
-    print(f"{'learn() + sample + priorities, whole':<38}{statistics.median(whole):>8.2f} ms")
+    base = statistics.median(whole[""])
+    for label, times in whole.items():
+        t = statistics.median(times)
+        print(f"{'whole update' + label:<30}{t:>8.2f} ms ({base / t:.2f}x)")
     print(
         f"arithmetic: {tot[0] / (tot[1] * 1e-3):.1f} GFLOP/s achieved over the whole update, "
         f"{tot[0] / peak * 1e3 / tot[1]:.2f} of peak; convolutions {fwd['conv'] * 3 * gf:.3f} + "
