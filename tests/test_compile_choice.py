@@ -235,3 +235,20 @@ def test_concurrent_jobs_measure_once_and_agree(tmp_path, monkeypatch: pytest.Mo
     for job in jobs:
         job.join()
     assert got == ["update"] * 4 and len(calls) == 1
+
+
+def test_timings_are_taken_on_the_given_clock() -> None:
+    """On a CPU the candidates are timed on the process's CPU time (``measure_compile``), so other
+    processes' load does not decide: a fake clock that only the slow candidate advances."""
+    from distrl_agents.training.compile_choice import _median_ms
+
+    now = [0.0]
+
+    def slow() -> None:
+        now[0] += 0.002
+
+    ms = _median_ms(
+        {"off": slow, "update": lambda: None},
+        rounds=5, budget_s=10.0, sync=lambda: None, clock=lambda: now[0],
+    )  # fmt: skip
+    assert ms == pytest.approx({"off": 2.0, "update": 0.0})
