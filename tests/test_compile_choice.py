@@ -38,8 +38,9 @@ def test_candidates_per_device() -> None:
 
 
 class FakeAgent:
-    """An agent whose update sleeps ``ms``; ``fails`` raises in learn, ``fallback`` reports
-    that compilation fell back to eager."""
+    """An agent whose update busies the CPU for ``ms`` (``measure_compile`` times a CPU device on
+    the process's CPU time, which sleeping would not use); ``fails`` raises in learn,
+    ``fallback`` reports that compilation fell back to eager."""
 
     def __init__(self, mode: str, ms: float, fails: bool = False, fallback: bool = False):
         self.mode, self.ms, self.fails = mode, ms, fails
@@ -50,7 +51,9 @@ class FakeAgent:
         self.calls += 1
         if self.fails:
             raise RuntimeError("inductor: no C compiler")
-        time.sleep(self.ms / 1e3)
+        end = time.process_time() + self.ms / 1e3
+        while time.process_time() < end:
+            pass
 
 
 def _measure(agents: dict[str, FakeAgent], modes: tuple[str, ...]) -> CompileChoice:
