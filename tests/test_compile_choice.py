@@ -38,9 +38,9 @@ def test_candidates_per_device() -> None:
 
 
 class FakeAgent:
-    """An agent whose update busies the CPU for ``ms`` (``measure_compile`` times a CPU device on
-    the process's CPU time, which sleeping would not use); ``fails`` raises in learn,
-    ``fallback`` reports that compilation fell back to eager."""
+    """An agent whose update busies the CPU for ``ms`` (``measure_compile`` times a CPU device at
+    one torch thread on the process's CPU time, which sleeping would not use); ``fails`` raises
+    in learn, ``fallback`` reports that compilation fell back to eager."""
 
     def __init__(self, mode: str, ms: float, fails: bool = False, fallback: bool = False):
         self.mode, self.ms, self.fails = mode, ms, fails

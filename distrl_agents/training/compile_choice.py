@@ -113,11 +113,13 @@ def measure_compile(
     """
     modes = tuple(modes or candidates(device))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    # On a CPU the process's CPU time: the update runs on this process's threads, and other
-    # processes' load (a shared machine) stretches the wall-clock time of both modes unevenly
-    # (on a loaded 2-core machine wall clock picked eager for the DER C51 update once and
-    # compiled once; its CPU time: compiled 1.3x faster every time).
-    clock = time.perf_counter if device.type == "cuda" else time.process_time
+    # On a CPU at one torch thread the process's CPU time: the update runs on this thread, and
+    # other processes' load (a shared machine) stretches the wall-clock time of both modes
+    # unevenly (on a loaded 2-core machine wall clock picked eager for the DER C51 update once
+    # and compiled once; its CPU time: compiled 1.3x faster every time). With more threads the
+    # wall clock, which is what the update's threads together take.
+    one_thread_cpu = device.type == "cpu" and torch.get_num_threads() == 1
+    clock = time.process_time if one_thread_cpu else time.perf_counter
     batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size, device)
     learners: dict[str, Any] = {}
     compile_s: dict[str, float] = {}
