@@ -38,8 +38,9 @@ def test_candidates_per_device() -> None:
 
 
 class FakeAgent:
-    """An agent whose update sleeps ``ms``; ``fails`` raises in learn, ``fallback`` reports
-    that compilation fell back to eager."""
+    """An agent whose update busies the CPU for ``ms`` (``measure_compile`` times a CPU device at
+    one torch thread on the process's CPU time, which sleeping would not use); ``fails`` raises
+    in learn, ``fallback`` reports that compilation fell back to eager."""
 
     def __init__(self, mode: str, ms: float, fails: bool = False, fallback: bool = False):
         self.mode, self.ms, self.fails = mode, ms, fails
@@ -50,7 +51,9 @@ class FakeAgent:
         self.calls += 1
         if self.fails:
             raise RuntimeError("inductor: no C compiler")
-        time.sleep(self.ms / 1e3)
+        end = time.process_time() + self.ms / 1e3
+        while time.process_time() < end:
+            pass
 
 
 def _measure(agents: dict[str, FakeAgent], modes: tuple[str, ...]) -> CompileChoice:
@@ -235,3 +238,20 @@ def test_concurrent_jobs_measure_once_and_agree(tmp_path, monkeypatch: pytest.Mo
     for job in jobs:
         job.join()
     assert got == ["update"] * 4 and len(calls) == 1
+
+
+def test_timings_are_taken_on_the_given_clock() -> None:
+    """On a CPU the candidates are timed on the process's CPU time (``measure_compile``), so other
+    processes' load does not decide: a fake clock that only the slow candidate advances."""
+    from distrl_agents.training.compile_choice import _median_ms
+
+    now = [0.0]
+
+    def slow() -> None:
+        now[0] += 0.002
+
+    ms = _median_ms(
+        {"off": slow, "update": lambda: None},
+        rounds=5, budget_s=10.0, sync=lambda: None, clock=lambda: now[0],
+    )  # fmt: skip
+    assert ms == pytest.approx({"off": 2.0, "update": 0.0})

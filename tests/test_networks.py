@@ -74,6 +74,19 @@ def test_uint8_scaling_happens_inside_network() -> None:
     assert torch.equal(obs, obs0) and obs.dtype == torch.uint8
 
 
+def test_uint8_frames_scale_to_exactly_the_out_of_place_division() -> None:
+    # _to_float divides its converted copy in place: bit for bit ``obs.float() / 255``, the frames
+    # untouched, in both memory formats.
+    from distrl_agents.networks.torsos import _to_float
+
+    obs = torch.arange(256, dtype=torch.uint8).repeat(2 * 4 * 84 * 84 // 256 + 1)
+    obs = obs[: 2 * 4 * 84 * 84].reshape(2, 4, 84, 84)
+    for frames in (obs, obs.contiguous(memory_format=torch.channels_last)):
+        before = frames.clone()
+        assert torch.equal(_to_float(frames), frames.float() / 255.0)
+        assert torch.equal(frames, before)
+
+
 def test_nature_feature_dim_is_3136() -> None:
     network = build_network(None, obs_shape=(4, 84, 84), num_actions=A, head="expected")
     assert network.torso.output_dim == 3136

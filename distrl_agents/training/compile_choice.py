@@ -113,6 +113,13 @@ def measure_compile(
     """
     modes = tuple(modes or candidates(device))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    # On a CPU at one torch thread the process's CPU time: the update runs on this thread, and
+    # other processes' load (a shared machine) stretches the wall-clock time of both modes
+    # unevenly (on a loaded 2-core machine wall clock picked eager for the DER C51 update once
+    # and compiled once; its CPU time: compiled 1.3x faster every time). With more threads the
+    # wall clock, which is what the update's threads together take.
+    one_thread_cpu = device.type == "cpu" and torch.get_num_threads() == 1
+    clock = time.process_time if one_thread_cpu else time.perf_counter
     batch = synthetic_batch(obs_shape, obs_dtype, num_actions, batch_size, device)
     learners: dict[str, Any] = {}
     compile_s: dict[str, float] = {}
@@ -139,15 +146,21 @@ def measure_compile(
             rounds=rounds,
             budget_s=budget_s,
             sync=sync,
+            clock=clock,
         )
     return CompileChoice(choose(update_ms, margin), update_ms, compile_s, dropped)
 
 
 def _median_ms(
-    fns: dict[str, Callable[[], Any]], *, rounds: int, budget_s: float, sync: Callable[[], None]
+    fns: dict[str, Callable[[], Any]],
+    *,
+    rounds: int,
+    budget_s: float,
+    sync: Callable[[], None],
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Median ms per call of each function, calling them in turn (one warm-up call each), so
-    that load on a shared machine affects every candidate alike."""
+    """Median ms per call of each function on ``clock``, calling them in turn (one warm-up call
+    each), so that load on a shared machine affects every candidate alike."""
     for fn in fns.values():
         fn()
     sync()
@@ -155,10 +168,10 @@ def _median_ms(
     deadline = time.perf_counter() + budget_s
     for i in range(rounds):
         for key, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
             sync()
-            times[key].append((time.perf_counter() - start) * 1e3)
+            times[key].append((clock() - start) * 1e3)
         if i >= 2 and time.perf_counter() > deadline:
             break
     return {k: statistics.median(v) for k, v in times.items()}
