@@ -78,6 +78,13 @@ and first fills a 500-step validation memory (neither timed). The runs are cut t
 window, so both anneal beta over the shortened run (the same work per step). Seeds differ (ours
 0, Kaixhin 123), so the episodes do.
 
+The memory allocator: our process raises glibc's mmap and trim thresholds at start-up
+(``tune_host_allocator``), so the multi-MB tensors of each update are reused from the heap;
+Kaixhin's runs with glibc's defaults, under which they are mapped and page-faulted anew, which
+costs it much of its update and replay sample time. ``--peer-malloc tuned`` gives its process the
+same thresholds through glibc's environment variables (``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``; its code unchanged), for the comparison at equal allocators.
+
 Absolute rates depend on the machine and its load; the ratios are what this script is for.
 """
 
@@ -231,6 +238,11 @@ def ours_overrides(preset: str, agent: str, game: str, buffer: int, threads: int
     ]  # fmt: skip
 
 
+# glibc's thresholds as distrl_agents.training.device.tune_host_allocator sets them in our
+# process (mallopt), given to the peer's process through glibc's environment variables.
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
 def ours_command(warmup: int, skip: int, steps: int, overrides: list[str]) -> list[str]:
     return [sys.executable, "-c", OURS_CODE, str(warmup), str(skip), str(steps), *overrides]
 
@@ -263,10 +275,11 @@ def last_json(stdout: str) -> dict | None:
     return json.loads(lines[-1]) if lines else None
 
 
-def run_json(cmd: list[str], timeout: float) -> dict:
+def run_json(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> dict:
     out = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
-    )
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
+        env=None if env is None else {**os.environ, **env},
+    )  # fmt: skip
     result = last_json(out.stdout)
     if out.returncode != 0 or result is None:
         tail = "\n".join((out.stdout + out.stderr).splitlines()[-15:])
@@ -342,6 +355,13 @@ def main() -> None:
         "--buffer", type=int, default=None, help="replay capacity (10,000; atari100k 100,000)"
     )
     p.add_argument("--threads", type=int, default=1, help="atari100k: torch threads each side")
+    p.add_argument(
+        "--peer-malloc",
+        choices=["default", "tuned"],
+        default="default",
+        help="atari100k: glibc's allocator thresholds in Kaixhin's process; tuned = the ones "
+        "our process sets itself (tune_host_allocator), through MALLOC_*_THRESHOLD_",
+    )
     p.add_argument("--repeats", type=int, default=1, help="alternating runs per side and agent")
     p.add_argument(
         "--as-shipped",
@@ -374,7 +394,8 @@ def atari100k(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         f"Rainbow on {game}, 1 env, CPU, fp32, {args.threads} torch thread(s) each, batch 32, "
         f"1 update / step, n = 20, learning from step {warmup}, buffer {buffer}, "
         f"{args.steps} timed steps after {args.skip}, {args.repeats} alternating run(s) per "
-        f"side; Kaixhin/Rainbow {checkout_commit(args.kaixhin)}",
+        f"side; Kaixhin/Rainbow {checkout_commit(args.kaixhin)}, its glibc allocator "
+        f"thresholds {args.peer_malloc}",
         flush=True,
     )
     r: dict[str, list[float]] = {
@@ -388,6 +409,7 @@ def atari100k(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             kaixhin_command(args.kaixhin, game, warmup, args.skip, args.steps, buffer,
                             args.threads, site),
             args.timeout,
+            TUNED_MALLOC if args.peer_malloc == "tuned" else None,
         )  # fmt: skip
         for side, res in (("ours", ours), ("peer", peer)):
             r[side].append(res["steps_per_s"])

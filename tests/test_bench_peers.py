@@ -139,6 +139,22 @@ def test_command_lines(bench, peer):
     ]  # fmt: skip
 
 
+def test_peer_malloc_is_our_allocator_setting(bench):
+    import inspect
+
+    from distrl_agents.training.device import tune_host_allocator
+
+    defaults = inspect.signature(tune_host_allocator).parameters
+    assert bench.TUNED_MALLOC == {
+        "MALLOC_MMAP_THRESHOLD_": str(defaults["mmap_threshold"].default),
+        "MALLOC_TRIM_THRESHOLD_": str(defaults["trim_threshold"].default),
+    }
+    code = "import json, os; print(json.dumps({'t': os.environ['MALLOC_TRIM_THRESHOLD_']}))"
+    assert bench.run_json([sys.executable, "-c", code], 60, bench.TUNED_MALLOC) == {
+        "t": str(1 << 30)
+    }
+
+
 def test_output_parser_reads_each_side(bench):
     ours = (
         "[2026-12-07 16:15:01] distrl-agents: crazy_climber c51 ...\n"
