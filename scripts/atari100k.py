@@ -1,7 +1,7 @@
 """Atari-100k runs for given agents x games x seeds: in the background, resumable, then the report.
 
     python scripts/atari100k.py run --agents c51 iqn --games road_runner krull --seeds 0 \
-        [--runs qrdqn:pong ...] [--out runs/atari100k] [--jobs 1] [--background] [--nice 10] \
+        [--runs qrdqn:pong ...] [--out runs/atari100k] [--jobs N] [--background] [--nice 10] \
         [--preset atari100k|atari100k_dopamine] [-- extra distrl-train overrides]
     python scripts/atari100k.py run --agents c51 --games atari100k --seeds 0 --jobs 2 \
         --csv docs/results/atari100k_runs.csv --commit --background     # the whole benchmark
@@ -12,7 +12,8 @@
     python scripts/atari100k.py stop   [--out runs/atari100k]
     python scripts/atari100k.py report [--out runs/atari100k] [--figure docs/figures/x.png]
 
-``run`` trains each (agent, game, seed), ``--jobs`` at a time (default 1), with
+``run`` trains each (agent, game, seed), ``--jobs`` at a time (default: one per CPU, each with
+one torch thread, which finishes a grid soonest: ``scripts/bench_threads.py``), with
 ``distrl-train experiment=<preset> agent=<a> env.game=<g> seed=<s> run_dir=<out>/<g>-<a>-seed<s>``
 and, when every run has its final evaluation, calls ``report``. Runs already finished are
 skipped, and an interrupted run resumes from its last checkpoint, so the same command (or a
@@ -147,8 +148,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_grid(args: argparse.Namespace, out: Path) -> int:
     total = int(_override(args.overrides, "trainer.total_steps", None) or TOTAL_STEPS)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
     pending = list(run_dirs(out, agent_game_pairs(args), args.seeds))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if args.jobs is None:  # one 1-thread run per CPU finishes a grid soonest (bench_threads.py)
+        args.jobs = max(1, min(cpus or 1, len(pending)))
+    threads = max(1, (cpus or 1) // args.jobs)
     running: dict[subprocess.Popen, tuple[Path, float, int]] = {}
     failed = 0
     stuck = 0  # failures in a row that trained nothing: the next run would fail the same way
@@ -167,7 +171,7 @@ def _run_grid(args: argparse.Namespace, out: Path) -> int:
                 f"run_dir={run_dir}",
                 *args.overrides,
             ]
-            if args.jobs > 1 and _override(args.overrides, "trainer.torch_threads", None) is None:
+            if _override(args.overrides, "trainer.torch_threads", None) is None:
                 cmd.append(f"trainer.torch_threads={threads}")  # the jobs share the cores
             if _override(args.overrides, "trainer.checkpoint_minutes", None) is None:
                 # Runs of hours on shared machines: lose at most this much to a hard stop.
@@ -856,7 +860,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--background", action="store_true", help="detach; log to <out>/atari100k.log")
     run.add_argument("--nice", type=int, default=0, help="niceness of the training processes")
     run.add_argument(
-        "--jobs", type=int, default=1, help="trainings at a time (each gets CPUs // jobs threads)"
+        "--jobs",
+        type=int,
+        default=None,
+        help="trainings at a time, each with CPUs // jobs torch threads (default: one per CPU, "
+        "one thread each: the most agent steps per hour in all; docs/performance.md)",
     )
     run.add_argument("--csv", default=None, help="write each finished run's row to this CSV")
     run.add_argument("--commit", action="store_true", help="git-commit the CSV at each row")

@@ -8,10 +8,11 @@ their own processes; each plays the 1,600 random warm-up steps, then times ``--s
 steps (one update per agent step) and prints its agent steps/s. Scenarios (C = the CPUs here):
 
 * ``alone-all``: one run with C threads, nothing else running: ``--jobs 1``;
+* ``alone-one``: one run with one thread, nothing else running;
 * ``one-per-core``: C runs with one thread each, at once: ``--jobs C``;
 * ``all-busy``: one run with C threads beside a busy process (another 1-thread training);
 * ``all-busy-passive``: the same with ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep
-  instead of spinning);
+  instead of spinning); ``alone-all-passive`` and ``one-per-core-passive`` likewise;
 * ``one-busy``: one run with one thread beside the same busy process;
 * ``oversubscribed``: C runs with C threads each (what ``--jobs C`` with torch's default
   thread count would do).
@@ -90,10 +91,12 @@ def scenario(name: str, args: argparse.Namespace, cpus: int) -> list[float]:
     """Agent steps/s of each measured run of scenario ``name``."""
     env = dict(os.environ)
     runs = {"one-per-core": (cpus, 1), "oversubscribed": (cpus, cpus), "one-busy": (1, 1)}
-    count, threads = runs.get(name, (1, cpus))
-    if name == "all-busy-passive":
+    runs["alone-one"] = (1, 1)
+    base = name.removesuffix("-passive")
+    count, threads = runs.get(base, (1, cpus))
+    if name.endswith("-passive"):
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-    busy = _busy(args, dict(os.environ)) if name.endswith(("busy", "busy-passive")) else None
+    busy = _busy(args, dict(os.environ)) if base.endswith("busy") else None
     if busy is not None:
         time.sleep(args.busy_lead)  # let the neighbour get past its start-up
     procs = [_spawn(args, threads, seed, env) for seed in range(count)]
@@ -155,6 +158,9 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     shapes = {
         "alone-all": f"1 x {cpus}",
+        "alone-one": "1 x 1",
+        "alone-all-passive": f"1 x {cpus}, passive",
+        "one-per-core-passive": f"{cpus} x 1, passive",
         "one-per-core": f"{cpus} x 1",
         "all-busy": f"1 x {cpus} + busy",
         "all-busy-passive": f"1 x {cpus} + busy, passive",
@@ -164,11 +170,7 @@ def main() -> None:
     for name, rounds in results.items():
         per_run = sum(sum(x) / len(x) for x in rounds) / len(rounds)
         total = sum(sum(x) for x in rounds) / len(rounds)
-        grid = (
-            ""
-            if name.endswith(("busy", "passive"))
-            else f"{GRID_RUNS * RUN_STEPS / total / 3600:.0f} h"
-        )
+        grid = "" if "busy" in name else f"{GRID_RUNS * RUN_STEPS / total / 3600:.0f} h"
         print(f"| {name} | {shapes[name]} | {per_run:.1f} | {total:.1f} | {grid} |")
     print(
         "\n(grid hours: training steps only, at the measured rate; evaluations and the random"

@@ -257,3 +257,29 @@ def test_subset_table_names_each_games_winner_over_the_games_all_agents_finished
 
 def test_subset_name_expands_to_the_six_games(script) -> None:
     assert script.expand_games(["atari100k_subset", "pong"]) == [*script.SUBSET, "pong"]
+
+
+def test_by_default_one_single_thread_training_runs_per_cpu(
+    script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[list[str]] = []
+
+    class Failing:
+        def __init__(self, cmd: list[str]) -> None:
+            started.append(cmd)
+
+        def poll(self) -> int:
+            return 1
+
+        returncode = 1
+
+    monkeypatch.setattr(script.subprocess, "Popen", Failing)
+    monkeypatch.setattr(script.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(script, "head_commit", lambda: "abc")
+    monkeypatch.setattr(script.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    games = ["pong", "breakout", "qbert", "hero", "alien", "amidar"]
+    script.main(
+        ["run", "--agents", "c51", "--games", *games, "--seeds", "0", "--out", str(tmp_path)]
+    )
+    assert len(started) == 4  # four at once before the first failures were seen
+    assert all("trainer.torch_threads=1" in cmd for cmd in started)
