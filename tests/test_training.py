@@ -533,3 +533,41 @@ def test_a_long_evaluation_game_during_training_gets_one_line(
     assert "pong dqn seed0" in err and "eval: the game of evaluation env 1" in err
     assert "12,345 agent steps (49,380 frames) without ending" in err
     assert "the frame cap ends it at 108,000 frames (27,000 agent steps)" in err
+
+
+def test_config_json_names_the_code_of_each_stretch_of_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distrl_agents import __version__
+    from distrl_agents.training import run_dir as run_dir_module
+
+    cfg = small_config("c51", total_steps=120, eval_period=0)
+    train(cfg, tmp_path)
+    first = json.loads((tmp_path / "config.json").read_text())["resolved"]["code"]
+    assert len(first) == 1 and first[0]["version"] == __version__
+    assert first[0]["from_agent_step"] == 0 and "commit" in first[0]
+    # resumed by other code: a second entry from the step it resumed at
+    other = {"version": "9.9.9", "commit": "f" * 40, "modified": False}
+    monkeypatch.setattr(run_dir_module, "code_version", lambda: dict(other))
+    cfg.trainer.total_steps = 160
+    train(cfg, tmp_path)
+    code = json.loads((tmp_path / "config.json").read_text())["resolved"]["code"]
+    assert code[0] == first[0] and code[1] == {**other, "from_agent_step": 120}
+    # resumed again by the same code: nothing added
+    cfg.trainer.total_steps = 200
+    train(cfg, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["resolved"]["code"] == code
+
+
+def test_code_version_names_this_checkout_commit() -> None:
+    import subprocess
+
+    from distrl_agents.training.run_dir import code_version
+
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert code_version()["commit"] == head.stdout.strip()

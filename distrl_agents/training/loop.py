@@ -57,7 +57,7 @@ from distrl_agents.training.resume import (
     end_interrupted_games,
     load_replay,
 )
-from distrl_agents.training.run_dir import check_writable_dir
+from distrl_agents.training.run_dir import check_writable_dir, code_record
 from distrl_agents.training.schedule import Due, linear_epsilon, next_multiple
 from distrl_agents.training.signals import catching_stop_signals
 
@@ -225,9 +225,18 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resumed:
             self._restore()
-        # The config as given, with what ``auto`` resolved to (report settings read it).
-        config = {**cfg.to_dict(), "resolved": {"precision": self.settings.precision.record()}}
-        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        # The config as given, with what ``auto`` resolved to (report settings read it) and the
+        # code of each stretch of the run (version, git commit).
+        config_file = self.run_dir / "config.json"
+        previous = _saved_code(config_file) if resumed else None
+        config = {
+            **cfg.to_dict(),
+            "resolved": {
+                "precision": self.settings.precision.record(),
+                "code": code_record(previous, self.agent_step),
+            },
+        }
+        config_file.write_text(json.dumps(config, indent=2) + "\n")
         self.writer = MetricWriter(
             self.run_dir / "tb" if cfg.logger.tensorboard else None,
             # The checkpoint's own step was logged before the checkpoint was written: keep it,
@@ -450,3 +459,12 @@ def _observation_spec(env: AtariEnv) -> tuple[tuple[int, ...], torch.dtype]:
     space = env.single_observation_space
     assert space.shape is not None
     return tuple(space.shape), torch.from_numpy(np.zeros(0, space.dtype)).dtype
+
+
+def _saved_code(config_file: Path) -> list[dict[str, Any]] | None:
+    """The code record of a run's config.json (None where it has none or cannot be read)."""
+    try:
+        code = json.loads(config_file.read_text(encoding="utf-8"))["resolved"]["code"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, list) else None
