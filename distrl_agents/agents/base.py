@@ -386,5 +386,6 @@ def _check_layout(net: nn.Module, saved: Mapping[str, Any], which: str) -> None:
             f"the checkpoint's {which} network does not fit the network these settings build: "
             f"{'; '.join(problems[:3])}{more}. It was written by a version of distrl-agents "
             "with another network layout, or its saved settings were edited: load it with the "
-            "version that wrote it, or start a new run (another run_dir)"
+            "version that wrote it (a run's config.json names it under resolved.code), or start "
+            "a new run (another run_dir)"
         )
