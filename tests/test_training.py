@@ -571,3 +571,16 @@ def test_code_version_names_this_checkout_commit() -> None:
     if head.returncode != 0:
         pytest.skip("not a git checkout")
     assert code_version()["commit"] == head.stdout.strip()
+
+
+def test_the_code_record_does_not_label_runs_apart_in_reports(tmp_path: Path) -> None:
+    from distrl_agents.evaluation.records import _run_settings
+
+    config = {
+        "agent": {"name": "c51", "lr": 0.001},
+        "resolved": {"precision": {"update": "fp32"}, "code": [{"commit": "a" * 40}]},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    settings = _run_settings(tmp_path / "config.json")
+    assert "agent.lr" in settings and "resolved.precision.update" in settings
+    assert not any(k.startswith("resolved.code") for k in settings)

@@ -406,6 +406,8 @@ def _run_settings(path: Path) -> dict[str, Any]:
             flat[prefix[:-1]] = node
 
     if isinstance(config, dict):
+        if isinstance(config.get("resolved"), dict):  # the code that trained: not a setting
+            config["resolved"].pop("code", None)
         walk(config, "")
     return {k: v for k, v in flat.items() if names_a_run_setting(k) and k != "agent.name"}
 
