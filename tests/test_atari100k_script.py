@@ -199,29 +199,35 @@ def test_trainings_use_the_console_scripts_beside_the_running_interpreter(
     assert script.tool("distrl-report") == "distrl-report"  # none beside it: PATH decides
 
 
-def test_runner_stops_when_runs_keep_failing_without_training(
-    script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def failing_trainings(script, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every training the runner starts fails at once without a step; the list of their
+    command lines fills as they start."""
     started: list[list[str]] = []
 
     class Failing:
+        returncode = 1
+
         def __init__(self, cmd: list[str]) -> None:
             started.append(cmd)
 
         def poll(self) -> int:
             return 1
 
-        @property
-        def returncode(self) -> int:
-            return 1
-
     monkeypatch.setattr(script.subprocess, "Popen", Failing)
     monkeypatch.setattr(script.time, "sleep", lambda _s: None)
     monkeypatch.setattr(script, "head_commit", lambda: "abc")
+    return started
+
+
+def test_runner_stops_when_runs_keep_failing_without_training(
+    script, tmp_path: Path, failing_trainings: list[list[str]]
+) -> None:
+    started = failing_trainings
     before = script.signal.getsignal(script.signal.SIGINT)
     code = script.main(
         ["run", "--agents", "c51", "--games", "pong", "breakout", "qbert", "hero",
-         "--seeds", "0", "--out", str(tmp_path)]
+         "--seeds", "0", "--jobs", "1", "--out", str(tmp_path)]
     )  # fmt: skip
     assert code == 1
     assert len(started) == 2  # the other two were not started
@@ -260,22 +266,9 @@ def test_subset_name_expands_to_the_six_games(script) -> None:
 
 
 def test_by_default_one_single_thread_training_runs_per_cpu(
-    script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_trainings: list[list[str]]
 ) -> None:
-    started: list[list[str]] = []
-
-    class Failing:
-        def __init__(self, cmd: list[str]) -> None:
-            started.append(cmd)
-
-        def poll(self) -> int:
-            return 1
-
-        returncode = 1
-
-    monkeypatch.setattr(script.subprocess, "Popen", Failing)
-    monkeypatch.setattr(script.time, "sleep", lambda _s: None)
-    monkeypatch.setattr(script, "head_commit", lambda: "abc")
+    started = failing_trainings
     monkeypatch.setattr(script.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
     games = ["pong", "breakout", "qbert", "hero", "alien", "amidar"]
     script.main(
