@@ -195,7 +195,10 @@ def test_a_run_records_its_precision_and_a_resume_keeps_it(
     train(cfg, tmp_path)
     parts = {"update": "bf16", "target": "bf16", "acting": "bf16"}
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["resolved"] == {"precision": parts}
+    assert config["resolved"]["precision"] == parts and set(config["resolved"]) == {
+        "precision",
+        "code",
+    }
     state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
     assert state["resolved"]["precision"] == parts and state["resolved"]["compile"] == "off"
     assert state["resolved"]["machine"] == precision_mod.machine_key(torch.device("cpu"))
@@ -209,7 +212,7 @@ def test_a_run_records_its_precision_and_a_resume_keeps_it(
     trainer, summary = train(cfg, tmp_path)
     assert summary.agent_step == 240
     assert (trainer.agent.config.precision, trainer.agent.config.act_precision) == ("bf16", "bf16")
-    assert json.loads((tmp_path / "config.json").read_text())["resolved"] == {"precision": parts}
+    assert json.loads((tmp_path / "config.json").read_text())["resolved"]["precision"] == parts
 
     # An explicit contradiction: refused before anything is written.
     before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
