@@ -2,10 +2,13 @@
 
     python scripts/bench_threads.py [--game crazy_climber] [--steps 1500] [--rounds 2]
                                     [--scenarios alone-all one-per-core ...]
+                                    [--compile off update] [--untimed 100]
 
 Each scenario starts fresh ``experiment=atari100k`` (C51, DER settings, fp32) trainings in
-their own processes; each plays the 1,600 random warm-up steps, then times ``--steps`` learning
-steps (one update per agent step) and prints its agent steps/s. Scenarios (C = the CPUs here):
+their own processes; each plays the 1,600 random warm-up steps and ``--untimed`` learning steps
+(where ``--compile update`` compiles), then times ``--steps`` learning steps (one update per
+agent step) and prints its agent steps/s. With several ``--compile`` values every scenario runs
+once per value. Scenarios (C = the CPUs here):
 
 * ``alone-all``: one run with C threads, nothing else running: ``--jobs 1``;
 * ``alone-one``: one run with one thread, nothing else running;
@@ -53,7 +56,7 @@ def worker(args: argparse.Namespace) -> None:
             f"env.game={args.game}",
             f"seed={args.seed}",
             "trainer.precision=fp32",
-            "trainer.compile=off",
+            f"trainer.compile={args.compile_mode}",
             f"trainer.torch_threads={args.threads}",
             "trainer.eval_period=0",
             "trainer.checkpoint_period=0",
@@ -66,7 +69,11 @@ def worker(args: argparse.Namespace) -> None:
     with TemporaryDirectory() as tmp:
         trainer = Trainer(RunConfig.from_dict(raw), tmp)
         trainer.run()  # random warm-up
-        trainer.cfg.trainer.total_steps = WARMUP + args.steps
+        # Untimed learning steps first: the first updates compile (compile=update) and grow the
+        # allocator's pools, once per run rather than once per ``--steps``.
+        trainer.cfg.trainer.total_steps = WARMUP + args.untimed
+        trainer.run()
+        trainer.cfg.trainer.total_steps = WARMUP + args.untimed + args.steps
         start = time.perf_counter()
         trainer.run()
         seconds = time.perf_counter() - start
@@ -74,21 +81,30 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"sps": args.steps / seconds, "seconds": seconds}), flush=True)
 
 
-def _spawn(args: argparse.Namespace, threads: int, seed: int, env: dict[str, str]):
+def _spawn(
+    args: argparse.Namespace,
+    threads: int,
+    seed: int,
+    env: dict[str, str],
+    compile_mode: str = "off",
+):
     cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--seed", str(seed)]
-    cmd += ["--game", args.game, "--steps", str(args.steps)]
+    cmd += ["--game", args.game, "--steps", str(args.steps), "--untimed", str(args.untimed)]
+    cmd += ["--compile-mode", compile_mode]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
 
 
 def _busy(args: argparse.Namespace, env: dict[str, str]):
     """The busy neighbour: a 1-thread training with a long run, killed when the measured end."""
     cmd = [sys.executable, __file__, "--worker", "--threads", "1", "--seed", "99"]
-    cmd += ["--game", args.game, "--steps", str(10 * args.steps)]
+    cmd += ["--game", args.game, "--steps", str(10 * args.steps), "--untimed", "0"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
 
 
-def scenario(name: str, args: argparse.Namespace, cpus: int) -> list[float]:
-    """Agent steps/s of each measured run of scenario ``name``."""
+def scenario(
+    name: str, args: argparse.Namespace, cpus: int, compile_mode: str = "off"
+) -> list[float]:
+    """Agent steps/s of each measured run of scenario ``name`` (``trainer.compile=compile_mode``)."""
     env = dict(os.environ)
     runs = {"one-per-core": (cpus, 1), "oversubscribed": (cpus, cpus), "one-busy": (1, 1)}
     runs["alone-one"] = (1, 1)
@@ -99,7 +115,7 @@ def scenario(name: str, args: argparse.Namespace, cpus: int) -> list[float]:
     busy = _busy(args, dict(os.environ)) if base.endswith("busy") else None
     if busy is not None:
         time.sleep(args.busy_lead)  # let the neighbour get past its start-up
-    procs = [_spawn(args, threads, seed, env) for seed in range(count)]
+    procs = [_spawn(args, threads, seed, env, compile_mode) for seed in range(count)]
     rates = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -129,10 +145,21 @@ def main() -> None:
             "oversubscribed",
         ],
     )
+    p.add_argument(
+        "--compile",
+        nargs="+",
+        default=["off"],
+        choices=["off", "update"],
+        help="trainer.compile of the measured runs; each scenario runs once per value",
+    )
+    p.add_argument(
+        "--untimed", type=int, default=100, help="learning steps before the timed ones (compiling)"
+    )
     p.add_argument("--busy-lead", type=float, default=20.0, help="seconds the neighbour runs first")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--compile-mode", default="off", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -147,12 +174,14 @@ def main() -> None:
         "unknown CPU",
     )
     print(f"{cpus} CPUs ({model}); {args.steps} timed learning steps per run, {args.game}")
-    results: dict[str, list[list[float]]] = {s: [] for s in args.scenarios}
+    cells = [(s, c) for s in args.scenarios for c in args.compile]
+    results: dict[tuple[str, str], list[list[float]]] = {cell: [] for cell in cells}
     for r in range(args.rounds):
-        for name in args.scenarios if r % 2 == 0 else reversed(args.scenarios):
-            rates = scenario(name, args, cpus)
-            results[name].append(rates)
-            print(f"round {r + 1} {name}: " + ", ".join(f"{x:.1f}" for x in rates), flush=True)
+        for name, mode in cells if r % 2 == 0 else reversed(cells):
+            rates = scenario(name, args, cpus, mode)
+            results[name, mode].append(rates)
+            label = name if mode == "off" else f"{name}, compile={mode}"
+            print(f"round {r + 1} {label}: " + ", ".join(f"{x:.1f}" for x in rates), flush=True)
     print()
     print("| scenario | runs x threads | steps/s per run | steps/s in all | grid of 102 runs |")
     print("|---|---|---:|---:|---:|")
@@ -167,11 +196,12 @@ def main() -> None:
         "one-busy": "1 x 1 + busy",
         "oversubscribed": f"{cpus} x {cpus}",
     }
-    for name, rounds in results.items():
+    for (name, mode), rounds in results.items():
         per_run = sum(sum(x) / len(x) for x in rounds) / len(rounds)
         total = sum(sum(x) for x in rounds) / len(rounds)
         grid = "" if "busy" in name else f"{GRID_RUNS * RUN_STEPS / total / 3600:.0f} h"
-        print(f"| {name} | {shapes[name]} | {per_run:.1f} | {total:.1f} | {grid} |")
+        label = name if mode == "off" else f"{name}, compile={mode}"
+        print(f"| {label} | {shapes[name]} | {per_run:.1f} | {total:.1f} | {grid} |")
     print(
         "\n(grid hours: training steps only, at the measured rate; evaluations and the random"
         " warm-up are extra; busy scenarios share the machine with another job, so no grid time)"
