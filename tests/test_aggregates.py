@@ -331,3 +331,10 @@ def test_published_runs_cover_atari100k_with_100_runs_per_game() -> None:
     assert published_runs("drq_eps") == published_runs("DrQ(eps)")
     # rliable's DrQ(eps) is not the DrQ paper's: its per-game means differ.
     assert np.mean(published_runs("DrQ(eps)")["alien"]) == pytest.approx(865.2, abs=0.05)
+
+
+def test_published_runs_of_an_unknown_method_name_the_available_ones() -> None:
+    from distrl_agents.evaluation.records import ReportError
+
+    with pytest.raises(ReportError, match=r"DrQ\(eps\), SPR"):
+        published_runs("DER")

@@ -213,7 +213,9 @@ def test_probability_of_improvement_table_uses_each_agents_games_and_runs(script
     lines = script.improvement_table(matrices, games_of, reps=200)
     c51 = next(x for x in lines if x.startswith("| c51 | DrQ(eps)"))
     hns = np.array([[(krull - rnd["krull"]) / (hum["krull"] - rnd["krull"])]])
-    expected = probability_of_improvement(hns, script.published_run_matrix("DrQ(eps)", ["krull"]))
+    expected = float(
+        probability_of_improvement(hns, script.published_run_matrix("DrQ(eps)", ["krull"]))
+    )
     assert abs(expected - 0.5) < 0.02  # at the median: about half the runs below
     point, low, high = _interval(c51.split(" | ")[-1].rstrip(" |"))
     assert point == pytest.approx(expected, abs=5e-4) and low < point < high
