@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -16,8 +19,11 @@ from distrl_agents.evaluation.aggregates import (
     median,
     optimality_gap,
     performance_profile,
+    probability_of_improvement,
+    probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
+from distrl_agents.evaluation.benchmarks import published_run_methods, published_runs
 
 # [runs=2, games=4]; sorted flat scores: 0 1 2 3 4 5 10 100.
 HAND = np.array([[0.0, 1.0, 2.0, 10.0], [3.0, 4.0, 5.0, 100.0]])
@@ -211,3 +217,124 @@ def test_performance_profile_dict_and_monotone() -> None:
     profile, low, high = out["x"]
     assert profile.shape == low.shape == high.shape == (31,)
     assert np.all(np.diff(profile) <= 0)
+
+
+# ------------------------------------------------------------------ probability of improvement
+
+
+def naive_probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """The definition written out: per game, S(x_i, y_j) over every pair of runs, then the mean
+    over games."""
+    per_game = []
+    for m in range(x.shape[1]):
+        total = 0.0
+        for xi in x[:, m]:
+            for yj in y[:, m]:
+                total += 1.0 if xi > yj else 0.5 if xi == yj else 0.0
+        per_game.append(total / (x.shape[0] * y.shape[0]))
+    return float(np.mean(per_game))
+
+
+def test_probability_of_improvement_hand_cases() -> None:
+    x = np.array([[1.0, 5.0], [2.0, 5.0]])
+    assert probability_of_improvement(x, x - 10) == 1.0  # X always above
+    assert probability_of_improvement(x - 10, x) == 0.0
+    assert probability_of_improvement(np.ones((3, 4)), np.ones((5, 4))) == 0.5  # all ties
+    # 2 runs x 2 runs, 2 games.
+    # game 0: x = {1, 3}, y = {2, 3}: pairs (1,2) 0, (1,3) 0, (3,2) 1, (3,3) 1/2 -> 1.5 / 4
+    # game 1: x = {4, 0}, y = {1, 1}: pairs (4,1) 1, (4,1) 1, (0,1) 0, (0,1) 0 -> 2 / 4
+    x = np.array([[1.0, 4.0], [3.0, 0.0]])
+    y = np.array([[2.0, 1.0], [3.0, 1.0]])
+    assert probability_of_improvement(x, y) == pytest.approx((1.5 / 4 + 2 / 4) / 2)
+    # P(X > Y) + P(Y > X) = 1: ties count half to each.
+    assert probability_of_improvement(y, x) == pytest.approx(1 - (1.5 / 4 + 2 / 4) / 2)
+
+
+@pytest.mark.parametrize(("n", "k", "games"), [(1, 1, 1), (1, 7, 3), (4, 6, 5), (10, 3, 2)])
+def test_probability_of_improvement_against_naive(n: int, k: int, games: int) -> None:
+    rng = np.random.default_rng(n * 100 + k * 10 + games)
+    # Integer scores: plenty of ties.
+    x = rng.integers(0, 4, size=(n, games)).astype(float)
+    y = rng.integers(0, 4, size=(k, games)).astype(float)
+    assert probability_of_improvement(x, y) == pytest.approx(naive_probability_of_improvement(x, y))
+
+
+def test_probability_of_improvement_is_batched_and_checks_games() -> None:
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 6, 5))
+    batched = probability_of_improvement(x, y)
+    assert isinstance(batched, np.ndarray) and batched.shape == (3,)
+    for b in range(3):
+        assert batched[b] == pytest.approx(naive_probability_of_improvement(x[b], y[b]))
+    with pytest.raises(ValueError, match="same games"):
+        probability_of_improvement(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_probability_of_improvement_ci_brackets_the_point_and_is_seeded() -> None:
+    rng = np.random.default_rng(12)
+    x = rng.normal(0.3, 1.0, size=(5, 8))
+    y = rng.normal(0.0, 1.0, size=(20, 8))
+    point, low, high = probability_of_improvement_ci(x, y, reps=500, seed=0)
+    assert point == pytest.approx(naive_probability_of_improvement(x, y))
+    assert 0.0 <= low <= point <= high <= 1.0 and low < high
+    assert probability_of_improvement_ci(x, y, reps=200, seed=3) == probability_of_improvement_ci(
+        x, y, reps=200, seed=3
+    )
+    # Every run of a game the same score: resampling runs within games changes nothing.
+    same_x, same_y = np.tile([1.0, 2.0, 3.0], (4, 1)), np.tile([0.0, 2.0, 5.0], (6, 1))
+    assert probability_of_improvement_ci(same_x, same_y, reps=200) == (0.5, 0.5, 0.5)
+
+
+def test_probability_of_improvement_ci_resamples_both_within_games() -> None:
+    # Against a naive loop with the same draws: X's indices, then Y's, per resample chunk.
+    rng = np.random.default_rng(13)
+    x, y = rng.normal(size=(3, 4)), rng.normal(size=(5, 4))
+    reps, draws = 40, np.random.default_rng(21)
+    xi = draws.integers(0, 3, size=(reps, 3, 4))
+    yi = draws.integers(0, 5, size=(reps, 5, 4))
+    naive = [
+        naive_probability_of_improvement(
+            np.stack([x[xi[b, :, g], g] for g in range(4)], axis=1),
+            np.stack([y[yi[b, :, g], g] for g in range(4)], axis=1),
+        )
+        for b in range(reps)
+    ]
+    _, low, high = probability_of_improvement_ci(x, y, reps=reps, seed=21)
+    expected_low, expected_high = np.percentile(naive, [2.5, 97.5])
+    assert (low, high) == pytest.approx((expected_low, expected_high))
+
+
+# ------------------------------------------------------------------ published per-run data
+
+#: SHA-256 of the files as taken from github.com/eloialonso/iris @ 75e5ab57e8bd (results/data/
+#: DrQ(eps).json and SPR.json); atari100k_runs_sources.md.
+PUBLISHED_RUNS_SHA256 = {
+    "atari100k_runs_drq_eps.json": "a86f9f4243b7eb3f994b6db4c9c87fb698742bfa08e7b06e414be41abf1f0574",
+    "atari100k_runs_spr.json": "055133e22ddb1e7154bbb48b6d229e3b064ea374911158f5d5c1a92cd59e2ad3",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_RUNS_SHA256))
+def test_published_run_files_are_the_original_bytes(name: str) -> None:
+    data = resources.files("distrl_agents.evaluation").joinpath("data").joinpath(name)
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == PUBLISHED_RUNS_SHA256[name]
+
+
+def test_published_runs_cover_atari100k_with_100_runs_per_game() -> None:
+    from distrl_agents.envs.games import ATARI100K
+
+    assert published_run_methods() == ("DrQ(eps)", "SPR")
+    for method in published_run_methods():
+        runs = published_runs(method)
+        assert sorted(runs) == sorted(ATARI100K), method
+        assert all(len(v) == 100 for v in runs.values()), method
+    assert published_runs("drq_eps") == published_runs("DrQ(eps)")
+    # rliable's DrQ(eps) is not the DrQ paper's: its per-game means differ.
+    assert np.mean(published_runs("DrQ(eps)")["alien"]) == pytest.approx(865.2, abs=0.05)
+
+
+def test_published_runs_of_an_unknown_method_name_the_available_ones() -> None:
+    from distrl_agents.evaluation.records import ReportError
+
+    with pytest.raises(ReportError, match=r"DrQ\(eps\), SPR"):
+        published_runs("DER")

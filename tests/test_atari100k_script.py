@@ -157,6 +157,74 @@ def test_results_tables_aggregate_hns_beside_the_published_means(script, tmp_pat
     assert doc.startswith("# Results\n\nkept\n") and doc.count(script.TABLES_START) == 1
 
 
+def test_results_tables_add_rliable_runs_with_intervals_and_probability_of_improvement(
+    script,
+) -> None:
+    from distrl_agents.evaluation.aggregates import aggregate_metrics
+    from distrl_agents.evaluation.benchmarks import published_runs
+
+    drq, spr = published_runs("DrQ(eps)"), published_runs("SPR")
+    # pong: above every published run of both; boxing: below all of them. Two seeds each.
+    top = max(max(drq["pong"]), max(spr["pong"])) + 1.0
+    bottom = min(min(drq["boxing"]), min(spr["boxing"])) - 1.0
+    rows = [
+        _row(g, "c51", seed, x) for g, x in (("pong", top), ("boxing", bottom)) for seed in (0, 1)
+    ]
+    lines = script.results_tables(rows, reps=200).splitlines()
+    # The published-means rows stay; rliable's runs join them, with intervals, on the same games.
+    assert any(x.startswith("| DrQ (published means, same games) | 2 | 1 |") for x in lines)
+    for method in ("DrQ(eps)", "SPR"):
+        row = next(x for x in lines if x.startswith(f"| {method}, 100 runs (rliable), same games"))
+        assert "| 2 | 100 |" in row
+        m = script.published_run_matrix(method, ["boxing", "pong"])
+        assert m.shape == (100, 2)
+        cells = [c.strip() for c in row.strip("|").split("|")][3:]
+        for cell, name in zip(cells, ("iqm", "median", "mean", "optimality_gap")):
+            point, low, high = _interval(cell)
+            assert point == pytest.approx(aggregate_metrics(m)[name], abs=5e-4), (method, name)
+            assert low <= point <= high and low < high, (method, name)
+    # Always above on one game, always below on the other: P = (1 + 0) / 2, and no resample of
+    # runs within a game can change either game's comparison.
+    for method in ("DrQ(eps)", "SPR"):
+        row = next(x for x in lines if x.startswith(f"| c51 | {method}, 100 runs (rliable) |"))
+        assert row.endswith("| 2 | 2, 100 | 0.500 [0.500, 0.500] |")
+    text = "\n".join(lines)
+    assert "probability of improvement over DER is not computed" in text
+    assert "not stored in this repository" not in text
+
+
+def _interval(cell: str) -> tuple[float, float, float]:
+    """``"0.306 [0.293, 0.321]"`` -> ``(0.306, 0.293, 0.321)``."""
+    point, rest = cell.split(" [")
+    low, high = rest.rstrip("]").split(", ")
+    return float(point), float(low), float(high)
+
+
+def test_probability_of_improvement_table_uses_each_agents_games_and_runs(script) -> None:
+    from distrl_agents.evaluation.aggregates import probability_of_improvement
+    from distrl_agents.evaluation.benchmarks import published_runs
+
+    rnd, hum = script.published("random"), script.published("human")
+    drq = published_runs("DrQ(eps)")
+    # One run on krull at DrQ(eps)'s median krull score; iqn has only assault.
+    krull = float(np.median(drq["krull"]))
+    rows = [_row("krull", "c51", 0, krull), _row("assault", "iqn", 0, 10_000.0)]
+    matrices, games_of = script.score_matrices(rows, "atari100k")
+    lines = script.improvement_table(matrices, games_of, reps=200)
+    c51 = next(x for x in lines if x.startswith("| c51 | DrQ(eps)"))
+    hns = np.array([[(krull - rnd["krull"]) / (hum["krull"] - rnd["krull"])]])
+    expected = float(
+        probability_of_improvement(hns, script.published_run_matrix("DrQ(eps)", ["krull"]))
+    )
+    assert abs(expected - 0.5) < 0.02  # at the median: about half the runs below
+    point, low, high = _interval(c51.split(" | ")[-1].rstrip(" |"))
+    assert point == pytest.approx(expected, abs=5e-4) and low < point < high
+    assert "| 1 | 1, 100 |" in c51
+    iqn = next(x for x in lines if x.startswith("| iqn | SPR, 100 runs (rliable) |"))
+    assert iqn.endswith("| 1 | 1, 100 | 1.000 [1.000, 1.000] |")  # above all of SPR's assault runs
+    assert max(published_runs("SPR")["assault"]) < 10_000.0
+
+
 def test_collect_writes_the_finished_runs_of_a_sweep(script, tmp_path: Path) -> None:
     final = {"agent_step": 100_000, "mean_return": 7.0, "episode_returns": [6.0, 8.0]}
     sweep = tmp_path / "multirun" / "atari100k" / "t"

@@ -13,6 +13,8 @@ from distrl_agents.evaluation.aggregates import (
     median,
     optimality_gap,
     performance_profile,
+    probability_of_improvement,
+    probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
 from distrl_agents.evaluation.benchmarks import benchmark_coverage
@@ -58,6 +60,8 @@ __all__ = [
     "median",
     "optimality_gap",
     "performance_profile",
+    "probability_of_improvement",
+    "probability_of_improvement_ci",
     "stratified_bootstrap_ci",
     "write_final_result",
 ]

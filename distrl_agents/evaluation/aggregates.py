@@ -352,6 +352,81 @@ def performance_profile(
     return profile, low, high
 
 
+# --------------------------------------------------------------------------------------------
+# Probability of improvement
+# --------------------------------------------------------------------------------------------
+
+
+def _check_pair(x: np.ndarray, y: np.ndarray) -> None:
+    if x.shape[-1] != y.shape[-1] or x.shape[:-2] != y.shape[:-2]:
+        raise ValueError(
+            f"x and y must have the same games (last axis) and batch dimensions; got shapes "
+            f"{x.shape} and {y.shape} (the number of runs may differ)"
+        )
+
+
+def probability_of_improvement(
+    x: np.ndarray | Sequence[Sequence[float]], y: np.ndarray | Sequence[Sequence[float]]
+) -> np.ndarray | float:
+    """Probability that algorithm X beats algorithm Y on a game chosen at random:
+    ``[..., N, games]``, ``[..., K, games]`` -> ``[...]``.
+
+    Agarwal et al. 2021 (rliable ``metrics.probability_of_improvement``): the mean over games
+    ``m`` of ``P(X_m > Y_m) = 1/(N K) sum_i sum_j S(x_mi, y_mj)``, with ``S = 1`` if
+    ``x > y``, ``1/2`` if equal and ``0`` otherwise: the Mann-Whitney U statistic of the two
+    samples of runs on game ``m`` divided by ``N K``. X and Y may have different numbers of runs
+    but must have the same games, in the same order. Since ``S`` only compares scores of the same
+    game, raw and human-normalized scores give the same value.
+    """
+    xa, ya = _as_scores(x), _as_scores(y)
+    _check_pair(xa, ya)
+    # S(x, y) = (1 + sign(x - y)) / 2 for every pair of runs: [..., N, K, games].
+    s = 0.5 * (1.0 + np.sign(xa[..., :, None, :] - ya[..., None, :, :]))
+    return _scalar_or_array(s.mean(axis=(-3, -2)).mean(axis=-1))
+
+
+def probability_of_improvement_ci(
+    x: np.ndarray | Sequence[Sequence[float]],
+    y: np.ndarray | Sequence[Sequence[float]],
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | np.random.Generator = 0,
+) -> Interval:
+    """``(point, low, high)``: :func:`probability_of_improvement` of X over Y with a percentile
+    stratified-bootstrap interval.
+
+    Each resample draws, for every game independently, ``N`` of X's runs and, independently of
+    those, ``K`` of Y's runs with replacement (rliable's ``StratifiedIndependentBootstrap``:
+    strata = games, the two algorithms resampled independently). With one run of X per game only
+    Y's runs vary, so the interval then reflects Y's spread alone.
+    """
+    xa, ya = _as_scores(x), _as_scores(y)
+    if xa.ndim != 2 or ya.ndim != 2:
+        raise ValueError(f"expected [runs, games] arrays; got shapes {xa.shape} and {ya.shape}")
+    _check_pair(xa, ya)
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1, got {reps}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    (n, games), k = xa.shape, ya.shape[0]
+    cols = np.arange(games)
+    # The pairwise comparison holds [chunk, N, K, games] elements.
+    chunk = max(1, _CHUNK_ELEMENTS // (n * k * games))
+    boots: list[np.ndarray] = []
+    done = 0
+    while done < reps:
+        b = min(chunk, reps - done)
+        x_idx = stratified_resample_indices(n, games, b, rng)
+        y_idx = stratified_resample_indices(k, games, b, rng)
+        boots.append(np.asarray(probability_of_improvement(xa[x_idx, cols], ya[y_idx, cols])))
+        done += b
+    boot = np.concatenate(boots)
+    alpha = 1.0 - confidence
+    low, high = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(probability_of_improvement(xa, ya)), float(low), float(high)
+
+
 __all__ = [
     "METRICS",
     "METRIC_NAMES",
@@ -363,6 +438,8 @@ __all__ = [
     "median",
     "optimality_gap",
     "performance_profile",
+    "probability_of_improvement",
+    "probability_of_improvement_ci",
     "stratified_bootstrap_ci",
     "stratified_resample_indices",
 ]

@@ -4,6 +4,7 @@ with (package data in ``distrl_agents/evaluation/data``)."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ __all__ = [
     "published_aggregates",
     "published_per_game",
     "published_per_game_methods",
+    "published_run_methods",
+    "published_runs",
 ]
 
 #: Benchmark game sets by CLI name, and their display names.
@@ -48,6 +51,12 @@ _ATARI100K_MAX_FRAMES = 500_000
 _DATA = "data"
 _PUBLISHED_PER_GAME = "atari100k_published.csv"
 _DOPAMINE_PER_GAME = "dopamine_baselines_final_pergame.csv"
+#: Published Atari-100k methods with per-run scores (100 runs per game; Agarwal et al. 2021,
+#: rliable) -> their file in ``data`` (sources, commit and SHA-256: atari100k_runs_sources.md).
+_PUBLISHED_RUNS: dict[str, str] = {
+    "DrQ(eps)": "atari100k_runs_drq_eps.json",
+    "SPR": "atari100k_runs_spr.json",
+}
 
 #: ``--compare`` names of Dopamine's published per-game baselines -> their column in
 #: ``dopamine_baselines_final_pergame.csv`` (the presets that reproduce them: dopamine_c51,
@@ -228,6 +237,38 @@ def published_per_game(method: str) -> dict[str, float]:
             )
         column = by_key[name_key(method)]
     return {r["game"]: float(r[column]) for r in rows if r[column] not in ("", None)}
+
+
+def published_run_methods() -> tuple[str, ...]:
+    """Atari-100k methods with published per-run scores: ``("DrQ(eps)", "SPR")``. DER has none
+    here (rliable's DER runs are not in the source these files were taken from)."""
+    return tuple(_PUBLISHED_RUNS)
+
+
+def _snake_case(camel: str) -> str:
+    """rliable's game names to this project's: ``BankHeist`` -> ``bank_heist``,
+    ``UpNDown`` -> ``up_n_down``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def published_runs(method: str) -> dict[str, list[float]]:
+    """``{game: [final raw score of each run]}`` published for ``method`` (one of
+    :func:`published_run_methods`, matched ignoring case and punctuation): the 100 independent
+    Atari-100k runs per game of Agarwal et al. 2021 (rliable).
+
+    ``DrQ(eps)`` is DrQ re-run by Agarwal et al. with epsilon-greedy evaluation; its per-game
+    means differ from the ``DrQ`` column of :func:`published_per_game` (Kostrikov et al. 2020).
+    Sources: ``distrl_agents/evaluation/data/atari100k_runs_sources.md``.
+    """
+    by_key = {name_key(k): v for k, v in _PUBLISHED_RUNS.items()}
+    if name_key(method) not in by_key:
+        raise ReportError(
+            f"no published per-run scores for {method!r}; available: "
+            f"{', '.join(published_run_methods())}"
+        )
+    data_file = resources.files("distrl_agents.evaluation").joinpath(_DATA)
+    raw = json.loads(data_file.joinpath(by_key[name_key(method)]).read_text("utf-8"))
+    return {_snake_case(g): [float(x) for x in runs] for g, runs in raw.items()}
 
 
 def published_aggregates(algorithm: str | None = None) -> list[dict[str, Any]]:
