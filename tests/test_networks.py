@@ -258,6 +258,17 @@ def test_noisy_linear_noise_and_eval_mode() -> None:
     torch.testing.assert_close(layer.weight_sigma, torch.full((3, 5), 0.5 / math.sqrt(5)))
 
 
+def test_noisy_linear_noise_is_the_scaled_draw_bit_for_bit() -> None:
+    # reset_noise draws in place: f(x) = sgn(x) sqrt(|x|) of randn(in) then randn(out) from the
+    # generator, the values of the out-of-place formula.
+    layer = NoisyLinear(37, 11)
+    layer.reset_noise(torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    for eps, size in ((layer.eps_in, 37), (layer.eps_out, 11)):
+        x = torch.randn(size, generator=g)
+        assert torch.equal(eps, x.sign() * x.abs().sqrt())
+
+
 def test_dueling_combines_value_and_advantage() -> None:
     network = build_network(
         {"torso": "mlp", "dueling": True, "hidden": 8},
