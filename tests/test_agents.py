@@ -489,3 +489,22 @@ def test_yaml_presets_are_exactly_the_hparam_dataclass(name: str) -> None:
     network = yaml.safe_load((root / "network" / "nature.yaml").read_text())
     agent = make_agent(name, num_actions=4, obs_shape=(4, 84, 84), network=network, **cfg)
     assert agent.spec["lr"] == cfg["lr"]
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3, float("nan")])
+def test_clip_grad_norm_matches_torch_bit_for_bit(scale: float) -> None:
+    # Below the limit the CPU path skips the multiply by 1; above it (or NaN) it scales as torch.
+    from distrl_agents.agents.runtime import clip_grad_norm
+
+    g = torch.Generator().manual_seed(0)
+    shapes = [(7, 5), (5,), (3, 2, 4)]
+    grads = [torch.randn(s, generator=g) * scale for s in shapes]
+    ours, theirs = ([torch.nn.Parameter(torch.zeros(s)) for s in shapes] for _ in range(2))
+    for a, b, grad in zip(ours, theirs, grads, strict=True):
+        a.grad, b.grad = grad.clone(), grad.clone()
+    norm = clip_grad_norm(ours, 10.0)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, 10.0)
+    assert torch.equal(norm, expected) or (norm.isnan() and expected.isnan())
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.grad is not None and b.grad is not None
+        assert torch.equal(a.grad, b.grad) or bool(a.grad.isnan().all() and b.grad.isnan().all())

@@ -75,15 +75,15 @@ def test_uint8_scaling_happens_inside_network() -> None:
 
 
 def test_uint8_frames_scale_to_exactly_the_out_of_place_division() -> None:
-    # _to_float divides its converted copy in place: bit for bit ``obs.float() / 255``, the frames
+    # frames_to_float divides its converted copy in place: bit for bit ``obs.float() / 255``, the frames
     # untouched, in both memory formats.
-    from distrl_agents.networks.torsos import _to_float
+    from distrl_agents.networks.torsos import frames_to_float
 
     obs = torch.arange(256, dtype=torch.uint8).repeat(2 * 4 * 84 * 84 // 256 + 1)
     obs = obs[: 2 * 4 * 84 * 84].reshape(2, 4, 84, 84)
     for frames in (obs, obs.contiguous(memory_format=torch.channels_last)):
         before = frames.clone()
-        assert torch.equal(_to_float(frames), frames.float() / 255.0)
+        assert torch.equal(frames_to_float(frames), frames.float() / 255.0)
         assert torch.equal(frames, before)
 
 
@@ -258,6 +258,17 @@ def test_noisy_linear_noise_and_eval_mode() -> None:
     torch.testing.assert_close(layer.weight_sigma, torch.full((3, 5), 0.5 / math.sqrt(5)))
 
 
+def test_noisy_linear_noise_is_the_scaled_draw_bit_for_bit() -> None:
+    # reset_noise draws in place: f(x) = sgn(x) sqrt(|x|) of randn(in) then randn(out) from the
+    # generator, the values of the out-of-place formula.
+    layer = NoisyLinear(37, 11)
+    layer.reset_noise(torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    for eps, size in ((layer.eps_in, 37), (layer.eps_out, 11)):
+        x = torch.randn(size, generator=g)
+        assert torch.equal(eps, x.sign() * x.abs().sqrt())
+
+
 def test_dueling_combines_value_and_advantage() -> None:
     network = build_network(
         {"torso": "mlp", "dueling": True, "hidden": 8},
@@ -293,14 +304,14 @@ def test_bf16_autocast_heads_output_fp32() -> None:
 
 
 def test_uint8_frames_go_straight_to_bf16_under_autocast_with_the_same_values() -> None:
-    from distrl_agents.networks.torsos import _to_float
+    from distrl_agents.networks.torsos import frames_to_float
 
     frames = torch.arange(256, dtype=torch.uint8).view(4, 8, 8)
-    fp32 = _to_float(frames)
+    fp32 = frames_to_float(frames)
     assert fp32.dtype == torch.float32
     torch.testing.assert_close(fp32, frames.float() / 255.0, rtol=0, atol=0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16 = _to_float(frames)
+        bf16 = frames_to_float(frames)
     assert bf16.dtype == torch.bfloat16
     # exactly what autocast would hand the first convolution from the fp32 frames
     assert torch.equal(bf16, fp32.to(torch.bfloat16))

@@ -32,6 +32,7 @@ from distrl_agents.agents.runtime import (
 )
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.networks import DistributionalNetwork, build_network, network_options
+from distrl_agents.networks.torsos import frames_to_float
 from distrl_agents.types import Batch, LearnResult
 
 ActionValueFn = Callable[[ReturnDistribution], Tensor]
@@ -131,6 +132,8 @@ class Agent(ABC):
         self.num_updates = 0
         self.training = True
         self.noisy = self.online.noisy
+        # Inside an eager ``learn``: each uint8 frame tensor's float conversion, by tensor.
+        self._frames: dict[int, tuple[Tensor, Tensor]] | None = None
 
     def _build_online(self) -> DistributionalNetwork:
         """The online network, initialised from the agent's seed, on its device."""
@@ -189,10 +192,26 @@ class Agent(ABC):
 
     def features(self, net: DistributionalNetwork, obs: Tensor) -> Tensor:
         """Torso features of ``obs`` through ``net`` (online or target), possibly compiled."""
-        obs = self.to_device(obs)
+        obs = self._shared_frames(obs)
         torso = self._torsos.get(id(net), net.torso)
         with self.autocast():
             return torso(obs)
+
+    def _shared_frames(self, obs: Tensor) -> Tensor:
+        """``obs`` on the device; inside an eager ``learn``, uint8 frames as the torso's floats
+        (``frames_to_float``, under the agent's autocast), converted once per tensor and shared by
+        every pass over it (double Q runs the target and the online network on ``next_obs``).
+        The torsos pass such floats through, so the passes see the values they would make."""
+        shared = self._frames
+        if shared is None or obs.dtype != torch.uint8:
+            return self.to_device(obs)
+        hit = shared.get(id(obs))
+        if hit is not None and hit[0] is obs:
+            return hit[1]
+        with self.autocast():
+            frames = frames_to_float(self.to_device(obs))
+        shared[id(obs)] = (obs, frames)
+        return frames
 
     def distribution(
         self, net: DistributionalNetwork, obs: Tensor, **head_kwargs: Any
@@ -279,7 +298,13 @@ class Agent(ABC):
         if self._cuda_graphs:
             # A new iteration: the graphs may now overwrite the previous update's outputs.
             torch.compiler.cudagraph_mark_step_begin()
-        out: LossOutput = self._loss_fn(batch)
+        # Eager: frames converted once per batch tensor (``_shared_frames``); a compiled update
+        # traces the conversion into its graph instead.
+        self._frames = {} if self._loss_fn.compiled is None else None
+        try:
+            out: LossOutput = self._loss_fn(batch)
+        finally:
+            self._frames = None
         weights = batch.weights.to(self.device).float()
         per_sample = out.per_sample.float()
         weighted = weights * per_sample  # importance weights (Schaul et al. 2016)

@@ -201,12 +201,27 @@ def total_grad_norm(params: Sequence[nn.Parameter]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
+def clip_grad_norm(params: Sequence[nn.Parameter], max_norm: float) -> Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` (its total norm, then its scaling), except that on the
+    CPU the gradients are not multiplied when the factor is exactly 1 (total norm at most
+    ``max_norm``, nearly every update): ``g * 1.0`` is ``g``, and reading the factor back costs
+    no device sync there. A factor other than 1 (NaN included) scales them as torch does."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.nn.utils.get_total_norm(grads)
+    if grads and grads[0].device.type == "cpu":
+        factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)  # as clip_grads_with_norm_
+        if factor.item() == 1.0:
+            return total
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total
+
+
 def clip_or_measure(groups: Iterable[ParamGroup], max_grad_norm: float | None) -> list[Tensor]:
     """Each group's gradient norm, clipping it to ``max_grad_norm`` when that is set."""
     norms = []
     for group in groups:
         if max_grad_norm is not None:
-            norms.append(torch.nn.utils.clip_grad_norm_(group.params, max_grad_norm))
+            norms.append(clip_grad_norm(group.params, max_grad_norm))
         else:  # the norm is only logged: skip clip_grad_norm_'s multiply of every gradient
             norms.append(total_grad_norm(group.params))
     return norms

@@ -53,9 +53,15 @@ class NoisyLinear(nn.Module):
 
     @torch.no_grad()
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        device = self.weight_mu.device
-        self.eps_in.copy_(self._scaled_noise(self.in_features, device, generator))
-        self.eps_out.copy_(self._scaled_noise(self.out_features, device, generator))
+        for eps in (self.eps_in, self.eps_out):
+            if eps.dtype == torch.float32:
+                # In place: ``_scaled_noise``'s values (``randn`` is ``normal_`` on a new
+                # tensor) without its temporaries and the copy.
+                eps.normal_(generator=generator)
+                sign = eps.sign()
+                eps.abs_().sqrt_().mul_(sign)
+            else:
+                eps.copy_(self._scaled_noise(eps.numel(), eps.device, generator))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.runs_in_fp32:

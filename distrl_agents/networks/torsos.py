@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 
-def _to_float(obs: Tensor) -> Tensor:
+def frames_to_float(obs: Tensor) -> Tensor:
     """uint8 frames -> float in [0, 1] on the device; float inputs pass through unchanged.
 
     Under bf16 autocast the frames go straight to bf16 (0..255 are exact there) and are divided
@@ -16,11 +16,16 @@ def _to_float(obs: Tensor) -> Tensor:
     casting the fp32 ``obs / 255`` to bf16, without that full-size intermediate and its cast.
     In fp32 too the division is in place on the converted copy (the values of ``obs.float() /
     255``, without a second full-size tensor: 0.1 ms of a DER update's 2 ms forward pass).
+    Every torso starts with it, so frames converted before the torso (``Agent.learn`` converts
+    each batch's frames once for all the passes over them) reach it unchanged: bf16 inputs
+    under bf16 autocast stay bf16 (the values the torso would have made of the uint8 frames).
     """
     if obs.dtype == torch.uint8:
         if _autocast_bf16(obs.device.type):
             return obs.to(torch.bfloat16).div_(255.0)
         return obs.float().div_(255.0)
+    if obs.dtype == torch.bfloat16 and _autocast_bf16(obs.device.type):
+        return obs
     return obs.float()
 
 
@@ -47,7 +52,7 @@ class _ConvStack(nn.Module):
             self.output_dim = int(self.net(torch.zeros(1, *obs_shape)).shape[-1])
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(_to_float(obs))
+        return self.net(frames_to_float(obs))
 
 
 class NatureCNN(_ConvStack):
@@ -193,7 +198,7 @@ class ImpalaCNN(nn.Module):
             self.output_dim = int(self.net(torch.zeros(1, *obs_shape)).shape[-1])
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(_to_float(obs))
+        return self.net(frames_to_float(obs))
 
 
 class MLPTorso(nn.Module):
@@ -212,4 +217,4 @@ class MLPTorso(nn.Module):
         self.output_dim = in_dim
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(_to_float(obs))
+        return self.net(frames_to_float(obs))
