@@ -747,6 +747,58 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def ab_table(base: list[dict[str, str]], variant: list[dict[str, str]], label: str) -> str:
+    """Markdown: the runs of ``variant`` (a changed setting: another CSV of the same grid) beside
+    the runs of ``base`` with the same game, agent, seed and preset.
+
+    Per pair: both scores with their standard errors (over the evaluation games of one trained
+    agent: evaluation noise only, not the spread between seeds), the ratio, the difference of
+    human-normalized scores and both wall times (comparable only where the runs shared a
+    machine's load). Then over the pairs: the geometric mean of the score ratios and the mean
+    HNS difference. Whether a difference is more than seed noise needs several pairs: one
+    Atari-100k run alone spreads about +-20% between seeds."""
+    rnd, hum = published("random"), published("human")
+    key = ("game", "agent", "seed", "preset")
+    by_key = {tuple(r[k] for k in key): r for r in base}
+    out = [
+        f"| game | agent | seed | base | {label} | ratio | HNS base | HNS {label} "
+        "| hours base | hours " + label + " |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ratios, diffs = [], []
+    for v in sorted(variant, key=lambda r: tuple(r[k] for k in key)):
+        b = by_key.get(tuple(v[k] for k in key))
+        if b is None:
+            continue
+        sb, sv = float(b["score"]), float(v["score"])
+        hb, hv = _hns_value(sb, v["game"], rnd, hum), _hns_value(sv, v["game"], rnd, hum)
+        ratio = sv / sb if sb > 0 and sv > 0 else float("nan")
+        if np.isfinite(ratio):
+            ratios.append(ratio)
+        diffs.append(hv - hb)
+        out.append(
+            f"| {v['game']} | {v['agent']} | {v['seed']} | {sb:,.1f} ± {float(b['stderr']):,.1f} "
+            f"| {sv:,.1f} ± {float(v['stderr']):,.1f} | {ratio:.3f} | {hb:.3f} | {hv:.3f} "
+            f"| {float(b['wall_hours']):.2f} | {float(v['wall_hours']):.2f} |"
+        )
+    if not diffs:
+        return f"No run of {label} has a base run with the same game, agent, seed and preset.\n"
+    geo = float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan")
+    out += [
+        "",
+        f"{len(diffs)} pairs: geometric mean of the score ratios {geo:.3f} ({len(ratios)} pairs "
+        f"with both scores above 0); mean HNS difference ({label} - base) "
+        f"{float(np.mean(diffs)):+.3f}.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    """Print the A/B table of two CSVs of the grid (``ab_table``)."""
+    print(ab_table(read_rows(Path(args.base)), read_rows(Path(args.variant)), args.label), end="")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- status
 def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
@@ -952,6 +1004,10 @@ def main(argv: list[str] | None = None) -> int:
     tables.add_argument("--csv", default="docs/results/atari100k_runs.csv")
     tables.add_argument("--results", default="docs/results.md")
     tables.add_argument("--preset", default="atari100k")
+    ab = sub.add_parser("ab", help="a variant's runs beside the same runs of the base CSV")
+    ab.add_argument("--base", default="docs/results/atari100k_runs.csv")
+    ab.add_argument("--variant", required=True, help="CSV of the runs with a changed setting")
+    ab.add_argument("--label", default="variant", help="the variant's name in the table")
     for parser in sub.choices.values():
         parser.add_argument("--out", default="runs/atari100k", help="directory of the runs")
         parser.add_argument("--figure", default=None, help="learning-curve PNG (report)")
@@ -963,6 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": cmd_report,
         "tables": cmd_tables,
         "collect": cmd_collect,
+        "ab": cmd_ab,
     }
     return commands[args.command](args)
 

@@ -344,3 +344,29 @@ def test_by_default_one_single_thread_training_runs_per_cpu(
     )
     assert len(started) == 4  # four at once before the first failures were seen
     assert all("trainer.torch_threads=1" in cmd for cmd in started)
+
+
+def test_ab_table_pairs_runs_by_game_agent_seed_and_preset(script) -> None:
+    rnd, hum = script.published("random"), script.published("human")
+    base = [
+        {**_row("alien", "c51", 0, 1000.0), "stderr": "10"},
+        {**_row("amidar", "c51", 0, 100.0), "stderr": "1"},
+        {**_row("amidar", "c51", 1, 50.0), "stderr": "1"},  # no variant run: left out
+    ]
+    variant = [
+        {**_row("alien", "c51", 0, 1100.0), "stderr": "20", "wall_hours": "0.4"},
+        {**_row("amidar", "c51", 0, 90.0), "stderr": "2"},
+        {**_row("assault", "c51", 0, 500.0), "stderr": "5"},  # no base run: left out
+    ]
+    text = script.ab_table(base, variant, "compile=update")
+    lines = text.splitlines()
+    assert "| compile=update |" in lines[0]
+    alien = next(x for x in lines if x.startswith("| alien |"))
+    assert "| 1,000.0 ± 10.0 | 1,100.0 ± 20.0 | 1.100 |" in alien and "| 0.50 | 0.40 |" in alien
+    h = [(s - rnd["alien"]) / (hum["alien"] - rnd["alien"]) for s in (1000.0, 1100.0)]
+    assert f"| {h[0]:.3f} | {h[1]:.3f} |" in alien
+    assert not any(x.startswith(("| assault", "| amidar | c51 | 1")) for x in lines)
+    summary = lines[-1]
+    assert summary.startswith("2 pairs:")
+    assert f"{np.sqrt(1.1 * 0.9):.3f}" in summary  # geometric mean of the two ratios
+    assert "No run" in script.ab_table(base, [variant[2]], "x")
