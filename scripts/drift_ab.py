@@ -1,0 +1,91 @@
+"""How far two trainings drift apart when only the order of fp32 arithmetic differs.
+
+    python scripts/drift_ab.py [--variant compile|channels-last] [--updates 1200]
+                               [--sync-every 100]
+
+Two C51 agents with data-efficient Rainbow's settings (the DER network, batch 32, double Q, Adam,
+clipping at 10; 18 actions) from the same seed learn from the very same replay batches, one
+eager and one with ``--variant`` (``trainer.compile=update``, or channels-last convolutions:
+another order of the same fp32 operations). The target networks are synced every
+``--sync-every`` updates. At a few points it prints the relative L2 distance of the online and
+target weights and the largest relative difference of the per-sample losses. A variant that
+drifts like channels-last does (an order change accepted on every CPU) changes the arithmetic
+no more than a change of CPU or thread count does; its learning runs then differ from the eager
+ones as two such machines' runs would. One thread, CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_limit import fill_replay  # the DER replay of the limit benchmark
+
+from distrl_agents.agents import make_agent
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "compile": {"compile": "update"},
+    "channels-last": {"channels_last": True},
+}
+ACTIONS = 18
+
+
+def der_agent(**kw: Any) -> Any:
+    return make_agent(
+        "c51",
+        num_actions=ACTIONS,
+        obs_shape=(4, 84, 84),
+        seed=0,
+        network={"torso": "der", "hidden": 256, "dueling": True, "noisy": True,
+                 "noisy_std": 0.1},
+        optimizer="adam", lr=1e-4, optimizer_eps=1.5e-4, max_grad_norm=10.0, double_dqn=True,
+        **kw,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def rel_distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    num = sum(float(((p - q) ** 2).sum()) for p, q in zip(a.parameters(), b.parameters()))
+    den = sum(float((p**2).sum()) for p in a.parameters())
+    return (num / den) ** 0.5
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--variant", choices=sorted(VARIANTS), default="compile")
+    p.add_argument("--updates", type=int, default=1200)
+    p.add_argument("--sync-every", type=int, default=100)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    base, other = der_agent(), der_agent(**VARIANTS[args.variant])
+    rb = fill_replay(ACTIONS, 100_000, 5000)
+    marks = {1, 10, 50, args.sync_every, 2 * args.sync_every, args.updates}
+    marks |= {m for m in (400, 800) if m < args.updates}
+    print(
+        f"c51 (DER settings), eager against {args.variant}; target synced every {args.sync_every}"
+    )
+    start = time.time()
+    for i in range(1, args.updates + 1):
+        batch = rb.sample(32)
+        a, b = base.learn(batch), other.learn(batch)
+        if i % args.sync_every == 0:
+            base.sync_target()
+            other.sync_target()
+        if i in marks:
+            loss_rel = (a.loss - b.loss).abs() / a.loss.abs().clamp_min(1e-12)
+            print(
+                f"update {i:>5}: online weights {rel_distance(base.online, other.online):.2e}, "
+                f"target {rel_distance(base.target, other.target):.2e}, per-sample loss max "
+                f"{float(loss_rel.max()):.2e} ({time.time() - start:.0f} s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
