@@ -162,6 +162,20 @@ class Kernels:
             sigma * torch.outer(eo, ei)
 
 
+def der_c51(actions: int, **kw: Any) -> Any:
+    """A C51 agent with data-efficient Rainbow's settings (``experiment=atari100k``'s network,
+    Adam, clipping, double Q) for ``actions`` actions; ``kw``: more agent options."""
+    return make_agent(
+        "c51",
+        num_actions=actions,
+        obs_shape=(S, HW, HW),
+        network={"torso": "der", "hidden": HIDDEN, "dueling": True, "noisy": True,
+                 "noisy_std": 0.1},
+        optimizer="adam", lr=1e-4, optimizer_eps=1.5e-4, max_grad_norm=10.0, double_dqn=True,
+        **kw,
+    )  # fmt: skip
+
+
 def fill_replay(actions: int, capacity: int, fill: int) -> ReplayBuffer:
     rb = ReplayBuffer(
         capacity, n_step=20, gamma=0.99, prioritized=True, alpha=0.5, beta=0.4, seed=0
@@ -239,22 +253,11 @@ def main() -> None:
     A = args.actions
     bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
-    def der_c51(**kw: Any) -> Any:
-        return make_agent(
-            "c51",
-            num_actions=A,
-            obs_shape=(S, HW, HW),
-            network={"torso": "der", "hidden": HIDDEN, "dueling": True, "noisy": True,
-                     "noisy_std": 0.1},
-            optimizer="adam", lr=1e-4, optimizer_eps=1.5e-4, max_grad_norm=10.0, double_dqn=True,
-            **kw,
-        )  # fmt: skip
-
-    agent = der_c51()
+    agent = der_c51(A)
     variants = {"": agent}
     if not args.no_compile:
-        variants[", compile=update"] = der_c51(compile="update")
-        variants[", channels-last"] = der_c51(channels_last=True)
+        variants[", compile=update"] = der_c51(A, compile="update")
+        variants[", channels-last"] = der_c51(A, channels_last=True)
     rb = fill_replay(A, 100_000, args.fill)
     k32 = Kernels(A, torch.float32)
     k16 = Kernels(A, torch.bfloat16) if bf16 else None

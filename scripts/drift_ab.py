@@ -25,28 +25,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_limit import fill_replay  # the DER replay of the limit benchmark
-
-from distrl_agents.agents import make_agent
+from bench_limit import der_c51, fill_replay  # the limit benchmark's DER agent and replay
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "compile": {"compile": "update"},
     "channels-last": {"channels_last": True},
 }
 ACTIONS = 18
-
-
-def der_agent(**kw: Any) -> Any:
-    return make_agent(
-        "c51",
-        num_actions=ACTIONS,
-        obs_shape=(4, 84, 84),
-        seed=0,
-        network={"torso": "der", "hidden": 256, "dueling": True, "noisy": True,
-                 "noisy_std": 0.1},
-        optimizer="adam", lr=1e-4, optimizer_eps=1.5e-4, max_grad_norm=10.0, double_dqn=True,
-        **kw,
-    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -63,7 +48,7 @@ def main() -> None:
     p.add_argument("--sync-every", type=int, default=100)
     args = p.parse_args()
     torch.set_num_threads(1)
-    base, other = der_agent(), der_agent(**VARIANTS[args.variant])
+    base, other = der_c51(ACTIONS, seed=0), der_c51(ACTIONS, seed=0, **VARIANTS[args.variant])
     rb = fill_replay(ACTIONS, 100_000, 5000)
     marks = {1, 10, 50, args.sync_every, 2 * args.sync_every, args.updates}
     marks |= {m for m in (400, 800) if m < args.updates}
