@@ -170,12 +170,14 @@ def test_bootstrap_distribution_matches_naive_loop() -> None:
     scores = np.random.default_rng(6).normal(size=(5, 3))
     reps = 50
     rng = np.random.default_rng(9)
-    naive = []
+    naive: list[float] = []
     for _ in range(reps):
         idx = rng.integers(0, 5, size=(5, 3))
         resampled = np.stack([scores[idx[:, g], g] for g in range(3)], axis=1)
-        naive.append(iqm(resampled))
-    np.testing.assert_allclose(bootstrap_distribution(scores, iqm, reps=reps, seed=9), naive)
+        naive.append(float(iqm(resampled)))
+    np.testing.assert_allclose(
+        bootstrap_distribution(scores, iqm, reps=reps, seed=9), np.asarray(naive)
+    )
 
 
 def test_dict_of_agents() -> None:
