@@ -802,6 +802,68 @@ def cmd_ab(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- diverge
+# Logged figures that measure the machine, not the training: they differ between any two runs.
+TIMING_TAGS = frozenset({"charts/SPS", "charts/updates_per_second"})
+
+
+def logged_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
+    """Every scalar of the run's TensorBoard files, tag -> {agent step: value}; a resumed run's
+    later files replace the steps it logged again after its checkpoint."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, dict[int, float]] = {}
+    for events in sorted((run_dir / "tb").glob("events.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            series = out.setdefault(tag, {})
+            for e in acc.Scalars(tag):
+                series[e.step] = e.value
+    return out
+
+
+def divergence(
+    a: dict[str, dict[int, float]], b: dict[str, dict[int, float]]
+) -> list[tuple[str, int, int | None, int | None, float, float]]:
+    """Per tag both runs logged (timing tags left out): (tag, steps logged by both, the last
+    step up to which every common value is equal, the first step whose values differ or None,
+    and the two values there). Two trainings of one seed on one machine, code and thread count
+    agree bit for bit; any change of arithmetic order parts them a few thousand steps in."""
+    rows = []
+    for tag in sorted((set(a) & set(b)) - TIMING_TAGS):
+        common = sorted(set(a[tag]) & set(b[tag]))
+        first = next((s for s in common if a[tag][s] != b[tag][s]), None)
+        agreed = [s for s in common if first is None or s < first]
+        va, vb = (a[tag][first], b[tag][first]) if first is not None else (0.0, 0.0)
+        rows.append((tag, len(common), agreed[-1] if agreed else None, first, va, vb))
+    return rows
+
+
+def cmd_diverge(args: argparse.Namespace) -> int:
+    """Print where two runs' logged figures first differ (``divergence``)."""
+    dirs = [Path(d) for d in args.runs]
+    for d in dirs:
+        if not (d / "tb").is_dir():
+            print(f"atari100k: {d} has no tb/ folder of TensorBoard files; give a run directory")
+            return 2
+    rows = divergence(*(logged_scalars(d) for d in dirs))
+    if not rows:
+        print("atari100k: the two runs logged no figure in common")
+        return 1
+    print(f"{'figure':28s} {'both':>6s} {'equal to':>10s} {'differ at':>10s}  values there")
+    for tag, n, agreed, first, va, vb in rows:
+        where = f"{first:>10,d}  {va:.7g} / {vb:.7g}" if first is not None else f"{'-':>10s}"
+        print(f"{tag:28s} {n:6d} {(f'{agreed:,d}' if agreed is not None else '-'):>10s} {where}")
+    firsts = [r[3] for r in rows if r[3] is not None]
+    if firsts:
+        print(f"the runs part at agent step {min(firsts):,} (the first logged difference)")
+    else:
+        last = max((r[2] or 0) for r in rows)
+        print(f"every figure logged by both runs is equal, through agent step {last:,}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------- status
 def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
@@ -1011,6 +1073,8 @@ def main(argv: list[str] | None = None) -> int:
     ab.add_argument("--base", default="docs/results/atari100k_runs.csv")
     ab.add_argument("--variant", required=True, help="CSV of the runs with a changed setting")
     ab.add_argument("--label", default="variant", help="the variant's name in the table")
+    diverge = sub.add_parser("diverge", help="where two runs' logged figures first differ")
+    diverge.add_argument("runs", nargs=2, help="two run directories")
     for parser in sub.choices.values():
         parser.add_argument("--out", default="runs/atari100k", help="directory of the runs")
         parser.add_argument("--figure", default=None, help="learning-curve PNG (report)")
@@ -1023,6 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
         "tables": cmd_tables,
         "collect": cmd_collect,
         "ab": cmd_ab,
+        "diverge": cmd_diverge,
     }
     return commands[args.command](args)
 

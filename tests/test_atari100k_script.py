@@ -370,3 +370,28 @@ def test_ab_table_pairs_runs_by_game_agent_seed_and_preset(script) -> None:
     assert summary.startswith("2 pairs:")
     assert f"{np.sqrt(1.1 * 0.9):.3f}" in summary  # geometric mean of the two ratios
     assert "No run" in script.ab_table(base, [variant[2]], "x")
+
+
+def test_diverge_names_the_first_step_where_two_runs_differ(
+    script, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    a = _run(tmp_path / "a", "amidar", "c51", [], [0.1])
+    b = _run(tmp_path / "b", "amidar", "c51", [], [0.1])
+    for d, loss_at_3k, sps in ((a, 2.5, 40.0), (b, 2.25, 90.0)):
+        with SummaryWriter(str(d / "tb")) as writer:
+            for step, loss in ((1_000, 3.0), (2_000, 2.75), (3_000, loss_at_3k), (4_000, 2.0)):
+                writer.add_scalar("losses/loss", loss, step)
+                writer.add_scalar("charts/SPS", sps, step)  # timing: differs, ignored
+            writer.add_scalar("charts/replay_size", 1_000.0, 1_000)
+    rows = {r[0]: r for r in script.divergence(script.logged_scalars(a), script.logged_scalars(b))}
+    assert set(rows) == {"losses/loss", "charts/replay_size"}
+    assert rows["losses/loss"] == ("losses/loss", 4, 2_000, 3_000, 2.5, 2.25)
+    assert rows["charts/replay_size"][2:4] == (1_000, None)
+    assert script.main(["diverge", str(a), str(b)]) == 0
+    assert "the runs part at agent step 3,000" in capsys.readouterr().out
+    assert script.main(["diverge", str(a), str(a)]) == 0
+    assert "equal, through agent step 4,000" in capsys.readouterr().out
+    assert script.main(["diverge", str(a), str(tmp_path)]) == 2
+    assert "no tb/ folder" in capsys.readouterr().out
