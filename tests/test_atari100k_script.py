@@ -395,3 +395,11 @@ def test_diverge_names_the_first_step_where_two_runs_differ(
     assert "equal, through agent step 4,000" in capsys.readouterr().out
     assert script.main(["diverge", str(a), str(tmp_path)]) == 2
     assert "no tb/ folder" in capsys.readouterr().out
+
+
+def test_background_nice_is_written_to_the_sessions_autogroup(script, tmp_path: Path) -> None:
+    (tmp_path / "4242").mkdir()
+    (tmp_path / "4242" / "autogroup").write_text("/autogroup-7 nice 0\n")
+    assert script.set_autogroup_nice(4242, 10, proc=tmp_path)
+    assert (tmp_path / "4242" / "autogroup").read_text() == "10\n"
+    assert not script.set_autogroup_nice(999, 10, proc=tmp_path)  # no such process: no error
