@@ -1,17 +1,16 @@
 """How far two trainings drift apart when only the order of fp32 arithmetic differs.
 
-    python scripts/drift_ab.py [--variant compile|channels-last] [--updates 1200]
+    python scripts/drift_ab.py [--variant compile|channels-last|threads-2] [--updates 1200]
                                [--sync-every 100]
 
 Two C51 agents with data-efficient Rainbow's settings (the DER network, batch 32, double Q, Adam,
 clipping at 10; 18 actions) from the same seed learn from the very same replay batches, one
 eager and one with ``--variant`` (``trainer.compile=update``, or channels-last convolutions:
-another order of the same fp32 operations). The target networks are synced every
+another order of the same fp32 operations; or ``threads-2``: the same eager update at two torch
+threads, whose kernels may split their sums another way). The target networks are synced every
 ``--sync-every`` updates. At a few points it prints the relative L2 distance of the online and
-target weights and the largest relative difference of the per-sample losses. A variant that
-drifts like channels-last does (an order change accepted on every CPU) changes the arithmetic
-no more than a change of CPU or thread count does; its learning runs then differ from the eager
-ones as two such machines' runs would. One thread, CPU.
+target weights and the largest relative difference of the per-sample losses. The base agent runs
+at one thread, on the CPU.
 """
 
 from __future__ import annotations
@@ -30,7 +29,9 @@ from bench_limit import der_c51, fill_replay  # the limit benchmark's DER agent 
 VARIANTS: dict[str, dict[str, Any]] = {
     "compile": {"compile": "update"},
     "channels-last": {"channels_last": True},
+    "threads-2": {},
 }
+THREADS = {"threads-2": 2}  # torch threads of the variant's updates (else 1)
 ACTIONS = 18
 
 
@@ -58,7 +59,10 @@ def main() -> None:
     start = time.time()
     for i in range(1, args.updates + 1):
         batch = rb.sample(32)
-        a, b = base.learn(batch), other.learn(batch)
+        torch.set_num_threads(1)
+        a = base.learn(batch)
+        torch.set_num_threads(THREADS.get(args.variant, 1))
+        b = other.learn(batch)
         if i % args.sync_every == 0:
             base.sync_target()
             other.sync_target()
