@@ -413,8 +413,8 @@ def upsert_row(path: Path, row: dict[str, str]) -> None:
 def commit_csv(path: Path, row: dict[str, str]) -> None:
     """Commit the CSV alone (``git commit -- <csv>``: whatever else is staged stays staged),
     retrying while another git command holds the index."""
-    message = (
-        f"docs/results: {row['game']} {row['agent']} seed {row['seed']} ({row['preset']}): "
+    message = (  # names the CSV: an A/B grid's rows must not read as the benchmark's
+        f"{path.name}: {row['game']} {row['agent']} seed {row['seed']} ({row['preset']}): "
         f"{row['score']} ± {row['stderr']} over {row['episodes']} games, {row['wall_hours']} h"
     )
     repo = path.resolve().parent

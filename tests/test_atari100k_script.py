@@ -403,3 +403,34 @@ def test_background_nice_is_written_to_the_sessions_autogroup(script, tmp_path: 
     assert script.set_autogroup_nice(4242, 10, proc=tmp_path)
     assert (tmp_path / "4242" / "autogroup").read_text() == "10\n"
     assert not script.set_autogroup_nice(999, 10, proc=tmp_path)  # no such process: no error
+
+
+def test_a_finished_runs_row_is_committed_alone_under_its_csvs_name(script, tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "ci@example.invalid")
+    git("config", "user.name", "ci")
+    (tmp_path / "other.txt").write_text("staged, not part of the row's commit\n")
+    git("add", "other.txt")
+    csv_path = tmp_path / "atari100k_compile_ab.csv"
+    csv_path.write_text("game,score\nalien,590.6\n")
+    row = {
+        "game": "alien",
+        "agent": "c51",
+        "seed": "0",
+        "preset": "atari100k",
+        "score": "590.60",
+        "stderr": "25.40",
+        "episodes": "100",
+        "wall_hours": "0.5",
+    }
+    script.commit_csv(csv_path, row)
+    assert git("log", "-1", "--format=%s").startswith("atari100k_compile_ab.csv: alien c51 seed 0")
+    assert git("show", "--name-only", "--format=", "HEAD").split() == ["atari100k_compile_ab.csv"]
+    assert "A  other.txt" in git("status", "--short")
