@@ -299,6 +299,41 @@ def test_checkpoints_move_between_fp32_and_bf16(name: str) -> None:
         torch.testing.assert_close(p, bf16.target.get_parameter(n).float(), rtol=0, atol=0)
 
 
+def test_a_loaded_agent_owns_its_adam_moments_in_its_weights_memory_layout() -> None:
+    """One state loaded into two agents, one with channels-last convolutions: each continues
+    the training with moments of its own (the state dict is not advanced), and the
+    channels-last agent's conv weights step with their own moments (fused CPU Adam would pair
+    the elements of a contiguous moment with a channels-last weight by memory position)."""
+    batch = _batch((4, 84, 84), uint8=True)
+    src = _atari_agent("c51", precision="fp32")
+    for _ in range(3):
+        src.learn(batch)
+    state = copy.deepcopy(src.state_dict())
+    saved_moments = {k: v["exp_avg"].clone() for k, v in state["optimizers"][0]["state"].items()}
+    plain = _atari_agent("c51", precision="fp32", seed=9)
+    cl = _atari_agent("c51", precision="fp32", seed=9, channels_last=True)
+    for agent in (plain, cl):
+        agent.load_state_dict(state)
+    conv = cl.online.torso.net[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert cl.optimizers[0].state[conv]["exp_avg"].stride() == conv.stride()
+    before = {n: p.detach().clone() for n, p in plain.online.named_parameters()}
+    src.learn(batch)
+    plain.learn(batch)
+    cl.learn(batch)
+    for k, v in state["optimizers"][0]["state"].items():  # nobody advanced the loaded state
+        assert torch.equal(v["exp_avg"], saved_moments[k]) and float(v["step"]) == 3
+    for n, p in plain.online.named_parameters():
+        step = p.detach() - before[n]
+        assert step.abs().max() > 0, n
+        torch.testing.assert_close(
+            src.online.get_parameter(n), p, rtol=0, atol=0
+        )  # the same training, continued in another agent
+        cl_step = cl.online.get_parameter(n).detach() - before[n]
+        rel = float((cl_step - step).norm() / step.norm())
+        assert rel < 1e-3, (n, rel)  # fused Adam with mismatched layouts: about 1
+
+
 @pytest.mark.parametrize("clip", [None, 0.5])
 def test_grad_norm_metric_is_the_global_norm_and_clips_only_when_asked(clip: float | None) -> None:
     agent = _agent("qrdqn", max_grad_norm=clip)

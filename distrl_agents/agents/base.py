@@ -383,6 +383,7 @@ class Agent(ABC):
             raise ValueError("checkpoint optimiser count does not match this agent's hparams")
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)
+            _own_state_in_param_layouts(opt)
         self.num_updates = int(state["num_updates"])
         self.generator.set_state(torch.as_tensor(state["torch_generator"], dtype=torch.uint8).cpu())
         self.rng.bit_generator.state = state["numpy_rng"]
@@ -390,6 +391,29 @@ class Agent(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, spec={self.spec!r})"
+
+
+def _own_state_in_param_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give the optimiser its own copy of each per-parameter state tensor (Adam's moments and
+    step counts), each moment in its parameter's memory layout.
+
+    ``Optimizer.load_state_dict`` keeps the given tensors where their dtype and device already
+    fit, so two agents loaded from one state dict would share (and both advance) the same
+    moments. And a checkpoint keeps the layout its run trained in: loaded into an agent whose
+    convolution weights are channels-last while the saved moments are not (or the reverse),
+    torch's fused CPU Adam pairs the elements of the two layouts by memory position and updates
+    each weight with another weight's moments (1.4x the size of the update apart from the
+    single-tensor Adam, torch 2.13)."""
+    for group in opt.param_groups:
+        for param in group["params"]:
+            state = opt.state.get(param, {})
+            for key, value in state.items():
+                if not isinstance(value, torch.Tensor):
+                    continue
+                if value.shape == param.shape:
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+                else:
+                    state[key] = value.clone()
 
 
 def _check_layout(net: nn.Module, saved: Mapping[str, Any], which: str) -> None:
