@@ -274,8 +274,8 @@ def set_autogroup_nice(pid: int, nice: int, proc: Path = Path("/proc")) -> bool:
     orders it only against processes of its own session: on 2 cores, a background grid's two
     trainings at ``nice -n 10`` ran at 44% CPU each beside another session's single training
     at ``nice -n 15``, which took 78%: each session had half of the machine. The autogroup's
-    own nice value weighs the whole session against the others. Returns False where there is no autogroup to
-    set (another OS, autogroups compiled out) or the kernel refuses."""
+    own nice value weighs the whole session against the others. Returns False where there is
+    no autogroup to set (another OS, autogroups compiled out) or the kernel refuses."""
     try:
         (proc / str(pid) / "autogroup").write_text(f"{nice}\n")
         return True
@@ -846,8 +846,9 @@ def divergence(
 ) -> list[tuple[str, int, int | None, int | None, float, float]]:
     """Per tag both runs logged (timing tags left out): (tag, steps logged by both, the last
     step up to which every common value is equal, the first step whose values differ or None,
-    and the two values there). Two trainings of one seed on one machine, code and thread count
-    agree bit for bit; any change of arithmetic order parts them a few thousand steps in."""
+    and the two values there). Two eager fp32 trainings of one seed and code on one machine
+    agree bit for bit (at 1 or 2 threads, docs/performance.md) until one is resumed; any change
+    of arithmetic order parts them a few thousand steps in."""
     rows = []
     for tag in sorted((set(a) & set(b)) - TIMING_TAGS):
         common = sorted(set(a[tag]) & set(b[tag]))

@@ -98,13 +98,14 @@ def from_checkpoint(run_dir: Path, variant: str, updates: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variant", choices=sorted(VARIANTS), default="compile")
-    p.add_argument("--updates", type=int, default=1200)
+    p.add_argument("--updates", type=int, default=None, help="1200; with --checkpoint 30")
     p.add_argument("--sync-every", type=int, default=100)
     p.add_argument("--checkpoint", default=None, help="a run directory: from its trained state")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.checkpoint:
-        return from_checkpoint(Path(args.checkpoint), args.variant, args.updates)
+        return from_checkpoint(Path(args.checkpoint), args.variant, args.updates or 30)
+    args.updates = args.updates or 1200
     base, other = der_c51(ACTIONS, seed=0), der_c51(ACTIONS, seed=0, **VARIANTS[args.variant])
     rb = fill_replay(ACTIONS, 100_000, 5000)
     marks = {1, 10, 50, args.sync_every, 2 * args.sync_every, args.updates}
