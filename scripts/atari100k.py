@@ -945,15 +945,7 @@ def published(method: str) -> dict[str, float]:
 def training_returns(run_dir: Path) -> tuple[list[int], list[float]]:
     """(frames, raw score) of every finished training game, from the run's TensorBoard files."""
     frameskip = int(json.loads((run_dir / "config.json").read_text())["env"].get("frameskip", 4))
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    points: dict[int, float] = {}
-    for events in sorted((run_dir / "tb").glob("events.*")):  # resumed runs add files
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        if "charts/episodic_return" in acc.Tags()["scalars"]:
-            for e in acc.Scalars("charts/episodic_return"):
-                points[e.step] = e.value
+    points = logged_scalars(run_dir).get("charts/episodic_return", {})
     steps = sorted(points)
     return [frameskip * s for s in steps], [points[s] for s in steps]
 
