@@ -52,16 +52,14 @@ def rel_distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
 
 def from_checkpoint(run_dir: Path, variant: str, updates: int) -> None:
     """One update at a time from a trained state (``--checkpoint``; module docstring)."""
-    import copy
-
     from distrl_agents.agents import make_agent
     from distrl_agents.replay import ReplayBuffer
-    from distrl_agents.training.checkpoint import REPLAY_FILE, STATE_FILE, latest_checkpoint
+    from distrl_agents.training.checkpoint import REPLAY_FILE, latest_checkpoint, load_state
 
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None or not (ckpt / REPLAY_FILE).is_file():
         sys.exit(f"drift_ab: {run_dir} has no checkpoint with a saved replay buffer")
-    state = torch.load(ckpt / STATE_FILE, weights_only=True, map_location="cpu")["agent"]
+    state = load_state(ckpt)["agent"]
     spec = {k: v for k, v in state["hparams"].items() if k != "name"}
 
     def build(**overrides: Any) -> Any:
@@ -76,7 +74,7 @@ def from_checkpoint(run_dir: Path, variant: str, updates: int) -> None:
     loss_rel, step_rel, bias = [], [], []
     for _ in range(updates):
         batch = replay.sample(32)
-        other.load_state_dict(copy.deepcopy(base.state_dict()))
+        other.load_state_dict(base.state_dict())  # copies: the optimiser owns its moments
         before = torch.cat([p.detach().flatten() for p in base.online.parameters()])
         torch.set_num_threads(1)
         a = base.learn(batch)
