@@ -22,6 +22,7 @@ microbenchmarks alternated within each round. The last rows time the whole updat
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import statistics
 import time
@@ -283,7 +284,7 @@ def main() -> None:
         for _ in range(reps):
             timed_update(agent, rb, parts)
         for label, learner in variants.items():
-            whole.setdefault(label, []).append(ms(lambda v=learner: whole_learn(v), reps))
+            whole.setdefault(label, []).append(ms(functools.partial(whole_learn, learner), reps))
         for name, kern in (("fp32", k32), ("bf16", k16)):
             if kern is None:
                 continue

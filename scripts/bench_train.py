@@ -25,6 +25,7 @@ import argparse
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,8 +38,9 @@ from distrl_agents.training.loop import Trainer
 CONFIGS = Path(__file__).resolve().parents[1] / "distrl_agents" / "configs"
 
 
-def agent_preset(name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(CONFIGS / "agent" / f"{name}.yaml"), resolve=True)
+def agent_preset(name: str) -> dict[str, Any]:
+    raw = OmegaConf.to_container(OmegaConf.load(CONFIGS / "agent" / f"{name}.yaml"), resolve=True)
+    return cast(dict[str, Any], raw)  # a YAML mapping file loads as a dict
 
 
 def make_config(

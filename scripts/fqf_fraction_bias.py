@@ -122,7 +122,8 @@ def fixed_points(task: Task, skew: float, n: int = 32) -> dict[str, tuple[float,
 
 def rows() -> dict[str, tuple[str, dict[str, Any]]]:
     fqf: dict[str, Any] = {"num_fractions": 32, "lr": 1e-3}
-    optimisers = {  # fraction loss and optimiser at learning rates where the fractions move
+    # fraction loss and optimiser at learning rates where the fractions move
+    optimisers: dict[str, dict[str, Any]] = {
         "w1_gradient Adam 1e-2": {
             "fraction_loss": "w1_gradient",
             "fraction_optimizer": "adam",

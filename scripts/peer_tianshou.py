@@ -44,7 +44,9 @@ def build(agent: str, env: gym.Env, seed: int):
     from tianshou.algorithm.optim import AdamOptimizerFactory, RMSpropOptimizerFactory
     from tianshou.env.atari.atari_network import C51Net, DQNet, QRDQNet
 
-    c, h, w = env.observation_space.shape
+    obs_shape = env.observation_space.shape
+    assert obs_shape is not None and isinstance(env.action_space, gym.spaces.Discrete)
+    c, h, w = obs_shape
     n = int(env.action_space.n)
     torch.manual_seed(seed)
     # distrl-agents' paper presets (configs/agent/*.yaml): target sync every 10,000 agent steps
