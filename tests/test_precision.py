@@ -63,12 +63,18 @@ def _obs(n: int = 4, seed: int = 0) -> Tensor:
     return torch.randint(0, 256, (n, 4, 84, 84), generator=g, dtype=torch.uint8)
 
 
-def _output_layers(net: nn.Module) -> list[nn.Module]:
+def _output_layer(stream: nn.Sequential) -> nn.Linear | NoisyLinear:
+    layer = stream[2]
+    assert isinstance(layer, (nn.Linear, NoisyLinear))
+    return layer
+
+
+def _output_layers(net: nn.Module) -> list[nn.Linear | NoisyLinear]:
     """The last layer of each stream (advantage, and value when dueling)."""
     stream = next(m for m in net.modules() if isinstance(m, ActionStream))
-    layers = [stream.advantage[2]]
+    layers = [_output_layer(stream.advantage)]
     if stream.value is not None:
-        layers.append(stream.value[2])
+        layers.append(_output_layer(stream.value))
     return layers
 
 
@@ -130,7 +136,7 @@ def test_bf16_values_equal_fp32_values_given_the_same_features(
         assert got.values.dtype == torch.float32 and q_got.dtype == torch.float32
         assert q_want.abs().mean() > 0.5 * magnitude  # values of the intended magnitude
         # fp32-level: a few ulps of fp32 (bf16 rounding would be ~2^-9 = 2e-3 relative)
-        tol = {"rtol": 1e-6, "atol": 1e-6 * magnitude}
+        tol: dict[str, Any] = {"rtol": 1e-6, "atol": 1e-6 * magnitude}
         torch.testing.assert_close(got.values, want.values, **tol)
         torch.testing.assert_close(got.probs, want.probs, rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(q_got, q_want, **tol)
@@ -187,6 +193,8 @@ def _set_outputs(net: nn.Module, out_AK: Tensor, seed: int = 0) -> None:
         biases = [(out_AK - value).flatten(), value]
     else:
         biases = [out_AK.flatten()]
+    w: Tensor
+    b: Tensor
     with torch.no_grad():
         for layer, bias in zip(layers, biases):
             if isinstance(layer, NoisyLinear):

@@ -147,7 +147,7 @@ class ActionStream(nn.Module):
             nn.ReLU(),
             make_linear(hidden, num_actions * num_outputs, noisy, noisy_std, fp32_output),
         )
-        self.value: nn.Module | None = None
+        self.value: nn.Sequential | None = None
         if dueling:
             self.value = nn.Sequential(
                 make_linear(in_features, hidden, noisy, noisy_std),
