@@ -11,6 +11,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def _config(agent: str = "c51", **trainer: object) -> RunConfig:
+def _config(agent: str = "c51", **trainer: Any) -> RunConfig:
     """The run of :func:`finished_run` (games end within 100 agent steps), ``trainer`` changed."""
     cfg = small_config(agent, **{"total_steps": 120, "eval_period": 0, **trainer})
     cfg.env.overrides = {"max_num_frames_per_episode": 400}
@@ -87,7 +88,9 @@ class _Payload:
 
 def _poison(run_dir: Path, marker: Path) -> Path:
     """Slip a :class:`_Payload` into the newest checkpoint's state.pt, the rest left valid."""
-    state_file = ckpt.latest_checkpoint(run_dir) / ckpt.STATE_FILE
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest is not None
+    state_file = latest / ckpt.STATE_FILE
     state = torch.load(state_file, weights_only=True)
     state["agent_step"] = _Payload(marker)
     torch.save(state, state_file)
@@ -129,8 +132,10 @@ def test_without_the_first_check_torch_still_refuses_to_run_code(
     marker = tmp_path / "code_ran"
     _poison(run_dir, marker)
     monkeypatch.setattr(ckpt, "_refuse_code", lambda file: None)
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest is not None
     with pytest.raises(ckpt.CheckpointError):
-        ckpt.load_state(ckpt.latest_checkpoint(run_dir))
+        ckpt.load_state(latest)
     assert not marker.exists()
 
 
@@ -138,7 +143,8 @@ def test_checkpoint_round_trips_numpy_arrays_without_any_allowed_global(tmp_path
     from torch.torch_version import TorchVersion
 
     frames = np.arange(2 * 4 * 3, dtype=np.uint8).reshape(2, 4, 3)
-    legacy_rng = np.random.RandomState(5).get_state()  # a tuple with a uint32 array
+    legacy_rng = np.random.RandomState(5).get_state(legacy=True)  # a tuple with a uint32 array
+    assert isinstance(legacy_rng, tuple)
     weights = OrderedDict(w=torch.arange(3.0))
     weights._metadata = OrderedDict({"": {"version": 2}})  # type: ignore[attr-defined]
     state = {
@@ -168,7 +174,8 @@ def test_format_1_checkpoints_with_pickled_numpy_arrays_still_load(tmp_path: Pat
     """What distrl-train wrote before checkpoints stored arrays as tensors."""
     from torch.torch_version import TorchVersion
 
-    legacy_rng = np.random.RandomState(1).get_state()
+    legacy_rng = np.random.RandomState(1).get_state(legacy=True)
+    assert isinstance(legacy_rng, tuple)
     frames = np.ones((1, 4, 84, 84), np.uint8)
     (tmp_path / "step_000000000005").mkdir()
     torch.save(
@@ -200,9 +207,11 @@ def test_disk_full_while_writing_state_removes_the_partial_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = {"agent": {"w": torch.zeros(250_000)}}  # 1 MB of tensors
-    first = ckpt.save_checkpoint(
-        tmp_path, 10, state, write_replay=lambda p: p.write_bytes(b"r" * 3000)
-    )
+
+    def write_replay(path: Path) -> None:
+        path.write_bytes(b"r" * 3000)
+
+    first = ckpt.save_checkpoint(tmp_path, 10, state, write_replay=write_replay)
     before = _tree(tmp_path)
     _fill_disk_after(4096, monkeypatch)
     free = ckpt.shutil.disk_usage(tmp_path)._replace(free=500_000)  # less than is needed
@@ -239,7 +248,7 @@ def test_run_stopped_by_a_full_disk_resumes_from_its_last_complete_checkpoint(
     cfg = small_config("dqn", total_steps=240, eval_period=0)
     real_save = ckpt.torch.save
     trainer = Trainer(cfg, tmp_path)
-    saved = []
+    saved: list[Path] = []
 
     def save_once(obj: object, path: Path) -> None:
         if saved:
@@ -255,6 +264,7 @@ def test_run_stopped_by_a_full_disk_resumes_from_its_last_complete_checkpoint(
     assert [p.name for p in ckpt.checkpoint_dir(tmp_path).iterdir()] == ["step_000000000120"]
     monkeypatch.setattr(ckpt.torch, "save", real_save)
     resumed, summary = train(cfg, tmp_path)
+    assert resumed._resume_from is not None
     assert summary.finished and resumed._resume_from.name == "step_000000000120"
 
 
@@ -406,14 +416,14 @@ def test_compile_compares_as_the_resumed_run_would_use_it(tmp_path: Path) -> Non
     here, elsewhere = machine_key(cpu), {"device": "cpu: another", "torch": "0"}
     step = tmp_path / "checkpoints" / "step_000000000100"
 
-    def checkpoint_of(machine: dict, **trainer: object) -> dict:
+    def checkpoint_of(machine: dict, **trainer: Any) -> dict:
         return {
             "config": _config(**trainer).to_dict(),
             "resolved": {"precision": {"update": "bf16", "target": "bf16", "acting": "bf16"},
                          "compile": "off", "machine": machine},
         }  # fmt: skip
 
-    def check(state: dict, **trainer: object) -> None:
+    def check(state: dict, **trainer: Any) -> None:
         check_compatible(_config(**trainer), state, tmp_path, step, cpu)
 
     run = checkpoint_of(here, precision="bf16", compile="auto")
@@ -458,7 +468,9 @@ def test_checkpoint_whose_tensors_do_not_fit_the_network_gets_one_message(
 ) -> None:
     # E.g. written by a version with another head layout: one message, not torch's raw listing.
     run_dir = _copy(finished_run, tmp_path / "other_layout")
-    state_file = ckpt.latest_checkpoint(run_dir) / "state.pt"
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest is not None
+    state_file = latest / "state.pt"
     state = ckpt.load_state(state_file)
     online = state["agent"]["online"]
     name = next(k for k, v in online.items() if v.ndim == 2)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -21,7 +22,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 def composed(*overrides: str) -> RunConfig:
     with initialize_config_module("distrl_agents.configs", version_base="1.3"):
         cfg = compose("train", overrides=list(overrides))
-    raw = OmegaConf.to_container(cfg, resolve=True)
+    raw = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))  # the train config
     return RunConfig.from_dict(raw)
 
 

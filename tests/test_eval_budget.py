@@ -44,7 +44,7 @@ class ScriptedGames:
         if autoreset.any():
             r, ln = np.zeros(n), np.zeros(n, dtype=np.int64)
             for i in np.flatnonzero(autoreset):
-                r[i], ln[i] = _game_id(i, int(self.index[i])), self.pos[i]
+                r[i], ln[i] = _game_id(int(i), int(self.index[i])), self.pos[i]
                 self.index[i] += 1
                 self.pos[i] = 0
             info["episode"], info["_episode"] = {"r": r, "l": ln}, autoreset.copy()
@@ -76,7 +76,8 @@ def reference(
         for j in range(200):
             games.append((t, i, j, lengths(i, j)))
             t += lengths(i, j) + 1
-    scored, spent = [], 0
+    scored: list[float] = []
+    spent = 0
     for _, i, j, length in sorted(games):
         if episodes and len(scored) == episodes:
             break
@@ -126,7 +127,10 @@ def test_scored_games_match_a_naive_single_environment_reference(
     rng = np.random.default_rng(num_envs)
     for trial in range(6):
         table = rng.integers(1, 30, size=(num_envs, 200))
-        lengths: Lengths = lambda i, j, table=table: int(table[i, j])  # noqa: E731
+
+        def lengths(i: int, j: int, table: np.ndarray = table) -> int:
+            return int(table[i, j])
+
         for episodes, budget in [(0, 1), (0, 17), (0, 60), (1, None), (4, 25), (9, None), (9, 90)]:
             env = ScriptedGames(num_envs, lengths)
             got = _play(env, episodes=episodes, max_steps=budget, last_game=last_game)

@@ -161,7 +161,8 @@ def test_evaluation_seed_chooses_the_games_it_starts_from() -> None:
         return result.observations[0]
 
     unseeded = [first_frame(None) for _ in range(2)]
-    np.testing.assert_array_equal(*unseeded)  # without a seed every evaluation replays its start
+    # without a seed every evaluation replays its start
+    np.testing.assert_array_equal(unseeded[0], unseeded[1])
     np.testing.assert_array_equal(first_frame(1), first_frame(1))
     assert not np.array_equal(first_frame(1), first_frame(2))
     env.close()

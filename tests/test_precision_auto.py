@@ -199,7 +199,9 @@ def test_a_run_records_its_precision_and_a_resume_keeps_it(
         "precision",
         "code",
     }
-    state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None
+    state = ckpt.load_state(last)
     assert state["resolved"]["precision"] == parts and state["resolved"]["compile"] == "off"
     assert state["resolved"]["machine"] == precision_mod.machine_key(torch.device("cpu"))
     settings = _run_settings(tmp_path / "config.json")  # what distrl-report reads

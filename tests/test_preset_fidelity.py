@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -14,7 +16,7 @@ DOPAMINE_PRESETS = ["dopamine", "dopamine_c51", "dopamine_iqn", "dopamine_quanti
 def composed(*overrides: str) -> RunConfig:
     with initialize_config_module("distrl_agents.configs", version_base="1.3"):
         cfg = compose("train", overrides=list(overrides))
-    return RunConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))
+    return RunConfig.from_dict(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)))
 
 
 @pytest.mark.parametrize("experiment", [*DOPAMINE_PRESETS, "atari100k_dopamine"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ def test_report_files_tables_and_coverage(results: Path, tmp_path: Path, capsys)
     assert len(rows) == 6
     for row in rows:
         agent, game = row["agent"], row["game"]
-        expected = np.mean([final_score(agent, game, s) for s in (0, 1)])
+        expected = float(np.mean([final_score(agent, game, s) for s in (0, 1)]))
         assert float(row["raw_mean"]) == pytest.approx(expected)
         assert float(row["hns_mean"]) == pytest.approx(human_normalized_score(game, expected))
         assert row["n_seeds"] == "2" and row["seeds"] == "0 1"
@@ -117,7 +118,8 @@ def test_report_files_tables_and_coverage(results: Path, tmp_path: Path, capsys)
     c51 = agg["agents"]["c51"]
     assert c51["games"] == sorted(GAMES) and c51["runs_per_game"] == 2
     hns = [
-        [human_normalized_score(g, final_score("c51", g, s)) for g in sorted(GAMES)] for s in (0, 1)
+        [float(human_normalized_score(g, final_score("c51", g, s))) for g in sorted(GAMES)]
+        for s in (0, 1)
     ]
     assert c51["metrics"]["mean"]["point"] == pytest.approx(np.mean(hns))
     for m in c51["metrics"].values():
@@ -459,8 +461,13 @@ def test_learning_curve_titles_fit_the_figure(monkeypatch) -> None:
     inside the figure."""
     from distrl_agents.evaluation import plots
 
-    figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, stem: figures.append(fig) or [])
+    figures: list[Any] = []  # matplotlib Figures
+
+    def save(fig: Any, stem: Path) -> list[Path]:
+        figures.append(fig)
+        return []
+
+    monkeypatch.setattr(plots, "_save", save)
     x = np.array([0.0, 1e6])
     for games in (["pong"], ["pong", "breakout"]):
         curves = {"c51": {g: (x, x, x, x) for g in games}}
@@ -536,8 +543,13 @@ def test_curves_scale_and_published_reference_lines(tmp_path: Path, monkeypatch,
             assert list(mean) == [human_normalized_score("pong", s) for s in (-21.0, -20.0)]
             assert refs[quantile]["pong"] == pytest.approx(human_normalized_score("pong", 19.69))
     # The figure draws each reference as one dashed horizontal line, in the legend.
-    figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, stem: figures.append(fig) or [])
+    figures: list[Any] = []  # matplotlib Figures
+
+    def save(fig: Any, stem: Path) -> list[Path]:
+        figures.append(fig)
+        return []
+
+    monkeypatch.setattr(plots, "_save", save)
     plots.plot_learning_curves(curves, ylabels, Path("unused"), references=refs)
     (ax,) = [a for a in figures[0].axes if a.get_visible()]
     dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -132,7 +132,8 @@ def test_slurm_launcher_composes_and_asks_for_the_preemption_signal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = _compose("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "experiment=smoke")
-    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    # A config node: a mapping with string keys.
+    launcher = cast(dict[str, Any], OmegaConf.to_container(cfg.hydra.launcher, resolve=True))
     assert isinstance(launcher, dict)
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert launcher["gpus_per_node"] == 1 and launcher["cpus_per_task"] >= 1
@@ -157,6 +158,7 @@ def test_slurm_launcher_composes_and_asks_for_the_preemption_signal(
             if k not in ("_target_", "submitit_folder", "max_num_timeout")
         }
     )
+    assert isinstance(executor._executor, submitit.SlurmExecutor)
     text = executor._executor._make_submission_file_text("true", "uid")
     assert f"#SBATCH --signal=USR2@{launcher['signal_delay_s']}" in text
     assert "#SBATCH --partition=gpu" in text and "#SBATCH --gpus-per-node=1" in text
@@ -222,7 +224,7 @@ def test_preemption_signal_checkpoints_then_hands_over_to_submitit(
     assert signal.SIGUSR2 in STOP_SIGNALS
     monkeypatch.setenv("SUBMITIT_FOLDER", str(tmp_path / ".submitit"))
     monkeypatch.delenv(sweep.PREEMPT_SIGNAL_ENV, raising=False)
-    raw = OmegaConf.to_container(
+    raw = cast(dict[str, Any], OmegaConf.to_container(
         _compose(
             "experiment=smoke", "env.game=pong", "trainer.total_steps=400",
             "trainer.learning_starts=100", "trainer.eval_period=200", "trainer.eval_episodes=1",
@@ -230,7 +232,7 @@ def test_preemption_signal_checkpoints_then_hands_over_to_submitit(
             "logger.tensorboard=false", "logger.distribution_period=0",
         ),
         resolve=True,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert isinstance(raw, dict)
     raw.pop("hydra")
     raw.pop("resume", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -140,7 +141,9 @@ def test_sigkill_resumes_from_last_checkpoint_with_continuing_counters(tmp_path:
     time.sleep(1.0)
     proc.kill()
     proc.wait()
-    saved = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None
+    saved = ckpt.load_state(last)
     step = saved["agent_step"]
     updates = saved["agent"]["num_updates"]
     assert step >= int(first.name.split("_")[1])
@@ -178,7 +181,8 @@ def test_checkpoint_minutes_writes_a_checkpoint_after_that_much_wall_time(
     trainer.run()
     trainer.close()
     assert saved == [100, 200, 240]  # a minute after the start, a minute later, the end
-    assert ckpt.load_state(ckpt.latest_checkpoint(tmp_path))["agent_step"] == 240
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None and ckpt.load_state(last)["agent_step"] == 240
 
 
 def test_checkpoint_minutes_must_not_be_negative() -> None:
@@ -214,7 +218,9 @@ def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path: Path) -> N
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     train(small_config("dqn", total_steps=120, eval_period=0), tmp_path)
-    state_file = ckpt.latest_checkpoint(tmp_path) / ckpt.STATE_FILE
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None
+    state_file = last / ckpt.STATE_FILE
     data = state_file.read_bytes()
     state_file.write_bytes(data[: len(data) // 2])
     with pytest.raises(ckpt.CheckpointError, match="corrupt or truncated"):
@@ -228,7 +234,9 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_corrupt_replay_in_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     train(small_config("c51", total_steps=120, eval_period=0), tmp_path)
-    replay_file = ckpt.latest_checkpoint(tmp_path) / ckpt.REPLAY_FILE
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None
+    replay_file = last / ckpt.REPLAY_FILE
     data = replay_file.read_bytes()
     replay_file.write_bytes(data[: len(data) // 3])
     resumed = Trainer(small_config("c51", total_steps=240, eval_period=0), tmp_path)
@@ -277,11 +285,11 @@ def test_each_evaluation_draws_fresh_env_seeds_from_run_seed_and_index(tmp_path:
 
 
 def test_epsilon_schedule() -> None:
-    kw = {"start": 1.0, "end": 0.01, "decay_steps": 100, "warmup": 50}
-    assert linear_epsilon(0, **kw) == 1.0
-    assert linear_epsilon(50, **kw) == 1.0
-    assert linear_epsilon(100, **kw) == pytest.approx(0.505)
-    assert linear_epsilon(10_000, **kw) == pytest.approx(0.01)
+    epsilon = functools.partial(linear_epsilon, start=1.0, end=0.01, decay_steps=100, warmup=50)
+    assert epsilon(0) == 1.0
+    assert epsilon(50) == 1.0
+    assert epsilon(100) == pytest.approx(0.505)
+    assert epsilon(10_000) == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("overlap", [True, False])
@@ -310,7 +318,9 @@ def test_risk_sensitive_runs_are_labelled_in_results(tmp_path: Path) -> None:
     train(cfg, tmp_path)
     record = json.loads((tmp_path / "evaluations.jsonl").read_text().splitlines()[0])
     assert record["agent"] == "qrdqn+cvar0.25" and record["risk"] == "cvar"
-    state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path))
+    last = ckpt.latest_checkpoint(tmp_path)
+    assert last is not None
+    state = ckpt.load_state(last)
     assert state["config"]["agent"]["risk"] == "cvar"
 
 
@@ -403,7 +413,7 @@ def test_longest_open_game_counts_the_unfinished_games():
     from distrl_agents.training.metrics import TrainingLog
 
     class Writer:
-        def __init__(self):
+        def __init__(self) -> None:
             self.scalars: list[tuple[str, float, int]] = []
 
         def scalar(self, tag, value, step):

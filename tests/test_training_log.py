@@ -9,13 +9,9 @@ import numpy as np
 from tqdm import tqdm
 
 from distrl_agents.evaluation.evaluator import EvalResult
+from distrl_agents.monitoring import MetricWriter
 from distrl_agents.training import metrics
 from distrl_agents.training.metrics import TrainingLog, eval_line
-
-
-class _Writer:
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        pass
 
 
 def _bar(total: int, initial: int = 0) -> tqdm:
@@ -29,7 +25,7 @@ def _info(num_envs: int) -> dict:
 def test_the_bar_never_counts_past_its_total() -> None:
     """Two games stepped together over a 601-step total (``601step`` on a 600-step run)."""
     bar = _bar(600)
-    log = TrainingLog(_Writer(), "pong", bar)
+    log = TrainingLog(MetricWriter(None), "pong", bar)  # a disabled writer
     for step in range(2, 602, 2):
         log.count(2, _info(2), step)
     log.count(2, _info(2), 603)  # the loop's last step may overshoot total_steps
@@ -41,7 +37,7 @@ def test_the_bar_never_counts_past_its_total() -> None:
 def test_a_resumed_run_shows_its_speed_before_the_first_log_point(monkeypatch) -> None:
     """The postfix came only with the first log point after a resume (a whole log period)."""
     bar = _bar(10_000, initial=5_000)
-    log = TrainingLog(_Writer(), "pong", bar)
+    log = TrainingLog(MetricWriter(None), "pong", bar)  # a disabled writer
     log.count(2, _info(2), 5_002)
     assert bar.postfix in (None, "")  # not yet: refreshed every POSTFIX_SECONDS
     monkeypatch.setattr(metrics, "POSTFIX_SECONDS", 0.0)
