@@ -517,7 +517,10 @@ def test_yaml_presets_are_exactly_the_hparam_dataclass(name: str) -> None:
     # Precision, compile, channels-last and the seed are the training run's (trainer config).
     assert set(cfg) == set(agent_hparam_names(name)) - {"action_value_fn", *RUN_LEVEL_HPARAMS}
     defaults = agent_class(name).Config()
-    declared = field_types(agent_class(name).Config)
+    # field_types (functools.cache) hashes the class with type.__hash__; mypy checks a
+    # ``type[AgentConfig]`` against Hashable by the instances' __hash__, so give it as ``type``.
+    config_class: type = agent_class(name).Config
+    declared = field_types(config_class)
     for key, value in cfg.items():  # as its declared type: a YAML list is a tuple field's value
         assert getattr(defaults, key) == convert(value, declared[key], key), key
     assert agent_class(name).Config(**cfg) == defaults

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,7 +92,9 @@ def test_cuda_graphs_update_matches_eager(name: str, precision: str) -> None:
         )  # fmt: skip
         losses = [agent.learn(b).loss for b in batches]  # earlier losses must survive replays
         results[mode] = torch.stack(losses)
-    tol = {"rtol": 1e-3, "atol": 1e-4} if precision == "fp32" else {"rtol": 5e-2, "atol": 5e-3}
+    tol: dict[str, Any] = (
+        {"rtol": 1e-3, "atol": 1e-4} if precision == "fp32" else {"rtol": 5e-2, "atol": 5e-3}
+    )
     torch.testing.assert_close(results["graphs"], results["off"], **tol)
 
 

@@ -113,6 +113,7 @@ def test_imputation_task_distribution_and_more_samples() -> None:
     rewards = torch.tensor([0.1, 0.3, 1.2, 2.5, 5.0, 10.0, 20.0], dtype=torch.float64)
     e = expectiles(rewards, None, LEVELS)  # 21 = 3 copies of each reward is an exact solution
     z = impute_samples(e, LEVELS)
+    assert isinstance(z, torch.Tensor)
     assert (expectiles(z, None, LEVELS) - e).abs().max().item() < 1e-6
     assert z.mean().item() == pytest.approx(rewards.mean().item(), abs=1e-6)  # tau=.5 pinned
     # Non-uniform weights, more samples than expectiles, float32 in -> float32 out.
@@ -120,6 +121,7 @@ def test_imputation_task_distribution_and_more_samples() -> None:
     e2 = expectiles(rewards, p, LEVELS).float()
     for init in ("expectiles", "grid", "best"):
         z2 = impute_samples(e2, LEVELS.float(), num_samples=60, bounds=(0.0, 25.0), init=init)
+        assert isinstance(z2, torch.Tensor)
         assert z2.dtype == torch.float32 and z2.shape == (60,)
         assert z2.min().item() >= 0.0 and z2.max().item() <= 25.0
         # Non-convex least squares: within 1 % of the 0.1..20 range (typically far closer).

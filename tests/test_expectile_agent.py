@@ -8,6 +8,7 @@ with the truth, because expectiles are statistics, not atoms.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.envs.toy import LONG_TAIL_PROBS, LONG_TAIL_VALUES, LongTailBandit
 from distrl_agents.expectiles import expectile_levels, expectiles, impute_samples
 from distrl_agents.losses import expectile_loss
+from distrl_agents.networks import ExpectileHead
 from distrl_agents.risk import make_action_value_fn
 from distrl_agents.types import Batch
 
@@ -35,7 +37,7 @@ SMALL = {"num_expectiles": 7, "imputation_iters": 8, "lr": 1e-3}
 GAMMA = 0.9
 
 
-def _agent(**kw: object) -> ExpectileAgent:
+def _agent(**kw: Any) -> ExpectileAgent:
     network = kw.pop("network", MLP)
     agent = make_agent(
         "expectile", num_actions=A, obs_shape=OBS, network=network, **{**SMALL, **kw}
@@ -59,7 +61,10 @@ def _batch(batch_size: int = 6, seed: int = 5) -> Batch:
 
 def _pin_outputs(agent: ExpectileAgent, net: torch.nn.Module, expectiles_AK: torch.Tensor) -> None:
     """Make ``net`` output ``expectiles_AK`` ``[A, K]`` for every state (zero last weight)."""
-    last = net.head.stream.advantage[-1]
+    head = net.head
+    assert isinstance(head, ExpectileHead)
+    last = head.stream.advantage[-1]
+    assert isinstance(last, torch.nn.Linear)
     with torch.no_grad():
         last.weight.zero_()
         last.bias.copy_(expectiles_AK.reshape(-1))
@@ -178,6 +183,7 @@ def test_risk_sensitive_acting_imputes_before_distorting() -> None:
         num_expectiles=15,
         action_value_fn=fn,
     )
+    assert isinstance(agent, ExpectileAgent)
     taus = agent.taus.double()
     risky = expectiles(torch.tensor([0.0, 3.0]), None, taus).float()
     _pin_outputs(agent, agent.online, torch.stack([risky, torch.full_like(risky, 1.2)]))
@@ -242,7 +248,11 @@ def _two_step_run(naive: bool, steps: int = 1500, seed: int = 3) -> ExpectileAge
     )
     assert isinstance(agent, ExpectileAgent)
     if naive:
-        agent.impute = lambda e: (e.float(), torch.zeros(e.shape[0]))  # type: ignore[method-assign]
+
+        def naive_impute(expectiles_BK: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return expectiles_BK.float(), torch.zeros(expectiles_BK.shape[0])
+
+        agent.impute = naive_impute  # type: ignore[method-assign]
     rng = np.random.default_rng(seed)
     s0, s1 = np.eye(4, dtype=np.float32)[:2]
     size = 64

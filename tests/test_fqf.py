@@ -14,6 +14,7 @@ from test_losses import naive_quantile_huber
 
 import distrl_agents.agents.fqf as fqf_module
 from distrl_agents.agents import make_agent
+from distrl_agents.agents.fqf import FQFAgent
 from distrl_agents.agents.targets import greedy_action
 from distrl_agents.distribution import ReturnDistribution
 from distrl_agents.losses import quantile_huber_loss
@@ -22,7 +23,7 @@ from distrl_agents.losses.fraction import (
     fqf_fraction_loss,
     squared_fraction_loss,
 )
-from distrl_agents.networks import FQFHead, FractionProposal
+from distrl_agents.networks import DistributionalNetwork, FQFHead, FractionProposal
 from distrl_agents.types import Batch
 
 
@@ -121,7 +122,9 @@ def test_bootstrap_action_uses_the_proposal_of_the_authors_code(
         head = cast(FQFHead, net.head)
         with torch.no_grad():
             head.embedding.linear.weight.mul_(3.0)
-            head.stream.advantage[2].bias.zero_()
+            last = head.stream.advantage[2]
+            assert isinstance(last, torch.nn.Linear)
+            last.bias.zero_()
     g = torch.Generator().manual_seed(1)
     B = 64
     batch = Batch(
@@ -143,7 +146,7 @@ def test_bootstrap_action_uses_the_proposal_of_the_authors_code(
     agent.compute_loss(batch)
     assert len(chosen) == 1
 
-    def greedy(selector: torch.nn.Module, proposer: torch.nn.Module) -> torch.Tensor:
+    def greedy(selector: DistributionalNetwork, proposer: DistributionalNetwork) -> torch.Tensor:
         """argmax of selector's width-weighted Q at the fractions proposer proposes for x'."""
         with torch.no_grad():
             feats = selector.torso(batch.next_obs)
@@ -181,6 +184,7 @@ def test_weighted_targets_hparam_and_loss(target_fractions: str) -> None:
     weighted = make_agent(
         "fqf", num_actions=3, obs_shape=(5,), network=MLP, weighted_targets=True, **kw
     )
+    assert isinstance(weighted, FQFAgent)
     assert weighted.spec["weighted_targets"] is True and plain.spec["weighted_targets"] is False
     for agent in (plain, weighted):
         _skew(agent, agent.online, 1.0)
@@ -480,7 +484,7 @@ def test_main_optimizer_takes_every_shared_optimizer_field() -> None:
     )
     main, fraction = agent.optimizers
     assert main.defaults["initial_mean_square"] == 0.0 and main.defaults["centered"]
-    head_params = {id(p) for p in agent.online.head.fraction_proposal.parameters()}
+    head_params = {id(p) for p in cast(FQFHead, agent.online.head).fraction_proposal.parameters()}
     assert {id(p) for g in fraction.param_groups for p in g["params"]} == head_params
     assert not head_params & {id(p) for g in main.param_groups for p in g["params"]}
 

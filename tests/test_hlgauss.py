@@ -4,6 +4,7 @@ the loss against a hand-built cross-entropy, and learning the mean on tasks with
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -125,12 +126,13 @@ def test_loss_is_the_cross_entropy_against_the_scalar_targets_histogram(
 
 
 def test_config_is_checked() -> None:
-    for bad, match in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"target": "gauss"}, "target"),
         ({"sigma_ratio": 0.0}, "sigma_ratio"),
         ({"v_min": 1.0, "v_max": 1.0}, "v_min"),
         ({"num_bins": 1}, "num_bins"),
-    ]:
+    ]
+    for bad, match in cases:
         with pytest.raises(ValueError, match=match):
             _agent(**bad)
 

@@ -183,7 +183,9 @@ def test_quantile_huber_gradient_matches_autograd_of_the_formula(
     target[0, :3] = pred64.detach()[0, :3]  # exact ties u = 0
     target[1, 0] = pred64.detach()[1, 0] + kappa  # |u| = kappa exactly
     taus = torch.rand(B, N, generator=g, dtype=torch.float64)
-    weights = torch.softmax(torch.randn(B, M, generator=g, dtype=torch.float64), -1)
+    weights: torch.Tensor | None = torch.softmax(
+        torch.randn(B, M, generator=g, dtype=torch.float64), -1
+    )
     weights = weights if weighted else None
     scale = torch.randn(B, generator=g, dtype=torch.float64)  # a non-uniform upstream gradient
     (_autograd_quantile_huber(pred64, target, taus, kappa, weights) * scale).sum().backward()

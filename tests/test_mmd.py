@@ -4,6 +4,7 @@ agent's target, one update, and distribution recovery on a task with a known ans
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from test_learning import wasserstein1
 
 from distrl_agents.agents import make_agent
+from distrl_agents.agents.mmd import MMDAgent
 from distrl_agents.agents.targets import bellman_target
 from distrl_agents.losses import mmd as mmd_module
 from distrl_agents.losses.mmd import MMD_BANDWIDTHS, mmd_loss
@@ -29,7 +31,8 @@ def naive_mmd2(x: torch.Tensor, y: torch.Tensor, hs: tuple[float, ...]) -> torch
     xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n)) / (n * n)
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
     xy = sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
-    return xx + yy - 2 * xy  # type: ignore[no-any-return]
+    # Sums of n * n, m * m and n * m >= 1 tensors: a tensor, not sum()'s start value 0.
+    return cast(torch.Tensor, xx + yy - 2 * xy)
 
 
 def test_hand_case_two_particles_one_bandwidth() -> None:
@@ -105,11 +108,13 @@ def test_bandwidth_scale_makes_the_loss_scale_invariant() -> None:
 
 def test_preset_and_checks() -> None:
     agent = make_agent("mmd", num_actions=3, obs_shape=(5,), network=MLP)
+    assert isinstance(agent, MMDAgent)
     assert agent.config.num_particles == 200
     assert agent.config.bandwidths == MMD_BANDWIDTHS
     assert agent.config.lr == 5e-5 and agent.config.optimizer_eps == 0.01 / 32
     assert not agent.config.double_dqn
     scaled = make_agent("mmd", num_actions=3, obs_shape=(5,), network=MLP, bandwidth_scale=4)
+    assert isinstance(scaled, MMDAgent)
     assert scaled.config.bandwidths == tuple(4 * h for h in MMD_BANDWIDTHS)
     with pytest.raises(ValueError, match="num_particles"):
         make_agent("mmd", num_actions=3, obs_shape=(5,), network=MLP, num_particles=0)
@@ -155,6 +160,7 @@ def test_compute_loss_is_mmd_to_the_greedy_bellman_target() -> None:
     """The loss equals mmd_loss between the taken action's particles and ``r + discount * z``
     of the target network's particles at ``argmax_a mean z(x', a)``."""
     agent = make_agent("mmd", num_actions=3, obs_shape=(5,), network=MLP, num_particles=6, seed=1)
+    assert isinstance(agent, MMDAgent)
     batch = _batch()
     for p in agent.online.parameters():  # target != online, so the bootstrap net matters
         p.data.add_(0.1)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
 
 from distrl_agents.networks import (
     CosineEmbedding,
+    ExpectedValueHead,
+    FQFHead,
     FractionProposal,
     NoisyLinear,
     build_network,
     quantile_midpoints,
 )
-from distrl_agents.networks.torsos import same_conv, same_padding
+from distrl_agents.networks.torsos import DopamineCNN, same_conv, same_padding
 
 A = 6
 
@@ -23,7 +26,7 @@ def _obs(shape: tuple[int, ...], batch: int = 3) -> torch.Tensor:
     return torch.randint(0, 256, (batch, *shape), dtype=torch.uint8)
 
 
-HEAD_ARGS = {
+HEAD_ARGS: dict[str, dict[str, Any]] = {
     "expected": {},
     "categorical": {"num_atoms": 11, "v_min": -5.0, "v_max": 5.0},
     "quantile": {"num_quantiles": 7},
@@ -99,6 +102,7 @@ def test_dopamine_torso_pads_same_as_tensorflow() -> None:
     network = build_network(
         {"torso": "dopamine"}, obs_shape=(4, 84, 84), num_actions=A, head="expected"
     )
+    assert isinstance(network.torso, DopamineCNN)
     assert network.torso.output_dim == 7744
     sizes, x = [], torch.zeros(1, 4, 84, 84)
     pads = []
@@ -143,6 +147,7 @@ def test_same_conv_pads_bottom_right_on_a_hand_worked_case() -> None:
     assert isinstance(conv, torch.nn.Conv2d)
     with torch.no_grad():
         conv.weight.fill_(1.0)
+        assert conv.bias is not None
         conv.bias.zero_()
         y = torch.nn.Sequential(*layers)(torch.arange(25.0).reshape(1, 1, 5, 5))
     want = torch.tensor(
@@ -161,7 +166,9 @@ def test_dopamine_torso_channels_last_gives_the_same_values() -> None:
     network = build_network(net, obs_shape=(4, 84, 84), num_actions=A, head="expected").eval()
     obs = _obs((4, 84, 84))
     q = network(obs).q_values()
-    network = network.to(memory_format=torch.channels_last)
+    # torch's stubs for Module.to omit ``memory_format``, which it accepts at runtime (as in
+    # distrl_agents/agents/base.py).
+    network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     q_cl = network(obs.contiguous(memory_format=torch.channels_last)).q_values()
     torch.testing.assert_close(q_cl, q)
 
@@ -238,6 +245,7 @@ def test_fqf_probs_are_fraction_widths() -> None:
         {"torso": "mlp", "hidden": 16}, obs_shape=(3,), num_actions=A, head="fqf", num_fractions=5
     )
     dist = network(torch.randn(2, 3))
+    assert isinstance(network.head, FQFHead)
     fr = network.head.propose(network.features(torch.randn(2, 3)))
     assert fr.taus.shape == (2, 6)
     assert dist.probs.shape == (2, A, 5)
@@ -276,7 +284,9 @@ def test_dueling_combines_value_and_advantage() -> None:
         num_actions=A,
         head="expected",
     )
+    assert isinstance(network.head, ExpectedValueHead)
     stream = network.head.stream
+    assert stream.value is not None
     feats = network.features(torch.randn(2, 3))
     adv = stream.advantage(feats).view(2, A, 1)
     val = stream.value(feats).view(2, 1, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -94,7 +95,12 @@ def test_state_dict_round_trip_and_bad_values() -> None:
         p.grad = torch.full_like(p, 0.2)
         o.step()
     assert torch.equal(w, w2)
-    for bad in ({"lr": 0.0}, {"lr": 0.1, "alpha": 1.0}, {"lr": 0.1, "eps": 0.0}):
+    bad_settings: list[dict[str, Any]] = [
+        {"lr": 0.0},
+        {"lr": 0.1, "alpha": 1.0},
+        {"lr": 0.1, "eps": 0.0},
+    ]
+    for bad in bad_settings:
         with pytest.raises(ValueError):
             TFRMSprop([torch.nn.Parameter(torch.ones(1))], **bad)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -457,7 +458,9 @@ def test_evicted_indices_are_ignored_by_update_priorities() -> None:
 
 # --------------------------------------------------------------------------- backends
 def test_torch_storage_backend_matches_numpy_backend() -> None:
-    kw = dict(num_envs=2, frame_shape=(84, 84), stack_size=4, n_step=3, prioritized=True, seed=5)
+    kw: dict[str, Any] = dict(
+        num_envs=2, frame_shape=(84, 84), stack_size=4, n_step=3, prioritized=True, seed=5
+    )
     a = ReplayBuffer(120, storage_backend="numpy", **kw)
     b = ReplayBuffer(120, storage_device="cpu", storage_backend="torch", **kw)
     assert a.storage_backend == "numpy" and b.storage_backend == "torch"
