@@ -887,24 +887,29 @@ def cmd_diverge(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
     dirs = sorted(p.parent for p in out.glob("*/config.json"))
-    grid: list[Path] = []
-    if args.agents and args.games:  # the whole grid, runs not started yet included
+    agents: dict[Path, str] = {}  # the grid's runs, those not started yet included
+    if args.agents and args.games:
         pairs = [(a, g) for g in expand_games(args.games) for a in args.agents]
-        grid = [d for *_, d in run_dirs(out, pairs, args.seeds)]
-        dirs = grid + [d for d in dirs if d not in grid]
+        agents = {d: a for a, _, _, d in run_dirs(out, pairs, args.seeds)}
+        dirs = list(agents) + [d for d in dirs if d not in agents]
     if not dirs:
         print(f"atari100k: no runs in {out}")
         return 1
     counts = {"finished": 0, "started": 0, "not started": 0}
+    finished_hours: dict[str, list[float]] = {}  # agent -> wall hours of its finished runs
+    left: dict[str, float] = {}  # agent -> runs left, a run in progress counted by its steps
     for d in dirs:
         if not (d / "config.json").is_file():
             counts["not started"] += 1
+            left[agents[d]] = left.get(agents[d], 0.0) + 1.0
             print(f"{d.name:32s} not started")
             continue
-        counts["finished" if final_eval(d) else "started"] += 1
+        agent = agents.get(d) or json.loads((d / "config.json").read_text())["agent"]["name"]
         final = final_eval(d)
+        counts["finished" if final else "started"] += 1
         hours = sum(json.loads(x)["hours"] for x in _lines(d / "wall_time.jsonl"))
         if final:
+            finished_hours.setdefault(agent, []).append(hours)
             state = (
                 f"final score {final['mean_return']:.1f} ({len(final['episode_returns'])} games)"
             )
@@ -913,9 +918,45 @@ def cmd_status(args: argparse.Namespace) -> int:
             state = f"checkpoint at {saved:,} agent steps"
             if logged > saved:  # a training in progress (or one stopped without a checkpoint)
                 state = f"logged to {logged:,} agent steps, last {state}"
+            left[agent] = left.get(agent, 0.0) + max(0.0, 1.0 - max(saved, logged) / TOTAL_STEPS)
         print(f"{d.name:32s} {state}; {hours:.2f} h of training (finished stretches)")
     print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" (of {len(dirs)} runs)")
+    for line in time_left(finished_hours, left, args.jobs):
+        print(line)
     return 0
+
+
+def time_left(
+    finished_hours: dict[str, list[float]], left: dict[str, float], jobs: int | None = None
+) -> list[str]:
+    """Lines estimating the wall time the runs ``left`` (agent -> runs, a started run counted
+    by the share of its steps still to train) need: each agent's runs at the median wall time of
+    its finished runs here (as they were lived: with their evaluations, beside whatever else
+    ran), over ``jobs`` runs at a time (default: one per CPU, as ``run``)."""
+    if not left:
+        return []
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    known = {a: float(np.median(h)) for a, h in finished_hours.items() if h}
+    parts, unknown, hours = [], [], 0.0
+    for agent, runs in sorted(left.items()):
+        if agent in known:
+            hours += runs * known[agent]
+            parts.append(
+                f"{agent} {runs:.1f} runs x {known[agent]:.2f} h "
+                f"(median of {len(finished_hours[agent])} finished)"
+            )
+        else:
+            unknown.append(f"{agent} ({runs:.1f} runs)")
+    out = []
+    if parts:
+        out.append(
+            f"left: about {hours:.1f} h of runs ({'; '.join(parts)}), about "
+            f"{hours / max(1, jobs):.1f} h of wall time at {jobs} at a time"
+        )
+    if unknown:
+        out.append("no finished run here to time, so not counted: " + ", ".join(unknown))
+    return out
 
 
 def logged_step(run_dir: Path) -> int:
@@ -1077,6 +1118,9 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--agents", nargs="+", default=[])
     status.add_argument("--games", nargs="+", default=[])
     status.add_argument("--seeds", nargs="+", type=int, default=[0])
+    status.add_argument(
+        "--jobs", type=int, default=None, help="runs at a time, for the time left (default: CPUs)"
+    )
     for name in ("stop", "report"):
         sub.add_parser(name)
     collect = sub.add_parser("collect", help="finished runs below DIRS into the CSV")

@@ -81,6 +81,29 @@ def test_status_shows_where_a_training_in_progress_stands(
     assert "logged to 24,122 agent steps, last checkpoint at 8,860 agent steps" in line, line
 
 
+def test_status_estimates_the_time_left_from_finished_runs(
+    script, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    final = {"agent_step": 100_000, "mean_return": 1.0, "episode_returns": [1.0]}
+    _run(tmp_path, "alien", "c51", [final], [0.5])
+    _run(tmp_path, "amidar", "c51", [final], [0.25, 0.75])  # two stretches: 1.0 h
+    _run(tmp_path, "assault", "c51", [final], [2.0])
+    started = _run(tmp_path, "asterix", "c51", [], [0.1])
+    (started / "checkpoints" / "step_000000025000").mkdir(parents=True)
+    argv = ["status", "--out", str(tmp_path), "--agents", "c51", "iqn", "--jobs", "2"]
+    argv += ["--games", "alien", "amidar", "assault", "asterix", "boxing"]
+    assert script.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    # c51: asterix 0.75 of a run left, boxing one run; median of 0.5, 1.0 and 2.0 h is 1.0 h.
+    assert lines[-3] == "3 finished, 1 started, 6 not started (of 10 runs)"
+    assert lines[-2] == (
+        "left: about 1.8 h of runs (c51 1.8 runs x 1.00 h (median of 3 finished)), "
+        "about 0.9 h of wall time at 2 at a time"
+    )
+    assert lines[-1] == "no finished run here to time, so not counted: iqn (5.0 runs)"
+    assert script.time_left({}, {}) == []
+
+
 def test_benchmark_names_expand_to_their_games(script) -> None:
     games = script.expand_games(["atari100k"])
     assert len(games) == 26 and games[0] == "alien" and "road_runner" in games
