@@ -3,9 +3,10 @@
     python scripts/atari100k.py run --agents c51 iqn --games road_runner krull --seeds 0 \
         [--runs qrdqn:pong ...] [--out runs/atari100k] [--jobs N] [--background] [--nice 10] \
         [--preset atari100k|atari100k_dopamine] [-- extra distrl-train overrides]
-    python scripts/atari100k.py run --agents c51 --games atari100k --seeds 0 --jobs 2 \
+    python scripts/atari100k.py run --plan atari100k --nice 10 \
         --csv docs/results/atari100k_runs.csv --commit --background     # the whole benchmark
     python scripts/atari100k.py status [--out runs/atari100k] [--agents c51 --games atari100k]
+    python scripts/atari100k.py status [--out runs/atari100k] --plan atari100k
     python scripts/atari100k.py collect multirun/atari100k/<time> [--csv ...]   # a sweep's runs
     python scripts/atari100k.py tables [--csv docs/results/atari100k_runs.csv] \
         [--results docs/results.md] [--figure docs/figures/atari100k_profile]
@@ -30,7 +31,9 @@ error, games, precision, threads, wall hours, machine, commit) is written to tha
 the run finishes (replacing an older row of the same game, agent, seed and preset), and with
 ``--commit`` the CSV alone is committed to its git repository at once, so that a finished run's
 result survives the machine. ``status`` with ``--agents``/``--games``/``--seeds`` shows the whole
-grid, runs not yet started included.
+grid, runs not yet started included, and estimates the wall time left. ``--plan atari100k`` (for
+``run`` and ``status``) stands for the whole benchmark of docs/results.md in its order, stage by
+stage (``PLANS``).
 
 ``report`` runs ``distrl-report <out> --compare DER`` and draws one learning-curve panel per game:
 the training games' raw scores (a moving average over 10 games) against frames for each run, the
@@ -90,7 +93,7 @@ def expand_games(games: list[str]) -> list[str]:
 def agent_game_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """``--agents`` x ``--games``, then each ``--runs agent:game``."""
     pairs = [(a, g) for g in expand_games(args.games) for a in args.agents]
-    for spec in args.runs:
+    for spec in getattr(args, "runs", []):  # status has no --runs
         agent, sep, game = spec.partition(":")
         if not sep or not agent or not game:
             raise SystemExit(f"atari100k: --runs takes agent:game pairs (c51:pong), got {spec!r}")
@@ -98,6 +101,44 @@ def agent_game_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
     if not pairs:
         raise SystemExit("atari100k: nothing to run: give --agents and --games, or --runs")
     return pairs
+
+
+#: Named orders of runs for ``--plan``: stages of (agents, games, seeds), run one after another
+#: (within a stage game by game, each game's agents together).
+PLANS: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]], ...]] = {
+    # The benchmark of docs/results.md in its order: C51 seed 0 on the 26 games; QR-DQN, IQN,
+    # FQF and the expectile agent on the subset; C51 seed 1, then seed 2, on the 26 games (each
+    # seed over all games first, so every game has its runs before any has three); then the
+    # agents added since.
+    "atari100k": (
+        (("c51",), ("atari100k",), (0,)),
+        (("qrdqn", "iqn", "fqf", "expectile"), ("atari100k_subset",), (0,)),
+        (("c51",), ("atari100k",), (1,)),
+        (("c51",), ("atari100k",), (2,)),
+        (("hlgauss", "mmd"), ("atari100k_subset",), (0,)),
+    ),
+}
+
+
+def planned_runs(args: argparse.Namespace, out: Path) -> list[tuple[str, str, int, Path]]:
+    """(agent, game, seed, run directory) in the order they run: the stages of ``--plan``, or
+    ``--agents`` x ``--games`` x ``--seeds`` and then ``--runs``; a run listed twice runs once."""
+    if args.plan:
+        if args.agents or args.games or getattr(args, "runs", []):
+            raise SystemExit(
+                f"atari100k: --plan {args.plan} names its own runs; leave out --agents, --games "
+                "and --runs (or drop --plan)"
+            )
+        runs: list[tuple[str, str, int, Path]] = []
+        for agents, games, seeds in PLANS[args.plan]:
+            pairs = [(a, g) for g in expand_games(list(games)) for a in agents]
+            runs += run_dirs(out, pairs, list(seeds))
+    else:
+        runs = list(run_dirs(out, agent_game_pairs(args), args.seeds))
+    unique: dict[Path, tuple[str, str, int, Path]] = {}
+    for run in runs:
+        unique.setdefault(run[3], run)
+    return list(unique.values())
 
 
 def final_eval(run_dir: Path, total_steps: int | None = None) -> dict | None:
@@ -148,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_grid(args: argparse.Namespace, out: Path) -> int:
     total = int(_override(args.overrides, "trainer.total_steps", None) or TOTAL_STEPS)
-    pending = list(run_dirs(out, agent_game_pairs(args), args.seeds))
+    pending = planned_runs(args, out)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if args.jobs is None:  # one 1-thread run per CPU finishes a grid soonest (bench_threads.py)
         args.jobs = max(1, min(cpus or 1, len(pending)))
@@ -888,9 +929,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
     dirs = sorted(p.parent for p in out.glob("*/config.json"))
     agents: dict[Path, str] = {}  # the grid's runs, those not started yet included
-    if args.agents and args.games:
-        pairs = [(a, g) for g in expand_games(args.games) for a in args.agents]
-        agents = {d: a for a, _, _, d in run_dirs(out, pairs, args.seeds)}
+    if args.plan or (args.agents and args.games):
+        agents = {d: a for a, _, _, d in planned_runs(args, out)}
         dirs = list(agents) + [d for d in dirs if d not in agents]
     if not dirs:
         print(f"atari100k: no runs in {out}")
@@ -1095,6 +1135,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--games", nargs="+", default=[])
     run.add_argument("--runs", nargs="+", default=[], help="agent:game pairs, e.g. c51:pong")
     run.add_argument("--seeds", nargs="+", type=int, default=[0])
+    run.add_argument(
+        "--plan",
+        choices=sorted(PLANS),
+        default=None,
+        help="a named order of runs instead of --agents/--games/--seeds: atari100k is the whole "
+        "benchmark (C51 seed 0 on its 26 games, four agents on the subset, C51 seeds 1 and 2, "
+        "HL-Gauss and MMD-DQN on the subset)",
+    )
     run.add_argument("--preset", default="atari100k", choices=["atari100k", "atari100k_dopamine"])
     run.add_argument("--background", action="store_true", help="detach; log to <out>/atari100k.log")
     run.add_argument(
@@ -1118,6 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--agents", nargs="+", default=[])
     status.add_argument("--games", nargs="+", default=[])
     status.add_argument("--seeds", nargs="+", type=int, default=[0])
+    status.add_argument("--plan", choices=sorted(PLANS), default=None, help="as for run")
     status.add_argument(
         "--jobs", type=int, default=None, help="runs at a time, for the time left (default: CPUs)"
     )

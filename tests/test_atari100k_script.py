@@ -104,6 +104,36 @@ def test_status_estimates_the_time_left_from_finished_runs(
     assert script.time_left({}, {}) == []
 
 
+def test_the_benchmark_plan_runs_its_stages_in_order(
+    script, tmp_path: Path, capsys: pytest.CaptureFixture[str], failing_trainings: list[list[str]]
+) -> None:
+    args = script.argparse.Namespace(plan="atari100k", agents=[], games=[], runs=[], seeds=[0])
+    runs = script.planned_runs(args, tmp_path)
+    names = [d.name for *_, d in runs]
+    assert len(runs) == len(set(names)) == 26 + 6 * 4 + 26 + 26 + 6 * 2  # 114
+    assert names[0] == "alien-c51-seed0" and names[25] == "up_n_down-c51-seed0"
+    subset = names[26:50]  # game by game, the four agents of each game together
+    assert subset[:4] == [f"road_runner-{a}-seed0" for a in ("qrdqn", "iqn", "fqf", "expectile")]
+    assert subset[-1] == "crazy_climber-expectile-seed0"
+    assert names[50] == "alien-c51-seed1" and names[75] == "up_n_down-c51-seed1"
+    assert names[76] == "alien-c51-seed2" and names[-1] == "crazy_climber-mmd-seed0"
+    with pytest.raises(SystemExit, match="--plan atari100k names its own runs"):
+        script.planned_runs(script.argparse.Namespace(
+            plan="atari100k", agents=["c51"], games=[], runs=[], seeds=[0]), tmp_path)  # fmt: skip
+    # run --plan starts the plan's first runs (here they fail at once: two, then it stops);
+    # status --plan lists all 114 and what is left.
+    assert script.main(["run", "--plan", "atari100k", "--jobs", "1", "--out", str(tmp_path)]) == 1
+    assert [c[c.index("env.game=alien") - 1 :][:3] for c in failing_trainings[:1]] == [
+        ["agent=c51", "env.game=alien", "seed=0"]
+    ]
+    assert "env.game=amidar" in failing_trainings[1]
+    capsys.readouterr()
+    assert script.main(["status", "--plan", "atari100k", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 finished, 0 started, 114 not started (of 114 runs)" in out
+    assert "not counted: c51 (78.0 runs), expectile (6.0 runs)" in out
+
+
 def test_benchmark_names_expand_to_their_games(script) -> None:
     games = script.expand_games(["atari100k"])
     assert len(games) == 26 and games[0] == "alien" and "road_runner" in games
