@@ -796,17 +796,75 @@ def cmd_tables(args: argparse.Namespace) -> int:
     results.write_text(doc)
     print(text)
     if args.figure:
-        from distrl_agents.evaluation.aggregates import performance_profile
-        from distrl_agents.evaluation.plots import plot_performance_profiles
-
-        matrices, _ = score_matrices(rows, args.preset)
-        if matrices:
-            taus = np.linspace(0.0, 2.0, 81)
-            profiles = performance_profile(matrices, taus)
-            for path in plot_performance_profiles(taus, profiles, Path(args.figure)):
-                print(f"atari100k: performance profiles -> {path}")
+        for path in profile_figures(rows, args.preset, Path(args.figure)):
+            print(f"atari100k: performance profiles -> {path}")
     print(f"atari100k: tables written to {results}")
     return 0
+
+
+def _published_profiles(
+    games: list[str], taus: np.ndarray, reps: int
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Performance profiles of the published scores on exactly ``games``: DER's per-game means
+    (one score per game, no band: the paper's runs are not available here) and each method
+    with per-run scores (rliable's runs, with stratified-bootstrap bands)."""
+    from distrl_agents.evaluation.aggregates import performance_profile
+    from distrl_agents.evaluation.benchmarks import published_run_methods, published_runs
+
+    rnd, hum = published("random"), published("human")
+    out = {}
+    der = published("DER")
+    if all(g in der for g in games):
+        row = np.array([[_hns_value(der[g], g, rnd, hum) for g in games]])
+        out["DER (published means)"] = performance_profile(row, taus, reps=0)
+    for method in published_run_methods():
+        runs = published_runs(method)
+        if all(g in runs for g in games):
+            m = published_run_matrix(method, games, runs)
+            out[_run_label(method, m.shape[0])] = performance_profile(m, taus, reps=reps)
+    return out
+
+
+def profile_figures(
+    rows: list[dict[str, str]], preset: str, stem: Path, reps: int = 2000
+) -> list[Path]:
+    """Performance profiles (HNS, tau in [0, 2]) beside the published scores on the same games:
+    at ``stem``, the agents that ran the most games (C51 on the benchmark), each on those games;
+    at ``<stem>_subset``, once two agents have finished subset games, every agent on the subset
+    games all of them finished."""
+    from distrl_agents.evaluation.aggregates import performance_profile
+    from distrl_agents.evaluation.plots import plot_performance_profiles
+
+    matrices, games_of = score_matrices(rows, preset)
+    if not matrices:
+        return []
+    taus = np.linspace(0.0, 2.0, 81)
+    widest = max(matrices, key=lambda a: len(games_of[a]))
+    games = games_of[widest]
+    figures = [(stem, {a: m for a, m in matrices.items() if games_of[a] == games}, games)]
+    in_subset = [a for a in matrices if set(SUBSET) & set(games_of[a])]
+    common = [g for g in SUBSET if all(g in games_of[a] for a in in_subset)]
+    if len(in_subset) >= 2 and common:
+        cols = {a: [games_of[a].index(g) for g in common] for a in in_subset}
+        subset = {a: matrices[a][:, cols[a]] for a in in_subset}
+        figures.append((stem.with_name(stem.name + "_subset"), subset, common))
+    paths = []
+    for path, mine, names in figures:
+        profiles = {
+            f"{a}, {m.shape[0]} run{'s' if m.shape[0] > 1 else ''} per game": prof
+            for (a, m), prof in zip(mine.items(), performance_profile(mine, taus, reps).values())
+        }
+        published_profiles = _published_profiles(names, taus, reps)
+        profiles.update(published_profiles)
+        paths += plot_performance_profiles(
+            taus,
+            profiles,
+            path,
+            title="Atari 100k: performance profiles on "
+            + (f"the same {len(names)} games" if len(names) > 1 else "one game"),
+            dashed=[k for k in published_profiles if "published means" in k],
+        )
+    return paths
 
 
 def ab_table(base: list[dict[str, str]], variant: list[dict[str, str]], label: str) -> str:

@@ -382,6 +382,41 @@ def test_subset_table_names_each_games_winner_over_the_games_all_agents_finished
     assert any("In all 6 runs, 3.0 hours" in x for x in lines)
 
 
+def test_profile_figures_set_the_agents_beside_the_published_scores_on_the_same_games(
+    script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distrl_agents.evaluation import plots
+
+    drawn: dict[str, tuple[str, dict, list[str]]] = {}
+
+    def plot(taus, profiles, stem, *, title, dashed):  # type: ignore[no-untyped-def]
+        drawn[stem.name] = (title, dict(profiles), list(dashed))
+        return [stem]
+
+    monkeypatch.setattr(plots, "plot_performance_profiles", plot)
+    rows = [_row(g, "c51", s, 1000.0) for g in ("alien", "krull", "road_runner") for s in (0, 1)]
+    rows += [_row("krull", "iqn", 0, 3000.0), _row("pong", "iqn", 0, 0.0)]
+    paths = script.profile_figures(rows, "atari100k", tmp_path / "profile", reps=20)
+    assert [p.name for p in paths] == ["profile", "profile_subset"]
+    title, profiles, dashed = drawn["profile"]  # c51's 3 games; iqn ran others
+    assert title.endswith("on the same 3 games")
+    assert list(profiles)[:2] == ["c51, 2 runs per game", "DER (published means)"]
+    assert any(k.startswith("DrQ(eps), 100 runs") for k in profiles) and dashed == [
+        "DER (published means)"
+    ]
+    # DER's means on these games, as a profile: the fraction of the 3 games above each tau.
+    rnd, hum, der = script.published("random"), script.published("human"), script.published("DER")
+    hns = sorted((der[g] - rnd[g]) / (hum[g] - rnd[g]) for g in ("alien", "krull", "road_runner"))
+    der_profile = profiles["DER (published means)"][0]
+    assert der_profile[0] == 1.0 and der_profile[-1] == pytest.approx(sum(h > 2.0 for h in hns) / 3)
+    title, profiles, _ = drawn["profile_subset"]  # krull, the subset game both finished
+    assert title.endswith("on one game")
+    assert "c51, 2 runs per game" in profiles and "iqn, 1 run per game" in profiles
+    krull = (3000.0 - rnd["krull"]) / (hum["krull"] - rnd["krull"])
+    taus = np.linspace(0.0, 2.0, 81)
+    np.testing.assert_array_equal(profiles["iqn, 1 run per game"][0], (krull > taus).astype(float))
+
+
 def test_subset_name_expands_to_the_six_games(script) -> None:
     assert script.expand_games(["atari100k_subset", "pong"]) == [*script.SUBSET, "pong"]
 

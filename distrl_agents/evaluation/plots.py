@@ -138,15 +138,20 @@ def plot_performance_profiles(
     taus: np.ndarray,
     profiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     stem: Path,
+    *,
+    title: str = "Performance profiles (score distributions)",
+    dashed: Sequence[str] = (),
 ) -> list[Path]:
-    """Fraction of runs x games with HNS > tau, per agent, with its bootstrap band."""
+    """Fraction of runs x games with HNS > tau, per agent, with its bootstrap band; the labels
+    in ``dashed`` (references such as a paper's per-game means) are dashed lines."""
     agents = list(profiles)
     colors = _colors(agents)
     fig = _figure(6.0, 4.0)
     ax = fig.subplots()
     for agent in agents:
         p, lo, hi = profiles[agent]
-        ax.plot(taus, p, color=colors[agent], label=agent)
+        style = "--" if agent in dashed else "-"
+        ax.plot(taus, p, style, color=colors[agent], label=agent)
         ax.fill_between(taus, lo, hi, color=colors[agent], alpha=0.2, linewidth=0)
     ax.set_xlabel(r"human-normalized score $\tau$")
     ax.set_ylabel(r"fraction of runs with score $> \tau$")
@@ -154,7 +159,7 @@ def plot_performance_profiles(
     ax.grid(alpha=0.3)
     if agents:
         ax.legend(fontsize="small")
-    ax.set_title("Performance profiles (score distributions)")
+    ax.set_title(title)
     return _save(fig, stem)
 
 
