@@ -242,7 +242,7 @@ def test_results_tables_add_rliable_runs_with_intervals_and_probability_of_impro
         row = next(x for x in lines if x.startswith(f"| c51 | {method}, 100 runs (rliable) |"))
         assert row.endswith("| 2 | 2, 100 | 0.500 [0.500, 0.500] |")
     text = "\n".join(lines)
-    assert "probability of improvement over DER is not computed" in text
+    assert "over DER takes DER's published per-game means as one run per game" in text
     assert "not stored in this repository" not in text
 
 
@@ -276,6 +276,18 @@ def test_probability_of_improvement_table_uses_each_agents_games_and_runs(script
     iqn = next(x for x in lines if x.startswith("| iqn | SPR, 100 runs (rliable) |"))
     assert iqn.endswith("| 1 | 1, 100 | 1.000 [1.000, 1.000] |")  # above all of SPR's assault runs
     assert max(published_runs("SPR")["assault"]) < 10_000.0
+    # Over DER's per-game means (one number a game): iqn's assault run is above DER's 431.2.
+    assert (
+        "| iqn | DER (published means; iqn above on 1 of 1 games) | 1 | 1, 1 | 1.000"
+        in "\n".join(lines)
+    )
+    two = [_row("krull", "c51", s, x) for s, x in ((0, 100.0), (1, 5000.0))]  # DER: 2,851.5
+    two += [_row("assault", "c51", s, 431.2) for s in (0, 1)]  # ties DER's mean: half
+    m2, g2 = script.score_matrices(two, "atari100k")
+    der_row = next(x for x in script.improvement_table(m2, g2, reps=200) if "DER (" in x)
+    point, low, high = _interval(der_row.split(" | ")[-1].rstrip(" |"))
+    assert point == pytest.approx((0.5 + 0.5) / 2) and low < point < high
+    assert "c51 above on 0 of 2 games" in der_row  # means: krull 2,550 < 2,851.5; assault ties
 
 
 def test_collect_writes_the_finished_runs_of_a_sweep(script, tmp_path: Path) -> None:
