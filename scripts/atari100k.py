@@ -657,6 +657,7 @@ def results_tables(rows: list[dict[str, str]], preset: str = "atari100k", reps: 
                 f"| {_fmt_interval(ci['mean'])} | {_fmt_interval(ci['optimality_gap'])} |"
             )
     out += improvement_table(matrices, games_of, reps)
+    out += standing_table(mine)
     out += subset_tables(mine, reps)
     out += wall_time_table(mine)
     if any(m.shape[0] == 1 for m in matrices.values()):
@@ -688,6 +689,52 @@ def results_tables(rows: list[dict[str, str]], preset: str = "atari100k", reps: 
         "",
     ]
     return "\n".join(out)
+
+
+def standing_table(rows: list[dict[str, str]]) -> list[str]:
+    """Markdown lines: per game, where each agent's mean score falls among each published
+    method's runs (rliable's): the share of those runs it beats (ties half). DER's mean alone
+    can hide a score in the tail of what other runs reach."""
+    from distrl_agents.evaluation.benchmarks import published_run_methods, published_runs
+
+    runs_of = {method: published_runs(method) for method in published_run_methods()}
+    scores: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        scores.setdefault(r["agent"], {}).setdefault(r["game"], []).append(float(r["score"]))
+    agents = sorted(scores)
+    games = sorted({g for a in agents for g in scores[a] if any(g in h for h in runs_of.values())})
+    if not games:
+        return []
+    methods = " / ".join(_run_label(m, len(next(iter(h.values())))) for m, h in runs_of.items())
+    out = [
+        "",
+        "### Where each score falls among the published runs",
+        "",
+        f"Share of the published runs ({methods}) on the game that the agent's mean score beats "
+        "(ties half). Both methods are stronger than DER on most games, so low shares are "
+        "expected; a game low here and below DER's mean in the per-game table is one to look at.",
+        "",
+        "| game | " + " | ".join(agents) + " |",
+        "|---|" + "---:|" * len(agents),
+    ]
+    for g in games:
+        cells = []
+        for a in agents:
+            if g not in scores[a]:
+                cells.append("—")
+                continue
+            x = float(np.mean(scores[a][g]))
+            shares = []
+            for have in runs_of.values():
+                runs = np.asarray(have.get(g, []), dtype=float)
+                if runs.size:
+                    share = (np.sum(x > runs) + 0.5 * np.sum(x == runs)) / runs.size
+                    shares.append(f"{100 * share:.0f}%")
+                else:
+                    shares.append("—")
+            cells.append(" / ".join(shares))
+        out.append(f"| {g} | " + " | ".join(cells) + " |")
+    return out
 
 
 def subset_tables(rows: list[dict[str, str]], reps: int = 2000) -> list[str]:

@@ -243,7 +243,27 @@ def test_results_tables_add_rliable_runs_with_intervals_and_probability_of_impro
         assert row.endswith("| 2 | 2, 100 | 0.500 [0.500, 0.500] |")
     text = "\n".join(lines)
     assert "over DER takes DER's published per-game means as one run per game" in text
+    # Where each game's mean falls among the published runs: above all, below all.
+    assert "| boxing | 0% / 0% |" in lines and "| pong | 100% / 100% |" in lines
     assert "not stored in this repository" not in text
+
+
+def test_standing_counts_the_published_runs_below_each_mean_score(script) -> None:
+    from distrl_agents.evaluation.benchmarks import published_runs
+
+    krull = np.sort(np.asarray(published_runs("DrQ(eps)")["krull"], dtype=float))
+    x = float(krull[9])  # above runs 0-8, tied with run 9 (and any equal to it)
+    rows = [_row("krull", "c51", 0, x - 1.0), _row("krull", "c51", 1, x + 1.0)]  # mean x
+    rows += [_row("krull", "iqn", 0, 1e9), _row("pong", "iqn", 0, -1e9)]
+    lines = script.standing_table(rows)
+    head = next(i for i, line in enumerate(lines) if line.startswith("| game |"))
+    assert lines[head] == "| game | c51 | iqn |"
+    below, ties = int(np.sum(krull < x)), int(np.sum(krull == x))
+    drq = f"{100 * (below + 0.5 * ties) / krull.size:.0f}%"
+    krull_row = next(line for line in lines if line.startswith("| krull |"))
+    assert krull_row.startswith(f"| krull | {drq} / ") and krull_row.endswith(" | 100% / 100% |")
+    assert "| pong | — | 0% / 0% |" in lines  # c51 did not run pong
+    assert script.standing_table([_row("not_a_game", "c51", 0, 1.0)]) == []
 
 
 def _interval(cell: str) -> tuple[float, float, float]:
