@@ -28,7 +28,8 @@ a machine that stops without a signal loses at most that much.
 ``--games atari100k`` (or ``atari57``, ``atari55``) names a benchmark's whole game list. With
 ``--csv``, each run's row (game, agent, seed, preset, agent steps, final score, its standard
 error, games, precision, threads, wall hours, machine, commit) is written to that CSV the moment
-the run finishes (replacing an older row of the same game, agent, seed and preset), and with
+the run finishes (replacing an older row of the same game, agent, seed and preset), a run that
+already has a row there (finished on another machine) is skipped, and with
 ``--commit`` the CSV alone is committed to its git repository at once, so that a finished run's
 result survives the machine. ``status`` with ``--agents``/``--games``/``--seeds`` shows the whole
 grid, runs not yet started included, and estimates the wall time left. ``--plan atari100k`` (for
@@ -190,6 +191,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_grid(args: argparse.Namespace, out: Path) -> int:
     total = int(_override(args.overrides, "trainer.total_steps", None) or TOTAL_STEPS)
     pending = planned_runs(args, out)
+    # Finished on another machine (or before this one's runs directory was lost): its row is the
+    # result, so it is not trained again.
+    elsewhere = recorded_runs(Path(args.csv) if args.csv else None, args.preset, total)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if args.jobs is None:  # one 1-thread run per CPU finishes a grid soonest (bench_threads.py)
         args.jobs = max(1, min(cpus or 1, len(pending)))
@@ -202,6 +206,12 @@ def _run_grid(args: argparse.Namespace, out: Path) -> int:
             agent, game, seed, run_dir = pending.pop(0)
             if final_eval(run_dir, total) is not None:
                 print(f"atari100k: {run_dir.name}: finished, skipped", flush=True)
+                continue
+            if (game, agent, seed) in elsewhere:
+                print(
+                    f"atari100k: {run_dir.name}: finished (its row is in {args.csv}), skipped",
+                    flush=True,
+                )
                 continue
             cmd = [
                 tool("distrl-train"),
@@ -433,6 +443,20 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def recorded_runs(
+    path: Path | None, preset: str, total: int = TOTAL_STEPS
+) -> dict[tuple[str, str, int], dict[str, str]]:
+    """The runs of ``preset`` with a row in the CSV at ``path`` (finished on this machine or on
+    another: the rows are committed as runs finish), ``(game, agent, seed) -> row``."""
+    if path is None:
+        return {}
+    return {
+        (r["game"], r["agent"], int(r["seed"])): r
+        for r in read_rows(path)
+        if r["preset"] == preset and int(r["agent_steps"]) == total
+    }
 
 
 def upsert_row(path: Path, row: dict[str, str]) -> None:
@@ -1059,7 +1083,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = {"finished": 0, "started": 0, "not started": 0}
     finished_hours: dict[str, list[float]] = {}  # agent -> wall hours of its finished runs
     left: dict[str, float] = {}  # agent -> runs left, a run in progress counted by its steps
+    rows = recorded_runs(Path(args.csv) if args.csv else None, args.preset)
     for d in dirs:
+        key = _run_key(d)
+        row = rows.get(key) if key is not None and key in rows and not final_eval(d) else None
+        if row is not None:  # finished elsewhere: the CSV's row stands for it
+            counts["finished"] += 1
+            finished_hours.setdefault(row["agent"], []).append(float(row["wall_hours"]))
+            print(
+                f"{d.name:32s} final score {float(row['score']):.1f} ({row['episodes']} games; "
+                f"row in {args.csv}); {float(row['wall_hours']):.2f} h of training"
+            )
+            continue
         if not (d / "config.json").is_file():
             counts["not started"] += 1
             left[agents[d]] = left.get(agents[d], 0.0) + 1.0
@@ -1085,6 +1120,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     for line in time_left(finished_hours, left, args.jobs):
         print(line)
     return 0
+
+
+def _run_key(run_dir: Path) -> tuple[str, str, int] | None:
+    """(game, agent, seed) of a run directory named ``<game>-<agent>-seed<seed>``."""
+    game, _, rest = run_dir.name.partition("-")
+    agent, _, seed = rest.rpartition("-seed")
+    return (game, agent, int(seed)) if game and agent and seed.isdigit() else None
 
 
 def time_left(
@@ -1288,6 +1330,10 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--games", nargs="+", default=[])
     status.add_argument("--seeds", nargs="+", type=int, default=[0])
     status.add_argument("--plan", choices=sorted(PLANS), default=None, help="as for run")
+    status.add_argument(
+        "--csv", default=None, help="runs with a row here count as finished (as for run)"
+    )
+    status.add_argument("--preset", default="atari100k", help="the rows' preset (with --csv)")
     status.add_argument(
         "--jobs", type=int, default=None, help="runs at a time, for the time left (default: CPUs)"
     )

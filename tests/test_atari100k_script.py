@@ -387,6 +387,35 @@ def test_runner_stops_when_runs_keep_failing_without_training(
     assert script.signal.getsignal(script.signal.SIGINT) is before  # handlers put back
 
 
+def test_runs_with_a_committed_row_are_not_trained_again(
+    script,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    failing_trainings: list[list[str]],
+) -> None:
+    # A fresh machine: no run directories, but the CSV holds rows committed on another one.
+    csv_path = tmp_path / "runs.csv"
+    row = {**_row("pong", "c51", 0, -20.0), "agent_steps": "100000", "episodes": "100"}
+    script.upsert_row(csv_path, row)
+    script.upsert_row(csv_path, {**row, "game": "breakout", "agent_steps": "50000"})  # shorter
+    script.upsert_row(csv_path, {**row, "game": "qbert", "preset": "atari100k_dopamine"})
+    out = tmp_path / "runs"
+    argv = ["--agents", "c51", "--games", "pong", "breakout", "qbert", "--out", str(out)]
+    assert script.main(["run", *argv, "--jobs", "1", "--csv", str(csv_path)]) == 1
+    started = [next(a for a in cmd if a.startswith("env.game=")) for cmd in failing_trainings]
+    assert started == ["env.game=breakout", "env.game=qbert"]  # pong skipped; then both failed
+    assert (
+        f"pong-c51-seed0: finished (its row is in {csv_path}), skipped" in capsys.readouterr().out
+    )
+    assert script.main(["status", *argv, "--csv", str(csv_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert (
+        lines[0].startswith("pong-c51-seed0") and "final score -20.0 (100 games; row in" in lines[0]
+    )
+    assert "1 finished, 0 started, 2 not started (of 3 runs)" in lines
+    assert "c51 2.0 runs x 0.50 h (median of 1 finished)" in lines[-1]
+
+
 def test_subset_table_names_each_games_winner_over_the_games_all_agents_finished(script) -> None:
     rnd, hum = script.published("random"), script.published("human")
     at = {g: (lambda h, g=g: rnd[g] + h * (hum[g] - rnd[g])) for g in script.SUBSET}
