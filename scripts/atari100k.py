@@ -555,6 +555,13 @@ def published_run_matrix(
     return np.array([[_hns_value(x, g, rnd, hum) for x in runs[g]] for g in games]).T
 
 
+def published_means_matrix(method: str, games: list[str]) -> np.ndarray:
+    """``[1, games]`` HNS of a paper's published per-game means (one number per game, as one
+    run) on ``games``, in that order."""
+    rnd, hum, pub = published("random"), published("human"), published(method)
+    return np.array([[_hns_value(pub[g], g, rnd, hum) for g in games]])
+
+
 def _run_label(method: str, runs: int) -> str:
     return f"{method}, {runs} runs (rliable)"
 
@@ -577,14 +584,14 @@ def improvement_table(
         "| agent | over | games | runs/game (agent, other) | P(agent > other) |",
         "|---|---|---:|---|---|",
     ]
-    rnd, hum, der = published("random"), published("human"), published("DER")
+    der = published("DER")
     for agent, m in matrices.items():
         # DER's per-game means as one "run" per game: the share of games (ties half) where the
         # agent's runs beat DER's mean; its interval resamples the agent's runs alone.
         cols = [i for i, g in enumerate(games_of[agent]) if g in der]
         if cols:
             games = [games_of[agent][i] for i in cols]
-            other = np.array([[_hns_value(der[g], g, rnd, hum) for g in games]])
+            other = published_means_matrix("DER", games)
             ci = probability_of_improvement_ci(m[:, cols], other, reps=reps)
             above = int((m[:, cols].mean(axis=0) > other[0]).sum())
             out.append(
@@ -665,7 +672,7 @@ def results_tables(rows: list[dict[str, str]], preset: str = "atari100k", reps: 
             same = [g for g in games_of[agent] if g in pub[method]]
             if len(same) < len(games_of[agent]):
                 continue
-            row = np.array([[_hns_value(pub[method][g], g, rnd, hum) for g in same]])
+            row = published_means_matrix(method, same)
             vals = {k: float(fn(row)) for k, fn in METRICS.items()}
             out.append(
                 f"| {method} (published means, same games) | {len(same)} | 1 "
@@ -898,11 +905,9 @@ def _published_profiles(
     from distrl_agents.evaluation.aggregates import performance_profile
     from distrl_agents.evaluation.benchmarks import published_run_methods, published_runs
 
-    rnd, hum = published("random"), published("human")
     out = {}
-    der = published("DER")
-    if all(g in der for g in games):
-        row = np.array([[_hns_value(der[g], g, rnd, hum) for g in games]])
+    if all(g in published("DER") for g in games):
+        row = published_means_matrix("DER", games)
         out["DER (published means)"] = performance_profile(row, taus, reps=0)
     for method in published_run_methods():
         runs = published_runs(method)
@@ -1073,10 +1078,10 @@ def cmd_diverge(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
     dirs = sorted(p.parent for p in out.glob("*/config.json"))
-    agents: dict[Path, str] = {}  # the grid's runs, those not started yet included
-    if args.plan or (args.agents and args.games):
-        agents = {d: a for a, _, _, d in planned_runs(args, out)}
-        dirs = list(agents) + [d for d in dirs if d not in agents]
+    keys: dict[Path, tuple[str, str, int]] = {}  # (game, agent, seed) of the grid's runs
+    if args.plan or (args.agents and args.games):  # those not started yet included
+        keys = {d: (g, a, s) for a, g, s, d in planned_runs(args, out)}
+        dirs = list(keys) + [d for d in dirs if d not in keys]
     if not dirs:
         print(f"atari100k: no runs in {out}")
         return 1
@@ -1085,8 +1090,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     left: dict[str, float] = {}  # agent -> runs left, a run in progress counted by its steps
     rows = recorded_runs(Path(args.csv) if args.csv else None, args.preset)
     for d in dirs:
-        key = _run_key(d)
-        row = rows.get(key) if key is not None and key in rows and not final_eval(d) else None
+        final = final_eval(d) if (d / "config.json").is_file() else None
+        key = keys.get(d) or _config_key(d)
+        row = rows.get(key) if final is None and key is not None else None
         if row is not None:  # finished elsewhere: the CSV's row stands for it
             counts["finished"] += 1
             finished_hours.setdefault(row["agent"], []).append(float(row["wall_hours"]))
@@ -1095,13 +1101,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"row in {args.csv}); {float(row['wall_hours']):.2f} h of training"
             )
             continue
+        assert key is not None  # a grid run, or a directory with its config
+        agent = key[1]
         if not (d / "config.json").is_file():
             counts["not started"] += 1
-            left[agents[d]] = left.get(agents[d], 0.0) + 1.0
+            left[agent] = left.get(agent, 0.0) + 1.0
             print(f"{d.name:32s} not started")
             continue
-        agent = agents.get(d) or json.loads((d / "config.json").read_text())["agent"]["name"]
-        final = final_eval(d)
         counts["finished" if final else "started"] += 1
         hours = sum(json.loads(x)["hours"] for x in _lines(d / "wall_time.jsonl"))
         if final:
@@ -1122,11 +1128,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_key(run_dir: Path) -> tuple[str, str, int] | None:
-    """(game, agent, seed) of a run directory named ``<game>-<agent>-seed<seed>``."""
-    game, _, rest = run_dir.name.partition("-")
-    agent, _, seed = rest.rpartition("-seed")
-    return (game, agent, int(seed)) if game and agent and seed.isdigit() else None
+def _config_key(run_dir: Path) -> tuple[str, str, int] | None:
+    """(game, agent, seed) from a run directory's config, None where it has none yet."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return None
+    cfg = json.loads(path.read_text())
+    return cfg["env"]["game"], cfg["agent"]["name"], int(cfg["seed"])
 
 
 def time_left(
