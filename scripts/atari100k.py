@@ -942,9 +942,10 @@ def profile_figures(
         figures.append((stem.with_name(stem.name + "_subset"), subset, common))
     paths = []
     for path, mine, names in figures:
+        runs = {a: m.shape[0] for a, m in mine.items()}
         profiles = {
-            f"{a}, {m.shape[0]} run{'s' if m.shape[0] > 1 else ''} per game": prof
-            for (a, m), prof in zip(mine.items(), performance_profile(mine, taus, reps).values())
+            f"{a}, {runs[a]} run{'s' if runs[a] > 1 else ''} per game": prof
+            for a, prof in performance_profile(mine, taus, reps).items()
         }
         published_profiles = _published_profiles(names, taus, reps)
         profiles.update(published_profiles)
